@@ -1,0 +1,5 @@
+//! freshet's benchmark harness.
+
+fn main() {
+    println!("freshet-bench: no workloads yet");
+}

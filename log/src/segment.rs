@@ -1,0 +1,512 @@
+//! One segment of a partition: `{base_offset:020}.log` plus its sparse `.index` and
+//! `.timeindex`.
+//!
+//! The active segment keeps its indexes in memory and writes them out when it is sealed;
+//! on open the active segment is rescanned (checking every batch's CRC), which also rebuilds
+//! its indexes. Sealed segments load their index files, or rebuild them by a scan when they
+//! are missing or do not match the log file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::batch::{self, BatchHeader, Parsed};
+use crate::error::{Error, Result};
+
+const INDEX_MAGIC: &[u8; 8] = b"FRIDX\0\0\x01";
+const READ_CHUNK: usize = 1 << 20;
+
+/// The file name of a segment's log file.
+pub(crate) fn log_file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.log")
+}
+
+/// What a scan of a log file found.
+#[derive(Debug)]
+pub(crate) struct ScanEnd {
+    /// Bytes of complete, valid batches from the start of the scan.
+    pub(crate) valid_len: u64,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub(crate) problem: Option<String>,
+}
+
+/// Sequentially reads the batches of `file` from `from` to `to`, checking each CRC, calling
+/// `each(header, position, bytes)`; stops at the first incomplete or invalid batch.
+pub(crate) fn scan(
+    file: &File,
+    path: &Path,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(&BatchHeader, u64, &Bytes) -> Result<ControlFlow<()>>,
+) -> Result<ScanEnd> {
+    let mut pos = from;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = from; // file position of buf[0]
+    loop {
+        let rel = (pos - buf_start) as usize;
+        let have = &buf[rel..];
+        let header = match batch::parse_header(have) {
+            Parsed::Header(h) => Some(h),
+            Parsed::Incomplete => None,
+            Parsed::Invalid(why) => {
+                return Ok(ScanEnd {
+                    valid_len: pos - from,
+                    problem: Some(why),
+                })
+            }
+        };
+        let need = header.map_or(batch::HEADER_LEN, |h| h.total_len);
+        if have.len() < need {
+            // Refill: keep the unparsed tail, read more.
+            if pos >= to || pos + need as u64 > to {
+                let problem =
+                    (pos < to).then(|| format!("incomplete batch: {} of {need} bytes", to - pos));
+                return Ok(ScanEnd {
+                    valid_len: pos - from,
+                    problem,
+                });
+            }
+            buf.drain(..rel);
+            buf_start = pos;
+            let want = need.max(READ_CHUNK).min((to - pos) as usize);
+            let old = buf.len();
+            if want > old {
+                buf.resize(want, 0);
+                read_exact_at(file, path, &mut buf[old..], pos + old as u64)?;
+            }
+            continue;
+        }
+        let Some(h) = header else { continue };
+        let bytes = Bytes::copy_from_slice(&have[..h.total_len]);
+        if !batch::crc_ok(&bytes, &h) {
+            return Ok(ScanEnd {
+                valid_len: pos - from,
+                problem: Some(format!("crc mismatch in batch at offset {}", h.base_offset)),
+            });
+        }
+        if each(&h, pos, &bytes)?.is_break() {
+            return Ok(ScanEnd {
+                valid_len: pos - from,
+                problem: None,
+            });
+        }
+        pos += h.total_len as u64;
+    }
+}
+
+fn read_exact_at(file: &File, path: &Path, buf: &mut [u8], pos: u64) -> Result<()> {
+    file.read_exact_at(buf, pos)
+        .map_err(|e| Error::io("read", path, e))
+}
+
+/// A segment's in-memory state.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) base_offset: i64,
+    pub(crate) path: PathBuf,
+    file: File,
+    /// Bytes of valid data.
+    pub(crate) size: u64,
+    /// One past the last offset in the segment (`base_offset` when empty).
+    pub(crate) next_offset: i64,
+    /// Largest timestamp in the segment (`i64::MIN` when empty).
+    pub(crate) max_timestamp: i64,
+    /// Wall-clock ms when the segment was created (for `segment.ms`).
+    pub(crate) created_ms: i64,
+    /// `(offset - base_offset, position)` of a batch start, every `index_interval` bytes.
+    index: Vec<(u32, u32)>,
+    /// `(max timestamp through a batch, offset - base_offset of that batch's start)`.
+    time_index: Vec<(i64, u32)>,
+    bytes_since_index: u64,
+    index_interval: u64,
+    writable: bool,
+}
+
+impl Segment {
+    /// Creates an empty segment file.
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        index_interval: u64,
+    ) -> Result<Segment> {
+        let path = dir.join(log_file_name(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| Error::io("create segment", &path, e))?;
+        Ok(Segment {
+            base_offset,
+            path,
+            file,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: i64::MIN,
+            created_ms: now_ms,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            bytes_since_index: 0,
+            index_interval,
+            writable: true,
+        })
+    }
+
+    /// Opens an existing segment.
+    ///
+    /// `active` segments (the last one) are rescanned and, when `writable`, truncated after the
+    /// last valid batch; sealed segments load their index files when they match.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        active: bool,
+        writable: bool,
+        index_interval: u64,
+        mut on_batch: impl FnMut(&BatchHeader, &Bytes) -> Result<()>,
+    ) -> Result<Segment> {
+        let path = dir.join(log_file_name(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(&path)
+            .map_err(|e| Error::io("open segment", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        let created_ms = file
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut seg = Segment {
+            base_offset,
+            path,
+            file,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: i64::MIN,
+            created_ms,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            bytes_since_index: 0,
+            index_interval,
+            writable: writable && active,
+        };
+        if !active && seg.load_index(len) {
+            return Ok(seg);
+        }
+        let end = seg.scan_from(0, len, &mut on_batch)?;
+        if let Some(problem) = end.problem {
+            if !active {
+                return Err(Error::Corrupt {
+                    path: seg.path.clone(),
+                    position: end.valid_len,
+                    reason: problem,
+                });
+            }
+            if writable {
+                tracing::warn!(
+                    path = %seg.path.display(),
+                    kept = end.valid_len,
+                    dropped = len - end.valid_len,
+                    %problem,
+                    "recovery truncated the tail of the active segment"
+                );
+                seg.file
+                    .set_len(end.valid_len)
+                    .map_err(|e| Error::io("truncate torn tail", &seg.path, e))?;
+                seg.file
+                    .sync_all()
+                    .map_err(|e| Error::io("fsync", &seg.path, e))?;
+            }
+        }
+        Ok(seg)
+    }
+
+    /// Scans from `from` (a batch boundary) to `to`, adding what it finds to the in-memory state.
+    fn scan_from(
+        &mut self,
+        from: u64,
+        to: u64,
+        on_batch: &mut impl FnMut(&BatchHeader, &Bytes) -> Result<()>,
+    ) -> Result<ScanEnd> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("dup", &self.path, e))?;
+        let path = self.path.clone();
+        let end = scan(&file, &path, from, to, |h, pos, bytes| {
+            self.note_batch(h, pos);
+            on_batch(h, bytes).map(|()| ControlFlow::Continue(()))
+        })?;
+        self.size = from + end.valid_len;
+        Ok(end)
+    }
+
+    /// For read-only openers: picks up batches the owner appended since the last look.
+    pub(crate) fn refresh(
+        &mut self,
+        mut on_batch: impl FnMut(&BatchHeader, &Bytes) -> Result<()>,
+    ) -> Result<()> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("stat", &self.path, e))?
+            .len();
+        if len > self.size {
+            self.scan_from(self.size, len, &mut on_batch)?;
+        }
+        Ok(())
+    }
+
+    fn note_batch(&mut self, h: &BatchHeader, pos: u64) {
+        let rel = (h.base_offset - self.base_offset) as u32;
+        if self.index.is_empty() || self.bytes_since_index >= self.index_interval {
+            self.index.push((rel, pos as u32));
+            self.time_index
+                .push((self.max_timestamp.max(h.max_timestamp), rel));
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += h.total_len as u64;
+        self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+        self.next_offset = h.last_offset() + 1;
+        // Keep the time index entry of the current interval up to date.
+        if let Some(last) = self.time_index.last_mut() {
+            last.0 = last.0.max(self.max_timestamp);
+        }
+    }
+
+    /// Appends one encoded batch; `sync` fsyncs before returning.
+    pub(crate) fn append(&mut self, bytes: &[u8], header: &BatchHeader, sync: bool) -> Result<()> {
+        if let Err(e) = self.file.write_all_at(bytes, self.size) {
+            // Best effort: cut off a partial write so the file stays a run of whole batches.
+            let _ = self.file.set_len(self.size);
+            return Err(Error::io("append", &self.path, e));
+        }
+        if sync {
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io("fsync", &self.path, e))?;
+        }
+        let pos = self.size;
+        self.note_batch(header, pos);
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// fsyncs the log file.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fsync", &self.path, e))
+    }
+
+    /// The position of the batch holding `offset`, or of an earlier batch.
+    fn position_for(&self, offset: i64) -> u64 {
+        let rel = (offset - self.base_offset).max(0) as u32;
+        let i = self.index.partition_point(|&(o, _)| o <= rel);
+        if i == 0 {
+            0
+        } else {
+            u64::from(self.index[i - 1].1)
+        }
+    }
+
+    /// Whole, CRC-checked batches whose last offset is ≥ `from`, starting before `limit`,
+    /// up to about `max_bytes` (at least one batch when any qualifies).
+    pub(crate) fn read(
+        &self,
+        from: i64,
+        limit: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<(BatchHeader, Bytes)>> {
+        let mut out = Vec::new();
+        let mut taken = 0usize;
+        let start = self.position_for(from);
+        let end = scan(
+            &self.file,
+            &self.path,
+            start,
+            self.size,
+            |h, _pos, bytes| {
+                if h.base_offset >= limit || (taken >= max_bytes && !out.is_empty()) {
+                    return Ok(ControlFlow::Break(()));
+                }
+                if h.last_offset() >= from {
+                    taken += bytes.len();
+                    out.push((*h, bytes.clone()));
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        if let Some(problem) = end.problem {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                position: start + end.valid_len,
+                reason: problem,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The first offset in this segment with timestamp ≥ `ts`, if any.
+    pub(crate) fn offset_for_time(&self, ts: i64) -> Result<Option<i64>> {
+        if self.max_timestamp < ts {
+            return Ok(None);
+        }
+        let i = self.time_index.partition_point(|&(t, _)| t < ts);
+        let from = if i == 0 {
+            self.base_offset
+        } else {
+            // Everything through batch i-1's interval is < ts; start at the next entry.
+            self.time_index
+                .get(i)
+                .map_or(self.base_offset, |&(_, rel)| {
+                    self.base_offset + i64::from(rel)
+                })
+        };
+        for (h, bytes) in self.read(from, i64::MAX, usize::MAX)? {
+            if h.max_timestamp < ts || h.is_control() {
+                continue;
+            }
+            let records = batch::decode_records(&bytes, &h).map_err(|reason| Error::Corrupt {
+                path: self.path.clone(),
+                position: 0,
+                reason,
+            })?;
+            if let Some(r) = records.iter().find(|r| r.timestamp >= ts) {
+                return Ok(Some(r.offset));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes the segment immutable: fsyncs it and writes its index files.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        if self.writable {
+            self.sync()?;
+            self.write_index()?;
+        }
+        self.writable = false;
+        Ok(())
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.path.with_extension("index")
+    }
+    fn time_index_path(&self) -> PathBuf {
+        self.path.with_extension("timeindex")
+    }
+
+    fn write_index(&self) -> Result<()> {
+        let mut idx = Vec::with_capacity(32 + self.index.len() * 8);
+        idx.extend_from_slice(INDEX_MAGIC);
+        idx.extend_from_slice(&self.size.to_be_bytes());
+        idx.extend_from_slice(&self.next_offset.to_be_bytes());
+        idx.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        for &(rel, pos) in &self.index {
+            idx.extend_from_slice(&rel.to_be_bytes());
+            idx.extend_from_slice(&pos.to_be_bytes());
+        }
+        let mut tidx = Vec::with_capacity(8 + self.time_index.len() * 12);
+        tidx.extend_from_slice(INDEX_MAGIC);
+        for &(ts, rel) in &self.time_index {
+            tidx.extend_from_slice(&ts.to_be_bytes());
+            tidx.extend_from_slice(&rel.to_be_bytes());
+        }
+        write_file_atomic(&self.index_path(), &idx)?;
+        write_file_atomic(&self.time_index_path(), &tidx)
+    }
+
+    /// Loads index files written by `seal`; false when they are missing or stale.
+    fn load_index(&mut self, log_len: u64) -> bool {
+        let (Ok(idx), Ok(tidx)) = (
+            fs::read(self.index_path()),
+            fs::read(self.time_index_path()),
+        ) else {
+            return false;
+        };
+        if idx.len() < 32 || &idx[..8] != INDEX_MAGIC || (idx.len() - 32) % 8 != 0 {
+            return false;
+        }
+        if tidx.len() < 8 || &tidx[..8] != INDEX_MAGIC || (tidx.len() - 8) % 12 != 0 {
+            return false;
+        }
+        let rd8 = |b: &[u8], at: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[at..at + 8]);
+            a
+        };
+        let rd4 = |b: &[u8], at: usize| [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        let size = u64::from_be_bytes(rd8(&idx, 8));
+        if size != log_len {
+            return false;
+        }
+        self.size = size;
+        self.next_offset = i64::from_be_bytes(rd8(&idx, 16));
+        self.max_timestamp = i64::from_be_bytes(rd8(&idx, 24));
+        self.index = idx[32..]
+            .chunks_exact(8)
+            .map(|c| (u32::from_be_bytes(rd4(c, 0)), u32::from_be_bytes(rd4(c, 4))))
+            .collect();
+        self.time_index = tidx[8..]
+            .chunks_exact(12)
+            .map(|c| (i64::from_be_bytes(rd8(c, 0)), u32::from_be_bytes(rd4(c, 8))))
+            .collect();
+        true
+    }
+
+    /// Deletes the segment's files.
+    pub(crate) fn delete(self) -> Result<()> {
+        for p in [self.index_path(), self.time_index_path()] {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("delete index", p, e)),
+            }
+        }
+        fs::remove_file(&self.path).map_err(|e| Error::io("delete segment", &self.path, e))
+    }
+}
+
+/// Writes a file via a temporary and a rename, fsyncing both file and directory.
+pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a directory so a create, rename or delete in it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync dir", dir, e))
+}
+
+/// Reads a whole small file, `None` if it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let mut v = Vec::new();
+    f.read_to_end(&mut v)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(v))
+}

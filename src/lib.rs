@@ -1,0 +1,32 @@
+//! freshet: Kafka Streams for Rust, with the broker built in.
+//!
+//! This facade re-exports the public API of freshet's crates, so an application depends on
+//! one package. Today it holds the embedded log ([`log`]); the streams DSL and the runtime
+//! are added as they land.
+//!
+//! ```
+//! use freshet::prelude::*;
+//! let dir = tempfile::tempdir()?;
+//! let log = Log::open(dir.path())?;
+//! log.create_topic("page-views", TopicConfig::partitions(4))?;
+//! # Ok::<(), freshet::Error>(())
+//! ```
+
+pub use freshet_log as log;
+
+/// The common imports: `use freshet::prelude::*;`.
+pub mod prelude {
+    pub use freshet_log::{Acks, Isolation, Log, Record, TopicConfig};
+}
+
+/// Any error freshet returns.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// From the embedded log.
+    #[error(transparent)]
+    Log(#[from] freshet_log::Error),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
