@@ -139,8 +139,8 @@ impl TopicConfig {
             }
             "segment.bytes" => {
                 let v = int()?;
-                if v < 14 {
-                    return Err(bad("must be at least 14"));
+                if v < 14 || v > i64::from(i32::MAX) {
+                    return Err(bad("must be between 14 and 2147483647"));
                 }
                 self.segment_bytes = v as u64;
             }

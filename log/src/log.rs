@@ -192,33 +192,7 @@ impl Log {
         if self.inner.writable {
             return Ok(());
         }
-        let fresh = load_topics(
-            &self.inner.dir,
-            false,
-            self.inner.config.index_interval_bytes,
-        )?;
-        {
-            let mut topics = self.inner.topics.write();
-            // Keep open partitions of topics whose id did not change.
-            let mut merged = BTreeMap::new();
-            for (name, t) in fresh {
-                let keep = topics
-                    .get(&name)
-                    .filter(|old| old.meta.read().id == t.meta.read().id)
-                    .cloned();
-                match keep {
-                    Some(old) => {
-                        *old.meta.write() = t.meta.read().clone();
-                        old.open_partitions(false, self.inner.config.index_interval_bytes)?;
-                        merged.insert(name, old);
-                    }
-                    None => {
-                        merged.insert(name, t);
-                    }
-                }
-            }
-            *topics = merged;
-        }
+        self.refresh_topics()?;
         // Data first, then transaction state, so nothing is taken as stable before its
         // transaction is known (see `Partition::refresh`).
         let mut caps = Vec::new();
@@ -232,6 +206,44 @@ impl Log {
             p.finish_refresh(cap)?;
         }
         self.inner.groups.refresh(&self.inner)?;
+        Ok(())
+    }
+
+    /// Read-only handles: picks up created, deleted and altered topics, opening only what is
+    /// new (a topic whose id changed was deleted and recreated).
+    fn refresh_topics(&self) -> Result<()> {
+        let tdir = self.inner.dir.join(TOPICS_DIR);
+        let interval = self.inner.config.index_interval_bytes;
+        let entries = fs::read_dir(&tdir).map_err(|e| Error::io("list topics", &tdir, e))?;
+        let mut fresh = BTreeMap::new();
+        let old = self.inner.topics.read().clone();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list topics", &tdir, e))?;
+            let dir = entry.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let meta = match topic::read_meta(&dir) {
+                Ok(Some(meta)) => meta,
+                // Mid-creation or mid-deletion by the owner: look again next time.
+                Ok(None) | Err(Error::Io { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let name = meta.name.clone();
+            match old.get(&name).filter(|t| t.meta.read().id == meta.id) {
+                Some(t) => {
+                    *t.meta.write() = meta;
+                    t.open_partitions(false, interval)?;
+                    fresh.insert(name, t.clone());
+                }
+                None => {
+                    if let Some(t) = Topic::open(dir, false, interval)? {
+                        fresh.insert(name, Arc::new(t));
+                    }
+                }
+            }
+        }
+        *self.inner.topics.write() = fresh;
         Ok(())
     }
 

@@ -139,6 +139,12 @@ impl Partition {
                 |_, _| Ok(()),
             )?);
         }
+        // A sealed segment ends where the next begins (a roll starts the next segment at the
+        // end offset), whatever compaction or damage left inside it.
+        for i in 1..segments.len() {
+            let next_base = segments[i].base_offset;
+            segments[i - 1].next_offset = next_base;
+        }
         let first_base = segments.first().map_or(0, |s| s.base_offset);
         let mut log_start = persisted_start.unwrap_or(first_base).max(first_base);
         if segments.is_empty() {
@@ -215,6 +221,19 @@ impl Partition {
     ) -> Result<(i64, i64)> {
         let mut st = self.state.lock();
         self.check_writable(&st, "append")?;
+        if let Some(stamp) = producer {
+            // A transactional batch must belong to a transaction open here: after a fence or
+            // an abort marker it would land outside every known range and look committed.
+            if !st.ongoing.contains_key(&stamp.producer_id) {
+                return Err(Error::InvalidTxnState {
+                    transactional_id: format!("producer {}", stamp.producer_id),
+                    reason: format!(
+                        "no open transaction on {}-{} (ended or fenced)",
+                        self.topic, self.id
+                    ),
+                });
+            }
+        }
         let now = now_ms();
         let base = st.end();
         let mut enc = BatchEncoder::new(base, producer, false);

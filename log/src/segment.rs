@@ -206,11 +206,16 @@ impl Segment {
         let end = seg.scan_from(0, len, &mut on_batch)?;
         if let Some(problem) = end.problem {
             if !active {
-                return Err(Error::Corrupt {
-                    path: seg.path.clone(),
-                    position: end.valid_len,
-                    reason: problem,
-                });
+                // Keep the whole file: reads that reach the bad batch report `Corrupt`; the
+                // partition sets `next_offset` from the following segment's base.
+                tracing::error!(
+                    path = %seg.path.display(),
+                    position = end.valid_len,
+                    %problem,
+                    "sealed segment is corrupt; reads of the damaged range will fail"
+                );
+                seg.size = len;
+                return Ok(seg);
             }
             if writable {
                 tracing::warn!(

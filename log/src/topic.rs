@@ -104,15 +104,9 @@ impl Topic {
     /// Opens a topic from its directory; `None` when the directory holds no metadata
     /// (a creation interrupted before it was recorded).
     pub(crate) fn open(dir: PathBuf, writable: bool, index_interval: u64) -> Result<Option<Topic>> {
-        let path = dir.join(META_FILE);
-        let Some(bytes) = segment::read_optional(&path)? else {
+        let Some(meta) = read_meta(&dir)? else {
             return Ok(None);
         };
-        let meta: TopicMeta = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-            path: path.clone(),
-            position: e.column() as u64,
-            reason: e.to_string(),
-        })?;
         let topic = Topic {
             dir,
             meta: RwLock::new(meta),
@@ -190,6 +184,20 @@ impl Topic {
             partitions,
         }
     }
+}
+
+/// Reads a topic directory's metadata; `None` when it has none (yet).
+pub(crate) fn read_meta(dir: &Path) -> Result<Option<TopicMeta>> {
+    let path = dir.join(META_FILE);
+    let Some(bytes) = segment::read_optional(&path)? else {
+        return Ok(None);
+    };
+    let meta = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+        path: path.clone(),
+        position: e.column() as u64,
+        reason: e.to_string(),
+    })?;
+    Ok(Some(meta))
 }
 
 pub(crate) fn partition_dir(topic_dir: &Path, p: u32) -> PathBuf {

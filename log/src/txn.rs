@@ -109,12 +109,14 @@ impl TxnCoordinator {
             if pos >= end {
                 break;
             }
-            let records = self.log.read(pos, 4 << 20, Isolation::ReadUncommitted)?;
-            if records.is_empty() {
+            let read = self
+                .log
+                .read_from(pos, 4 << 20, Isolation::ReadUncommitted)?;
+            if read.next_offset <= pos {
                 break;
             }
-            for r in records {
-                pos = r.offset + 1;
+            pos = read.next_offset;
+            for r in read.records {
                 let (Some(key), Some(value)) = (r.key, r.value) else {
                     continue;
                 };
@@ -405,6 +407,16 @@ impl TransactionalProducer {
         Ok(())
     }
 
+    /// A partition refusing a transactional batch usually means a newer producer fenced this
+    /// one in between: say so.
+    fn fenced_or(&self, e: Error) -> Error {
+        let mut t = self.log.inner.txn.table.lock();
+        match TxnCoordinator::check(&mut t, &self.id, self.stamp) {
+            Err(fenced) => fenced,
+            Ok(_) => e,
+        }
+    }
+
     fn state_error(&self, reason: &str) -> Error {
         Error::InvalidTxnState {
             transactional_id: self.id.clone(),
@@ -428,7 +440,9 @@ impl TransactionalProducer {
             .inner
             .txn
             .add_partition(&self.id, self.stamp, topic, &p, self.acks)?;
-        let (base_offset, last_offset) = p.append(records, Some(self.stamp), self.acks)?;
+        let (base_offset, last_offset) = p
+            .append(records, Some(self.stamp), self.acks)
+            .map_err(|e| self.fenced_or(e))?;
         self.log.inner.notify.notify_waiters();
         Ok(AppendResult {
             partition,
@@ -464,7 +478,9 @@ impl TransactionalProducer {
         inner
             .txn
             .add_partition(&self.id, self.stamp, OFFSETS_TOPIC, &partition, self.acks)?;
-        partition.append(&records, Some(self.stamp), self.acks)?;
+        partition
+            .append(&records, Some(self.stamp), self.acks)
+            .map_err(|e| self.fenced_or(e))?;
         inner
             .groups
             .add_pending(self.stamp.producer_id, group, offsets);

@@ -138,14 +138,12 @@ impl GroupCoordinator {
             if pos >= stable {
                 break;
             }
-            let records = self.log.read(pos, 4 << 20, Isolation::ReadCommitted)?;
-            let Some(last) = records.last() else {
-                // Only markers or aborted data remain below the stable offset.
-                pos = stable;
+            let read = self.log.read_from(pos, 4 << 20, Isolation::ReadCommitted)?;
+            if read.next_offset <= pos {
                 break;
-            };
-            let next = last.offset + 1;
-            for r in records {
+            }
+            let next = read.next_offset;
+            for r in read.records {
                 let Some(key) = r.key else { continue };
                 let key: StoredKey = match serde_json::from_slice(&key) {
                     Ok(k) => k,
