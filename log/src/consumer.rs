@@ -98,7 +98,8 @@ impl Log {
         positions: &[FetchPosition],
         options: &FetchOptions,
     ) -> Result<Vec<FetchedRecords>> {
-        self.refresh()?;
+        let which: Vec<(&str, u32)> = positions.iter().map(|(t, p, _)| (t.as_str(), *p)).collect();
+        self.refresh_partitions(&which)?;
         let mut out = Vec::new();
         let mut bytes_left = options.max_bytes;
         let mut records_left = options.max_records;

@@ -300,7 +300,9 @@ impl Log {
         segment::sync_dir(&self.inner.dir.join(TOPICS_DIR))?;
         drop(topic);
         fs::remove_dir_all(&to).map_err(|e| Error::io("remove deleted topic", &to, e))?;
-        self.inner.groups.forget_topic(name);
+        self.inner
+            .groups
+            .forget_topic(name, self.inner.config.durability)?;
         tracing::info!(topic = name, %id, "deleted topic");
         Ok(())
     }
@@ -465,9 +467,40 @@ impl Log {
         Ok(())
     }
 
-    fn refresh_partition(&self, _topic: &str, _partition: u32) -> Result<()> {
-        // Read-only handles re-read everything: simple, and cheap for the CLI's use.
-        self.refresh()
+    fn refresh_partition(&self, topic: &str, partition: u32) -> Result<()> {
+        self.refresh_partitions(&[(topic, partition)])
+    }
+
+    /// Read-only handles: looks again at just these partitions (and transaction state);
+    /// falls back to a full refresh when a topic is new, gone or was recreated.
+    pub(crate) fn refresh_partitions(&self, which: &[(&str, u32)]) -> Result<()> {
+        if self.inner.writable {
+            return Ok(());
+        }
+        let mut parts = Vec::with_capacity(which.len());
+        for &(topic, partition) in which {
+            let known = self.topic(topic).ok().and_then(|t| {
+                let id = t.meta.read().id;
+                let on_disk = topic::read_meta(&t.dir).ok().flatten().map(|m| m.id);
+                (on_disk == Some(id))
+                    .then(|| t.partition(partition).ok())
+                    .flatten()
+            });
+            match known {
+                Some(p) => parts.push(p),
+                None => return self.refresh(),
+            }
+        }
+        let mut caps = Vec::with_capacity(parts.len());
+        for p in parts {
+            let cap = p.refresh()?;
+            caps.push((p, cap));
+        }
+        self.inner.txn.refresh(&self.inner)?;
+        for (p, cap) in caps {
+            p.finish_refresh(cap)?;
+        }
+        Ok(())
     }
 }
 

@@ -14,7 +14,6 @@ use tokio::sync::oneshot;
 use crate::config::Acks;
 use crate::error::{Error, Result};
 use crate::log::{AppendResult, Log};
-use crate::partition::now_ms;
 use crate::partitioner::partition_for_key;
 use crate::record::Record;
 
@@ -68,7 +67,8 @@ struct ProducerInner {
 }
 
 /// Sends records to topics: picks the partition (explicit, else Kafka's default
-/// partitioner on the key bytes, else sticky for null keys), batches them, and acknowledges
+/// partitioner on the key bytes, else sticky for null keys), batches them, stamps records
+/// without a timestamp with the append time, and acknowledges
 /// each with its partition and offset once written as `acks` requires.
 ///
 /// ```
@@ -163,13 +163,12 @@ impl Producer {
         }
     }
 
-    fn send_inner(&self, topic: &str, partition: Option<u32>, mut record: Record) -> SendFuture {
+    fn send_inner(&self, topic: &str, partition: Option<u32>, record: Record) -> SendFuture {
         let inner = &self.inner;
         let n = match inner.log.partition_count(topic) {
             Ok(n) => n,
             Err(e) => return SendFuture::ready(Err(e)),
         };
-        record.timestamp.get_or_insert_with(now_ms);
         let size = record_size(&record);
         let mut acc = inner.acc.lock();
         let partition = match (partition, record.key.as_deref()) {

@@ -73,6 +73,8 @@ struct TxnTable {
     next_producer_id: i64,
     /// Next state-log offset to replay (read-only handles).
     replayed_to: i64,
+    /// Transactions replay saw end, by (topic, partition, producer id), not yet published.
+    closed: Vec<(String, u32, i64)>,
 }
 
 /// Owns the transaction state log.
@@ -128,7 +130,14 @@ impl TxnCoordinator {
                         reason: format!("transaction state record for '{id}': {e}"),
                     })?;
                 t.next_producer_id = t.next_producer_id.max(entry.producer_id + 1);
-                t.entries.insert(id, entry);
+                if let Some(old) = t.entries.insert(id, entry.clone()) {
+                    // Partitions the transaction no longer holds open must forget it.
+                    for tp in old.partitions {
+                        if !(entry.is_open() && entry.partitions.contains(&tp)) {
+                            t.closed.push((tp.topic, tp.partition, old.producer_id));
+                        }
+                    }
+                }
             }
         }
         t.replayed_to = pos;
@@ -137,7 +146,12 @@ impl TxnCoordinator {
 
     /// Tells every partition in an open transaction where that transaction starts.
     fn publish_ongoing(&self, inner: &LogInner) {
-        let t = self.table.lock();
+        let mut t = self.table.lock();
+        for (topic, partition, producer_id) in std::mem::take(&mut t.closed) {
+            if let Some(p) = resolve(inner, &topic, partition) {
+                p.set_ongoing(producer_id, None);
+            }
+        }
         for e in t.entries.values() {
             for tp in &e.partitions {
                 if let Some(p) = resolve(inner, &tp.topic, tp.partition) {
