@@ -124,9 +124,26 @@ pub(crate) struct BatchEncoder {
     count: u32,
     attributes: u16,
     producer: ProducerStamp,
+    /// A floor for `last_offset_delta` (see [`BatchEncoder::rewrite_of`]).
+    min_last_offset_delta: u32,
 }
 
 impl BatchEncoder {
+    /// A batch that replaces `header`'s batch with some of its records (the cleaner): same
+    /// base offset, attributes and producer, and the same last offset even when the last
+    /// record is gone, so a reader's next position still moves past the whole original batch.
+    /// With no records pushed it is an empty batch holding the original offset range.
+    pub(crate) fn rewrite_of(header: &BatchHeader) -> Self {
+        let mut enc = BatchEncoder::new(header.base_offset, None, false);
+        enc.attributes = header.attributes;
+        enc.producer = ProducerStamp {
+            producer_id: header.producer_id,
+            epoch: header.producer_epoch,
+        };
+        enc.min_last_offset_delta = header.last_offset_delta;
+        enc
+    }
+
     /// A batch whose first record gets `base_offset`.
     pub(crate) fn new(base_offset: i64, producer: Option<ProducerStamp>, control: bool) -> Self {
         let mut attributes = 0;
@@ -150,6 +167,7 @@ impl BatchEncoder {
                 producer_id: -1,
                 epoch: -1,
             }),
+            min_last_offset_delta: 0,
         }
     }
 
@@ -157,9 +175,10 @@ impl BatchEncoder {
         self.count == 0
     }
 
-    /// Bytes the batch takes so far.
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
+    /// Makes room for about `additional` more bytes of records at once, so a large batch
+    /// does not grow (and copy) its buffer step by step.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
     }
 
     /// Appends a record at `offset` (≥ the previous record's offset + 1; gaps are allowed).
@@ -173,20 +192,33 @@ impl BatchEncoder {
     ) {
         let base_ts = *self.base_timestamp.get_or_insert(timestamp);
         let offset_delta = (offset - self.base_offset) as u32;
-        let mut body =
-            Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
-        body.push(0u8); // record attributes (unused)
-        put_varlong(&mut body, timestamp.wrapping_sub(base_ts));
-        put_varint(&mut body, offset_delta as i32);
-        put_bytes(&mut body, key);
-        put_bytes(&mut body, value);
-        put_varint(&mut body, headers.len() as i32);
+        let ts_delta = timestamp.wrapping_sub(base_ts);
+        // Encoded straight into the batch: the length prefix is computed first, so no
+        // per-record buffer is allocated (this is the bulk produce path's inner loop).
+        let body_len = 1 // record attributes
+            + varint_len(i64::from(offset_delta as i32))
+            + varint_len(ts_delta)
+            + bytes_len(key)
+            + bytes_len(value)
+            + varint_len(i64::from(headers.len() as i32))
+            + headers
+                .iter()
+                .map(|(name, val)| bytes_len(Some(name.as_bytes())) + bytes_len(Some(val)))
+                .sum::<usize>();
+        self.buf.reserve(5 + body_len);
+        put_varint(&mut self.buf, body_len as i32);
+        let body_start = self.buf.len();
+        self.buf.push(0u8); // record attributes (unused)
+        put_varlong(&mut self.buf, ts_delta);
+        put_varint(&mut self.buf, offset_delta as i32);
+        put_bytes(&mut self.buf, key);
+        put_bytes(&mut self.buf, value);
+        put_varint(&mut self.buf, headers.len() as i32);
         for (name, val) in headers {
-            put_bytes(&mut body, Some(name.as_bytes()));
-            put_bytes(&mut body, Some(val));
+            put_bytes(&mut self.buf, Some(name.as_bytes()));
+            put_bytes(&mut self.buf, Some(val));
         }
-        put_varint(&mut self.buf, body.len() as i32);
-        self.buf.extend_from_slice(&body);
+        debug_assert_eq!(self.buf.len() - body_start, body_len);
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.last_offset_delta = offset_delta;
         self.count += 1;
@@ -206,7 +238,8 @@ impl BatchEncoder {
         b[8..12].copy_from_slice(&batch_length.to_be_bytes());
         b[12] = MAGIC;
         b[17..19].copy_from_slice(&self.attributes.to_be_bytes());
-        b[19..23].copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        let last_offset_delta = self.last_offset_delta.max(self.min_last_offset_delta);
+        b[19..23].copy_from_slice(&last_offset_delta.to_be_bytes());
         b[23..31].copy_from_slice(&base_ts.to_be_bytes());
         b[31..39].copy_from_slice(&max_ts.to_be_bytes());
         b[39..47].copy_from_slice(&self.producer.producer_id.to_be_bytes());
@@ -243,25 +276,25 @@ pub(crate) fn marker_batch(
     enc.finish()
 }
 
-/// Reads the marker kind of a control batch's record.
-pub(crate) fn marker_of(record: &StoredRecord) -> Option<Marker> {
-    let key = record.key.as_ref()?;
-    if key.len() < 4 {
-        return None;
-    }
-    match i16::from_be_bytes([key[2], key[3]]) {
-        0 => Some(Marker::Abort),
-        1 => Some(Marker::Commit),
-        _ => None,
-    }
-}
-
 /// Decodes every record of a whole, CRC-checked batch.
 pub(crate) fn decode_records(
     batch: &Bytes,
     header: &BatchHeader,
 ) -> Result<Vec<StoredRecord>, String> {
-    let mut out = Vec::with_capacity(header.record_count as usize);
+    let mut out = Vec::new();
+    decode_records_into(batch, header, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes every record of a whole, CRC-checked batch onto the end of `out` (readers of
+/// many batches decode in place instead of moving each batch's records again). On error,
+/// `out` may hold some of the batch's records.
+pub(crate) fn decode_records_into(
+    batch: &Bytes,
+    header: &BatchHeader,
+    out: &mut Vec<StoredRecord>,
+) -> Result<(), String> {
+    out.reserve(header.record_count as usize);
     let mut cur = Cursor {
         buf: batch,
         pos: HEADER_LEN,
@@ -306,7 +339,7 @@ pub(crate) fn decode_records(
     if cur.pos != batch.len() {
         return Err("trailing bytes after the last record".to_string());
     }
-    Ok(out)
+    Ok(())
 }
 
 struct Cursor<'a> {
@@ -351,6 +384,20 @@ impl Cursor<'_> {
         let start = self.pos;
         self.skip(len as usize)?;
         Ok(Some(self.buf.slice(start..self.pos)))
+    }
+}
+
+/// Bytes `put_varlong(v)` writes.
+fn varint_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes `put_bytes(b)` writes.
+fn bytes_len(b: Option<&[u8]>) -> usize {
+    match b {
+        None => 1,
+        Some(b) => varint_len(b.len() as i64) + b.len(),
     }
 }
 
@@ -425,6 +472,7 @@ mod tests {
         for v in [0i64, 1, -1, 63, -64, 64, i64::MAX, i64::MIN] {
             let mut b = Vec::new();
             put_varlong(&mut b, v);
+            assert_eq!(b.len(), varint_len(v));
             let bytes = Bytes::from(b);
             let mut c = Cursor {
                 buf: &bytes,

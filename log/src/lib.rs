@@ -31,6 +31,7 @@
 
 mod batch;
 mod cleaner;
+mod compaction;
 mod config;
 mod consumer;
 mod error;

@@ -95,7 +95,12 @@ impl PartitionState {
 
     pub(crate) fn last_stable(&self) -> i64 {
         let open = self.ongoing.values().copied().min().unwrap_or(i64::MAX);
-        open.min(self.end()).min(self.stable_cap)
+        // Never below the log start (as Kafka clamps its first unstable offset): records
+        // deleted below an open transaction's first offset must not drag the stable offset
+        // out of the valid range, or a read_committed seek to the end would be out of range.
+        open.min(self.end())
+            .min(self.stable_cap)
+            .max(self.log_start)
     }
 
     pub(crate) fn size_bytes(&self) -> u64 {
@@ -123,6 +128,7 @@ impl Partition {
     ) -> Result<Partition> {
         if writable {
             fs::create_dir_all(&dir).map_err(|e| Error::io("create partition dir", &dir, e))?;
+            remove_cleaner_leftovers(&dir)?;
         }
         let mut bases = list_segments(&dir)?;
         bases.sort_unstable();
@@ -237,6 +243,20 @@ impl Partition {
         let now = now_ms();
         let base = st.end();
         let mut enc = BatchEncoder::new(base, producer, false);
+        // About the encoded size (a record's overhead is ≤ 20 bytes unless it has headers).
+        enc.reserve(
+            records
+                .iter()
+                .map(|r| {
+                    20 + r.key.as_ref().map_or(0, |k| k.len())
+                        + r.value.as_ref().map_or(0, |v| v.len())
+                        + r.headers
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len() + 10)
+                            .sum::<usize>()
+                })
+                .sum(),
+        );
         for (i, r) in records.iter().enumerate() {
             enc.push(
                 base + i as i64,
@@ -355,7 +375,7 @@ impl Partition {
                 first_offset: first,
                 last_offset: offset,
             };
-            self.append_aborted(&mut st, entry)?;
+            self.append_aborted(&mut st, entry, acks == Acks::Synced)?;
         }
         let bytes = batch::marker_batch(offset, now, producer, marker);
         self.write_batch(&mut st, bytes, acks, now)?;
@@ -367,7 +387,7 @@ impl Partition {
         self.dir.join(ABORTED_FILE)
     }
 
-    fn append_aborted(&self, st: &mut PartitionState, a: AbortedTxn) -> Result<()> {
+    fn append_aborted(&self, st: &mut PartitionState, a: AbortedTxn, sync: bool) -> Result<()> {
         let path = self.aborted_path();
         let mut f = fs::OpenOptions::new()
             .create(true)
@@ -376,6 +396,10 @@ impl Partition {
             .map_err(|e| Error::io("open aborted index", &path, e))?;
         f.write_all(&encode_aborted(&a))
             .map_err(|e| Error::io("append aborted index", &path, e))?;
+        if sync {
+            f.sync_data()
+                .map_err(|e| Error::io("fsync aborted index", &path, e))?;
+        }
         st.aborted_file_len += 24;
         st.aborted.push(a);
         Ok(())
@@ -505,15 +529,26 @@ impl Partition {
                 {
                     continue;
                 }
-                let records =
-                    batch::decode_records(&bytes, &h).map_err(|reason| Error::Corrupt {
+                let first = out.len();
+                batch::decode_records_into(&bytes, &h, &mut out).map_err(|reason| {
+                    Error::Corrupt {
                         path: seg.path.clone(),
                         position: 0,
                         reason,
-                    })?;
-                out.extend(records.into_iter().filter(|r| {
-                    r.offset >= offset && r.offset < limit && r.offset >= st.log_start
-                }));
+                    }
+                })?;
+                // Decoded in place; only a batch straddling a bound needs filtering.
+                let lo = offset.max(st.log_start);
+                if h.base_offset < lo || h.last_offset() >= limit {
+                    let mut kept = first;
+                    for i in first..out.len() {
+                        if out[i].offset >= lo && out[i].offset < limit {
+                            out.swap(kept, i);
+                            kept += 1;
+                        }
+                    }
+                    out.truncate(kept);
+                }
             }
             if budget == 0 {
                 break;
@@ -679,10 +714,6 @@ impl Partition {
         }
         Ok(())
     }
-
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 fn rewrite_aborted(path: &Path, st: &mut PartitionState) -> Result<()> {
@@ -722,7 +753,8 @@ fn load_aborted(path: &Path, st: &mut PartitionState) -> Result<()> {
     Ok(())
 }
 
-fn is_aborted(aborted: &[AbortedTxn], h: &BatchHeader) -> bool {
+/// Whether a transactional batch belongs to an aborted transaction.
+pub(crate) fn is_aborted(aborted: &[AbortedTxn], h: &BatchHeader) -> bool {
     // Aborted ranges ending at or after this batch; the list is short in practice.
     let i = aborted.partition_point(|a| a.last_offset < h.base_offset);
     aborted[i..]
@@ -736,6 +768,30 @@ fn encode_aborted(a: &AbortedTxn) -> Vec<u8> {
     v.extend_from_slice(&a.first_offset.to_be_bytes());
     v.extend_from_slice(&a.last_offset.to_be_bytes());
     v
+}
+
+/// Deletes `*.log.cleaned` files an interrupted compaction left (the original segment is
+/// still in place, so they hold nothing that is not also there).
+fn remove_cleaner_leftovers(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list partition dir", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list partition dir", dir, e))?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".log.cleaned")
+        {
+            let path = entry.path();
+            tracing::info!(path = %path.display(), "removing a leftover of an interrupted compaction");
+            fs::remove_file(&path)
+                .map_err(|e| Error::io("remove compaction leftover", &path, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<i64>> {

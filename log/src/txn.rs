@@ -86,7 +86,7 @@ pub(crate) struct TxnCoordinator {
 
 impl TxnCoordinator {
     pub(crate) fn open(dir: &Path, writable: bool, index_interval: u64) -> Result<TxnCoordinator> {
-        let config = TopicConfig::partitions(1).with("cleanup.policy", "compact")?;
+        let config = internal_topic_config()?;
         let pdir = dir.join(INTERNAL_DIR).join(TXN_TOPIC).join("0");
         let log = Partition::open(TXN_TOPIC, 0, pdir, config, writable, index_interval)?;
         let c = TxnCoordinator {
@@ -525,4 +525,12 @@ impl TransactionalProducer {
         self.in_txn = false;
         Ok(())
     }
+}
+
+/// Settings of the log's internal partitions: compacted, with 100 MiB segments (Kafka's
+/// offsets topic uses the same) so compaction gets sealed segments to work on.
+pub(crate) fn internal_topic_config() -> Result<TopicConfig> {
+    TopicConfig::partitions(1)
+        .with("cleanup.policy", "compact")?
+        .with("segment.bytes", "104857600")
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::config::TopicConfig;
+use crate::config::Acks;
 use crate::error::{Error, Result};
 use crate::log::{Log, LogInner, INTERNAL_DIR};
 use crate::partition::{Isolation, Partition};
@@ -108,7 +108,7 @@ impl GroupCoordinator {
         writable: bool,
         index_interval: u64,
     ) -> Result<GroupCoordinator> {
-        let config = TopicConfig::partitions(1).with("cleanup.policy", "compact")?;
+        let config = crate::txn::internal_topic_config()?;
         let pdir = dir.join(INTERNAL_DIR).join(OFFSETS_TOPIC).join("0");
         let log = Arc::new(Partition::open(
             OFFSETS_TOPIC,
@@ -194,11 +194,35 @@ impl GroupCoordinator {
         self.load(inner)
     }
 
-    pub(crate) fn forget_topic(&self, topic: &str) {
-        let mut t = self.table.lock();
-        for m in t.offsets.values_mut() {
-            m.retain(|(tp, _), _| tp != topic);
+    /// A topic was deleted: its committed offsets go, durably (tombstones in the offsets
+    /// partition), so neither a reopen nor a recreated topic of that name brings them back.
+    pub(crate) fn forget_topic(&self, topic: &str, acks: Acks) -> Result<()> {
+        let mut tombstones = Vec::new();
+        {
+            let mut t = self.table.lock();
+            for (g, m) in t.offsets.iter_mut() {
+                m.retain(|(tp, p), _| {
+                    if tp != topic {
+                        return true;
+                    }
+                    tombstones.push(Record {
+                        key: Some(encode_key(&StoredKey::Offset {
+                            g: g.clone(),
+                            topic: tp.clone(),
+                            p: *p,
+                        })),
+                        value: None,
+                        timestamp: None,
+                        headers: Vec::new(),
+                    });
+                    false
+                });
+            }
         }
+        if !tombstones.is_empty() {
+            self.log.append(&tombstones, None, acks)?;
+        }
+        Ok(())
     }
 
     /// Encodes offset commits as records for the offsets partition.
