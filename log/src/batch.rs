@@ -388,12 +388,15 @@ impl Cursor<'_> {
 }
 
 /// Bytes `put_varlong(v)` writes.
+#[inline]
 fn varint_len(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
-    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
+    // ceil(significant bits / 7) without a division (as prost computes it).
+    ((((z | 1).leading_zeros() ^ 63) * 9 + 73) / 64) as usize
 }
 
 /// Bytes `put_bytes(b)` writes.
+#[inline]
 fn bytes_len(b: Option<&[u8]>) -> usize {
     match b {
         None => 1,
@@ -401,6 +404,7 @@ fn bytes_len(b: Option<&[u8]>) -> usize {
     }
 }
 
+#[inline]
 fn put_varlong(buf: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
@@ -410,10 +414,12 @@ fn put_varlong(buf: &mut Vec<u8>, v: i64) {
     buf.push(z as u8);
 }
 
+#[inline]
 fn put_varint(buf: &mut Vec<u8>, v: i32) {
     put_varlong(buf, i64::from(v));
 }
 
+#[inline]
 fn put_bytes(buf: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         None => put_varint(buf, -1),

@@ -64,6 +64,10 @@ struct ProducerInner {
     log: Log,
     config: ProducerConfig,
     acc: Mutex<Accumulator>,
+    /// Held from taking batches out of `acc` until they are written, so the batches of a
+    /// partition reach the log in the order they were filled (the linger flusher and a
+    /// send that fills a batch would otherwise race, reordering one sender's records).
+    writing: Mutex<()>,
 }
 
 /// Sends records to topics: picks the partition (explicit, else Kafka's default
@@ -128,6 +132,7 @@ impl Log {
                 log: self.clone(),
                 config,
                 acc: Mutex::new(Accumulator::default()),
+                writing: Mutex::new(()),
             }),
         }
     }
@@ -212,8 +217,10 @@ impl Producer {
         let runtime = tokio::runtime::Handle::try_current().ok();
         if full || inner.config.linger.is_zero() || runtime.is_none() {
             let key = (topic.to_string(), partition);
-            if let Some(b) = acc.batches.remove(&key) {
-                drop(acc);
+            drop(acc);
+            let _writing = inner.writing.lock();
+            let batch = inner.acc.lock().batches.remove(&key);
+            if let Some(b) = batch {
                 // A failure reaches every waiter of the batch through its future.
                 let _ = write_batch(inner, &key.0, key.1, b);
             }
@@ -228,6 +235,7 @@ impl Producer {
 
     /// Writes every lingering batch now and waits for them to be acknowledged.
     pub fn flush(&self) -> Result<()> {
+        let _writing = self.inner.writing.lock();
         let batches: Vec<((String, u32), PendingBatch)> =
             self.inner.acc.lock().batches.drain().collect();
         let mut first_err = None;
@@ -341,37 +349,47 @@ fn clone_error(e: &Error) -> Error {
 async fn linger_flusher(weak: Weak<ProducerInner>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
-        let linger = inner.config.linger;
-        let now = Instant::now();
-        let due: Vec<((String, u32), PendingBatch)>;
-        let next_wake;
-        {
-            let mut acc = inner.acc.lock();
-            if acc.batches.is_empty() {
-                acc.flusher_running = false;
-                return;
-            }
-            let keys: Vec<(String, u32)> = acc
-                .batches
-                .iter()
-                .filter(|(_, b)| now.duration_since(b.created) >= linger)
-                .map(|(k, _)| k.clone())
-                .collect();
-            due = keys
-                .into_iter()
-                .filter_map(|k| acc.batches.remove(&k).map(|b| (k, b)))
-                .collect();
-            next_wake = acc
-                .batches
-                .values()
-                .map(|b| (b.created + linger).saturating_duration_since(now))
-                .min()
-                .unwrap_or(linger);
-        }
-        for ((topic, p), b) in due {
-            let _ = write_batch(&inner, &topic, p, b);
-        }
+        let Some(next_wake) = write_due(&inner) else {
+            return;
+        };
         drop(inner);
         tokio::time::sleep(next_wake.max(Duration::from_micros(100))).await;
     }
+}
+
+/// Writes the batches that have lingered long enough; returns how long until the next is
+/// due, or `None` (and marks the flusher stopped) when nothing is left.
+fn write_due(inner: &ProducerInner) -> Option<Duration> {
+    let linger = inner.config.linger;
+    let _writing = inner.writing.lock();
+    let now = Instant::now();
+    let due: Vec<((String, u32), PendingBatch)>;
+    let next_wake;
+    {
+        let mut acc = inner.acc.lock();
+        if acc.batches.is_empty() {
+            acc.flusher_running = false;
+            return None;
+        }
+        let keys: Vec<(String, u32)> = acc
+            .batches
+            .iter()
+            .filter(|(_, b)| now.duration_since(b.created) >= linger)
+            .map(|(k, _)| k.clone())
+            .collect();
+        due = keys
+            .into_iter()
+            .filter_map(|k| acc.batches.remove(&k).map(|b| (k, b)))
+            .collect();
+        next_wake = acc
+            .batches
+            .values()
+            .map(|b| (b.created + linger).saturating_duration_since(now))
+            .min()
+            .unwrap_or(linger);
+    }
+    for ((topic, p), b) in due {
+        let _ = write_batch(inner, &topic, p, b);
+    }
+    Some(next_wake)
 }

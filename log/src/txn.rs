@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::batch::{Marker, ProducerStamp};
 use crate::config::{Acks, TopicConfig};
@@ -42,6 +43,10 @@ struct TxnPartition {
     topic: String,
     partition: u32,
     first_offset: i64,
+    /// The topic's id, so a deleted and recreated topic never gets the old transaction's
+    /// marker (internal partitions have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    topic_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,13 +153,13 @@ impl TxnCoordinator {
     fn publish_ongoing(&self, inner: &LogInner) {
         let mut t = self.table.lock();
         for (topic, partition, producer_id) in std::mem::take(&mut t.closed) {
-            if let Some(p) = resolve(inner, &topic, partition) {
+            if let Some(p) = resolve(inner, &topic, partition, None) {
                 p.set_ongoing(producer_id, None);
             }
         }
         for e in t.entries.values() {
             for tp in &e.partitions {
-                if let Some(p) = resolve(inner, &tp.topic, tp.partition) {
+                if let Some(p) = resolve(inner, &tp.topic, tp.partition, tp.topic_id) {
                     p.set_ongoing(e.producer_id, e.is_open().then_some(tp.first_offset));
                 }
             }
@@ -260,6 +265,7 @@ impl TxnCoordinator {
         id: &str,
         stamp: ProducerStamp,
         topic: &str,
+        topic_id: Option<Uuid>,
         p: &Partition,
         acks: Acks,
     ) -> Result<()> {
@@ -277,6 +283,7 @@ impl TxnCoordinator {
             topic: topic.to_string(),
             partition: p.id,
             first_offset,
+            topic_id,
         });
         entry.status = Status::Ongoing;
         let entry = entry.clone();
@@ -317,7 +324,7 @@ impl TxnCoordinator {
             Marker::Abort
         };
         for tp in &entry.partitions {
-            match resolve(inner, &tp.topic, tp.partition) {
+            match resolve(inner, &tp.topic, tp.partition, tp.topic_id) {
                 Some(p) => {
                     p.end_txn(entry.stamp(), marker, acks)?;
                 }
@@ -343,12 +350,22 @@ impl TxnCoordinator {
     }
 }
 
-/// Finds a partition by topic name, internal ones included.
-pub(crate) fn resolve(inner: &LogInner, topic: &str, partition: u32) -> Option<Arc<Partition>> {
+/// Finds a partition by topic name, internal ones included; with `topic_id`, only if the
+/// topic still has that id.
+pub(crate) fn resolve(
+    inner: &LogInner,
+    topic: &str,
+    partition: u32,
+    topic_id: Option<Uuid>,
+) -> Option<Arc<Partition>> {
     if topic == OFFSETS_TOPIC {
         return inner.groups.offsets_partition(partition);
     }
-    inner.topics.read().get(topic)?.partition(partition).ok()
+    let t = inner.topics.read().get(topic)?.clone();
+    if topic_id.is_some_and(|id| id != t.meta.read().id) {
+        return None;
+    }
+    t.partition(partition).ok()
 }
 
 /// A producer whose writes to many partitions, and consumer-group offset commits, become
@@ -449,11 +466,17 @@ impl TransactionalProducer {
             return Err(self.state_error("append outside a transaction; call begin first"));
         }
         self.log.check_writable("transactional append")?;
-        let p = self.log.partition(topic, partition)?;
-        self.log
-            .inner
-            .txn
-            .add_partition(&self.id, self.stamp, topic, &p, self.acks)?;
+        let t = self.log.topic(topic)?;
+        let topic_id = t.meta.read().id;
+        let p = t.partition(partition)?;
+        self.log.inner.txn.add_partition(
+            &self.id,
+            self.stamp,
+            topic,
+            Some(topic_id),
+            &p,
+            self.acks,
+        )?;
         let (base_offset, last_offset) = p
             .append(records, Some(self.stamp), self.acks)
             .map_err(|e| self.fenced_or(e))?;
@@ -489,9 +512,14 @@ impl TransactionalProducer {
         let inner = &self.log.inner;
         inner.groups.check_generation(group, generation)?;
         let (partition, records) = inner.groups.offset_records(group, offsets)?;
-        inner
-            .txn
-            .add_partition(&self.id, self.stamp, OFFSETS_TOPIC, &partition, self.acks)?;
+        inner.txn.add_partition(
+            &self.id,
+            self.stamp,
+            OFFSETS_TOPIC,
+            None,
+            &partition,
+            self.acks,
+        )?;
         partition
             .append(&records, Some(self.stamp), self.acks)
             .map_err(|e| self.fenced_or(e))?;
