@@ -5,13 +5,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::cleaner::BackgroundCleaner;
 use crate::config::{Acks, LogConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::group::GroupCoordinator;
@@ -42,6 +42,33 @@ pub(crate) const INTERNAL_DIR: &str = "internal";
 #[derive(Debug, Clone)]
 pub struct Log {
     pub(crate) inner: Arc<LogInner>,
+    /// Shared by every user-facing handle; when the last one goes, the background cleaner is
+    /// stopped and joined, so the directory lock is released as the handles drop, never later
+    /// by a cleaner thread still holding the log.
+    _handles: Arc<HandleGuard>,
+}
+
+/// Stops the background cleaner when the last [`Log`] handle is dropped.
+#[derive(Debug)]
+struct HandleGuard {
+    cleaner: Option<BackgroundCleaner>,
+}
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.cleaner.take() {
+            c.stop();
+        }
+    }
+}
+
+impl Log {
+    fn from_inner(inner: Arc<LogInner>, cleaner: Option<BackgroundCleaner>) -> Log {
+        Log {
+            inner,
+            _handles: Arc::new(HandleGuard { cleaner }),
+        }
+    }
 }
 
 /// Shared state of an open log.
@@ -59,7 +86,7 @@ pub(crate) struct LogInner {
     pub(crate) groups: GroupCoordinator,
     /// Serializes topic create / delete / alter.
     admin: Mutex<()>,
-    closed: AtomicBool,
+    pub(crate) closed: AtomicBool,
 }
 
 /// Where an append landed.
@@ -110,10 +137,11 @@ impl Log {
         });
         inner.txn.recover(&inner)?;
         inner.groups.load(&inner)?;
-        if let Some(every) = inner.config.cleaner_interval {
-            spawn_cleaner(Arc::downgrade(&inner), every);
-        }
-        Ok(Log { inner })
+        let cleaner = inner
+            .config
+            .cleaner_interval
+            .and_then(|every| BackgroundCleaner::start(Arc::downgrade(&inner), every));
+        Ok(Log::from_inner(inner, cleaner))
     }
 
     /// Opens a data directory read-only, alongside the process that owns it.
@@ -153,7 +181,7 @@ impl Log {
             admin: Mutex::new(()),
             closed: AtomicBool::new(false),
         });
-        let log = Log { inner };
+        let log = Log::from_inner(inner, None);
         log.refresh()?;
         Ok(log)
     }
@@ -567,30 +595,4 @@ fn load_topics(
         }
     }
     Ok(out)
-}
-
-fn spawn_cleaner(inner: Weak<LogInner>, every: Duration) {
-    let spawned = std::thread::Builder::new()
-        .name("freshet-log-cleaner".into())
-        .spawn(move || loop {
-            // Sleep in short steps so a dropped log ends the thread promptly.
-            let mut slept = Duration::ZERO;
-            while slept < every {
-                let step = Duration::from_millis(200).min(every - slept);
-                std::thread::sleep(step);
-                slept += step;
-                match inner.upgrade() {
-                    Some(i) if !i.closed.load(Ordering::Acquire) => {}
-                    _ => return,
-                }
-            }
-            let Some(i) = inner.upgrade() else { return };
-            let log = Log { inner: i };
-            if let Err(e) = log.run_cleaner() {
-                tracing::warn!(error = %e, "log cleaner pass failed");
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "could not start the log cleaner thread; call run_cleaner yourself");
-    }
 }

@@ -160,3 +160,23 @@ fn a_lock_held_by_another_process_names_its_pid() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn dropping_the_last_handle_releases_the_lock_even_while_the_cleaner_runs(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let config = || freshet_log::LogConfig {
+        cleaner_interval: Some(std::time::Duration::from_millis(1)),
+        ..freshet_log::LogConfig::default()
+    };
+    {
+        let log = Log::open_with(dir.path(), config())?;
+        log.create_topic("t", freshet_log::TopicConfig::partitions(8))?;
+    }
+    for _ in 0..50 {
+        let log = Log::open_with(dir.path(), config())?;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        drop(log);
+    }
+    Ok(())
+}
