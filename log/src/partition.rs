@@ -172,9 +172,13 @@ impl Partition {
         };
         load_aborted(&dir.join(ABORTED_FILE), &mut state)?;
         if writable {
-            // Entries past the end belong to aborts that recovery will redo.
+            // Entries past the end belong to aborts that recovery will redo; a torn last
+            // entry would misalign every later append.
             let end = state.end();
-            if state.aborted.iter().any(|a| a.last_offset >= end) {
+            let file_len = fs::metadata(dir.join(ABORTED_FILE)).map_or(0, |m| m.len());
+            if state.aborted.iter().any(|a| a.last_offset >= end)
+                || file_len != state.aborted_file_len
+            {
                 state.aborted.retain(|a| a.last_offset < end);
                 rewrite_aborted(&dir.join(ABORTED_FILE), &mut state)?;
             }
@@ -514,6 +518,8 @@ impl Partition {
                 break;
             }
             let batches = seg.read(offset, limit, budget)?;
+            // One allocation for all the records, not one growth step per batch.
+            out.reserve(batches.iter().map(|(h, _)| h.record_count as usize).sum());
             for (h, bytes) in batches {
                 budget = budget.saturating_sub(bytes.len());
                 if h.base_offset >= limit {

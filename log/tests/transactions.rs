@@ -403,3 +403,50 @@ fn transaction_calls_in_the_wrong_state_are_refused() -> TestResult {
     assert_eq!(log.offsets("t", 0)?.end, 0);
     Ok(())
 }
+
+#[test]
+fn a_torn_aborted_index_entry_is_cut_off_so_later_aborts_stay_hidden(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let dir = tempfile::tempdir()?;
+    let config = || freshet_log::LogConfig {
+        cleaner_interval: None,
+        ..freshet_log::LogConfig::default()
+    };
+    let abort_one = |log: &freshet_log::Log, value: &str| -> freshet_log::Result<()> {
+        let mut tx = log.transactional_producer("tx", freshet_log::Acks::Written)?;
+        tx.begin()?;
+        tx.append("t", 0, &[freshet_log::Record::new("k", value.to_string())])?;
+        tx.abort()
+    };
+    {
+        let log = freshet_log::Log::open_with(dir.path(), config())?;
+        log.create_topic("t", freshet_log::TopicConfig::partitions(1))?;
+        abort_one(&log, "a1")?;
+    }
+    // A crash in the middle of the next entry's write leaves a partial entry.
+    let idx = dir.path().join("topics/t/0/aborted.idx");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&idx)?
+        .write_all(&[0xAB; 7])?;
+    {
+        let log = freshet_log::Log::open_with(dir.path(), config())?;
+        abort_one(&log, "a2")?;
+        log.append(
+            "t",
+            0,
+            &[freshet_log::Record::new("k", "ok")],
+            freshet_log::Acks::Written,
+        )?;
+    }
+    let log = freshet_log::Log::open_with(dir.path(), config())?;
+    let values: Vec<_> = log
+        .read("t", 0, 0, 1 << 20, freshet_log::Isolation::ReadCommitted)?
+        .into_iter()
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(values, vec![Some(bytes::Bytes::from_static(b"ok"))]);
+    assert_eq!(std::fs::metadata(&idx)?.len() % 24, 0);
+    Ok(())
+}
