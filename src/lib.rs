@@ -16,7 +16,10 @@ pub use freshet_log as log;
 
 /// The common imports: `use freshet::prelude::*;`.
 pub mod prelude {
-    pub use freshet_log::{Acks, Isolation, Log, Record, TopicConfig};
+    pub use freshet_log::{
+        Acks, Consumer, FetchOptions, Isolation, Log, LogConfig, Producer, ProducerConfig, Record,
+        SeekTo, TopicConfig,
+    };
 }
 
 /// Any error freshet returns.
@@ -26,6 +29,9 @@ pub enum Error {
     /// From the embedded log.
     #[error(transparent)]
     Log(#[from] freshet_log::Error),
+    /// An I/O error outside the log (so `?` works on std and tokio calls in an app's `main`).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// `Result` with [`Error`].

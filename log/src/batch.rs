@@ -282,24 +282,34 @@ pub(crate) fn decode_records(
     header: &BatchHeader,
 ) -> Result<Vec<StoredRecord>, String> {
     let mut out = Vec::new();
-    decode_records_into(batch, header, &mut out)?;
+    decode_records_into(batch, header, i64::MIN, usize::MAX, &mut out)?;
     Ok(out)
 }
 
-/// Decodes every record of a whole, CRC-checked batch onto the end of `out` (readers of
-/// many batches decode in place instead of moving each batch's records again). On error,
-/// `out` may hold some of the batch's records.
+/// Decodes the records of a whole, CRC-checked batch whose offset is ≥ `from`, at most
+/// `max` of them, onto the end of `out`; returns how many it added.
+///
+/// Readers of many batches decode in place instead of moving each batch's records again.
+/// Records below `from` are stepped over by their length, without being materialized, so a
+/// reader resuming inside a batch pays little for its start. On error, `out` may hold some
+/// of the batch's records.
 pub(crate) fn decode_records_into(
     batch: &Bytes,
     header: &BatchHeader,
+    from: i64,
+    max: usize,
     out: &mut Vec<StoredRecord>,
-) -> Result<(), String> {
-    out.reserve(header.record_count as usize);
+) -> Result<usize, String> {
+    out.reserve((header.record_count as usize).min(max));
+    let mut added = 0;
     let mut cur = Cursor {
         buf: batch,
         pos: HEADER_LEN,
     };
     for i in 0..header.record_count {
+        if added == max {
+            return Ok(added);
+        }
         let len = cur.varint()?;
         if len < 0 {
             return Err(format!("record {i}: negative length"));
@@ -310,7 +320,11 @@ pub(crate) fn decode_records_into(
         }
         cur.skip(1)?; // attributes
         let ts_delta = cur.varlong()?;
-        let offset_delta = cur.varint()?;
+        let offset = header.base_offset + i64::from(cur.varint()?);
+        if offset < from {
+            cur.pos = end;
+            continue;
+        }
         let key = cur.bytes()?;
         let value = cur.bytes()?;
         let n_headers = cur.varint()?;
@@ -329,17 +343,18 @@ pub(crate) fn decode_records_into(
             return Err(format!("record {i}: length mismatch"));
         }
         out.push(StoredRecord {
-            offset: header.base_offset + i64::from(offset_delta),
+            offset,
             timestamp: header.base_timestamp.wrapping_add(ts_delta),
             key,
             value,
             headers,
         });
+        added += 1;
     }
     if cur.pos != batch.len() {
         return Err("trailing bytes after the last record".to_string());
     }
-    Ok(())
+    Ok(added)
 }
 
 struct Cursor<'a> {
@@ -355,7 +370,15 @@ impl Cursor<'_> {
         self.pos += n;
         Ok(())
     }
+    #[inline]
     fn varlong(&mut self) -> Result<i64, String> {
+        // Most varints of a record (small deltas and lengths) are one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(i64::from(b >> 1) ^ -i64::from(b & 1));
+            }
+        }
         let mut raw: u64 = 0;
         let mut shift = 0;
         loop {
@@ -372,6 +395,7 @@ impl Cursor<'_> {
         }
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
+    #[inline]
     fn varint(&mut self) -> Result<i32, String> {
         let v = self.varlong()?;
         i32::try_from(v).map_err(|_| "varint out of range".to_string())

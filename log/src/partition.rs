@@ -518,6 +518,11 @@ impl Partition {
                 break;
             }
             let batches = seg.read(offset, limit, budget)?;
+            // A segment read that ended before the segment's end (its budget ran out)
+            // must not be followed by a read of the next segment: that would skip the rest.
+            let stopped_early = batches
+                .last()
+                .is_some_and(|(h, _)| h.last_offset() + 1 < seg.next_offset);
             // One allocation for all the records, not one growth step per batch.
             out.reserve(batches.iter().map(|(h, _)| h.record_count as usize).sum());
             for (h, bytes) in batches {
@@ -535,28 +540,23 @@ impl Partition {
                 {
                     continue;
                 }
+                // Decoded in place, from the first offset wanted; only a batch straddling
+                // the stable offset needs filtering afterwards.
                 let first = out.len();
-                batch::decode_records_into(&bytes, &h, &mut out).map_err(|reason| {
-                    Error::Corrupt {
+                let lo = offset.max(st.log_start);
+                batch::decode_records_into(&bytes, &h, lo, usize::MAX, &mut out).map_err(
+                    |reason| Error::Corrupt {
                         path: seg.path.clone(),
                         position: 0,
                         reason,
-                    }
-                })?;
-                // Decoded in place; only a batch straddling a bound needs filtering.
-                let lo = offset.max(st.log_start);
-                if h.base_offset < lo || h.last_offset() >= limit {
-                    let mut kept = first;
-                    for i in first..out.len() {
-                        if out[i].offset >= lo && out[i].offset < limit {
-                            out.swap(kept, i);
-                            kept += 1;
-                        }
-                    }
+                    },
+                )?;
+                if h.last_offset() >= limit {
+                    let kept = first + out[first..].partition_point(|r| r.offset < limit);
                     out.truncate(kept);
                 }
             }
-            if budget == 0 {
+            if budget == 0 || stopped_early {
                 break;
             }
         }

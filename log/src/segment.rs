@@ -6,13 +6,14 @@
 //! its indexes. Sealed segments load their index files, or rebuild them by a scan when they
 //! are missing or do not match the log file.
 
+use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, BatchHeader, Parsed};
 use crate::error::{Error, Result};
@@ -36,63 +37,68 @@ pub(crate) struct ScanEnd {
 
 /// Sequentially reads the batches of `file` from `from` to `to`, checking each CRC, calling
 /// `each(header, position, bytes)`; stops at the first incomplete or invalid batch.
+///
+/// `peek(header)` sees each batch's header before its body is read: `Break` ends the scan
+/// there (cleanly, `problem` is `None`) without reading or checking that batch.
+///
+/// The file is read in chunks of about [`READ_CHUNK`] into one shared buffer, and each
+/// batch handed to `each` is a view of that buffer, not a copy.
 pub(crate) fn scan(
     file: &File,
     path: &Path,
     from: u64,
     to: u64,
+    mut peek: impl FnMut(&BatchHeader) -> ControlFlow<()>,
     mut each: impl FnMut(&BatchHeader, u64, &Bytes) -> Result<ControlFlow<()>>,
 ) -> Result<ScanEnd> {
     let mut pos = from;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut buf_start = from; // file position of buf[0]
-    loop {
-        let rel = (pos - buf_start) as usize;
-        let have = &buf[rel..];
-        let header = match batch::parse_header(have) {
-            Parsed::Header(h) => Some(h),
-            Parsed::Incomplete => None,
-            Parsed::Invalid(why) => {
-                return Ok(ScanEnd {
-                    valid_len: pos - from,
-                    problem: Some(why),
-                })
-            }
-        };
-        let need = header.map_or(batch::HEADER_LEN, |h| h.total_len);
-        if have.len() < need {
-            // Refill: keep the unparsed tail, read more.
-            if pos >= to || pos + need as u64 > to {
-                let problem =
-                    (pos < to).then(|| format!("incomplete batch: {} of {need} bytes", to - pos));
-                return Ok(ScanEnd {
-                    valid_len: pos - from,
-                    problem,
-                });
-            }
-            buf.drain(..rel);
-            buf_start = pos;
-            let want = need.max(READ_CHUNK).min((to - pos) as usize);
-            let old = buf.len();
-            if want > old {
-                buf.resize(want, 0);
-                read_exact_at(file, path, &mut buf[old..], pos + old as u64)?;
-            }
-            continue;
+    // The file's bytes from `pos` on, as far as they have been read.
+    let mut buf = BytesMut::new();
+    let end = |pos: u64, problem: Option<String>| ScanEnd {
+        valid_len: pos - from,
+        problem,
+    };
+    // Buffers at least `need` bytes from `pos`; false when the file ends before that.
+    let fill = |buf: &mut BytesMut, pos: u64, need: usize| -> Result<bool> {
+        if buf.len() >= need {
+            return Ok(true);
         }
-        let Some(h) = header else { continue };
-        let bytes = Bytes::copy_from_slice(&have[..h.total_len]);
+        if pos + need as u64 > to {
+            return Ok(false);
+        }
+        let want = need.max(READ_CHUNK).min((to - pos) as usize);
+        let old = buf.len();
+        buf.resize(want, 0);
+        read_exact_at(file, path, &mut buf[old..], pos + old as u64)?;
+        Ok(true)
+    };
+    let incomplete = |pos: u64, need: usize| {
+        (pos < to).then(|| format!("incomplete batch: {} of {need} bytes", to - pos))
+    };
+    loop {
+        if !fill(&mut buf, pos, batch::HEADER_LEN)? {
+            return Ok(end(pos, incomplete(pos, batch::HEADER_LEN)));
+        }
+        let h = match batch::parse_header(&buf) {
+            Parsed::Header(h) => h,
+            Parsed::Incomplete => return Ok(end(pos, incomplete(pos, batch::HEADER_LEN))),
+            Parsed::Invalid(why) => return Ok(end(pos, Some(why))),
+        };
+        if peek(&h).is_break() {
+            return Ok(end(pos, None));
+        }
+        if !fill(&mut buf, pos, h.total_len)? {
+            return Ok(end(pos, incomplete(pos, h.total_len)));
+        }
+        let bytes = buf.split_to(h.total_len).freeze();
         if !batch::crc_ok(&bytes, &h) {
-            return Ok(ScanEnd {
-                valid_len: pos - from,
-                problem: Some(format!("crc mismatch in batch at offset {}", h.base_offset)),
-            });
+            return Ok(end(
+                pos,
+                Some(format!("crc mismatch in batch at offset {}", h.base_offset)),
+            ));
         }
         if each(&h, pos, &bytes)?.is_break() {
-            return Ok(ScanEnd {
-                valid_len: pos - from,
-                problem: None,
-            });
+            return Ok(end(pos, None));
         }
         pos += h.total_len as u64;
     }
@@ -248,10 +254,17 @@ impl Segment {
             .try_clone()
             .map_err(|e| Error::io("dup", &self.path, e))?;
         let path = self.path.clone();
-        let end = scan(&file, &path, from, to, |h, pos, bytes| {
-            self.note_batch(h, pos);
-            on_batch(h, bytes).map(|()| ControlFlow::Continue(()))
-        })?;
+        let end = scan(
+            &file,
+            &path,
+            from,
+            to,
+            |_| ControlFlow::Continue(()),
+            |h, pos, bytes| {
+                self.note_batch(h, pos);
+                on_batch(h, bytes).map(|()| ControlFlow::Continue(()))
+            },
+        )?;
         self.size = from + end.valid_len;
         Ok(end)
     }
@@ -326,7 +339,8 @@ impl Segment {
     }
 
     /// Whole, CRC-checked batches whose last offset is ≥ `from`, starting before `limit`,
-    /// up to about `max_bytes` (at least one batch when any qualifies).
+    /// at most `max_bytes` of them, except that the first is returned whatever its size (as
+    /// Kafka's fetch sizes work).
     pub(crate) fn read(
         &self,
         from: i64,
@@ -334,19 +348,26 @@ impl Segment {
         max_bytes: usize,
     ) -> Result<Vec<(BatchHeader, Bytes)>> {
         let mut out = Vec::new();
-        let mut taken = 0usize;
+        // Bytes of the batches taken; a batch is never empty, so 0 means none yet.
+        let taken = Cell::new(0usize);
         let start = self.position_for(from);
         let end = scan(
             &self.file,
             &self.path,
             start,
             self.size,
-            |h, _pos, bytes| {
-                if h.base_offset >= limit || (taken >= max_bytes && !out.is_empty()) {
-                    return Ok(ControlFlow::Break(()));
+            // Stop on the header, before reading a batch that would not be returned.
+            |h| {
+                let over = taken.get() > 0 && taken.get() + h.total_len > max_bytes;
+                if h.base_offset >= limit || over {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
                 }
+            },
+            |h, _pos, bytes| {
                 if h.last_offset() >= from {
-                    taken += bytes.len();
+                    taken.set(taken.get() + bytes.len());
                     out.push((*h, bytes.clone()));
                 }
                 Ok(ControlFlow::Continue(()))
