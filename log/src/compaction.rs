@@ -436,9 +436,15 @@ fn swap_in(dir: &Path, seg: &Segment, tmp: &Path, index_interval: u64) -> Result
     segment::sync_dir(dir)?;
     // Opened as if active, so `seal` writes its index files; the scan checks every CRC of
     // what was just written.
-    let mut cleaned = Segment::open(dir, seg.base_offset, true, true, index_interval, |_, _| {
-        Ok(())
-    })?;
+    let mut cleaned = Segment::open(
+        dir,
+        seg.base_offset,
+        true,
+        false,
+        true,
+        index_interval,
+        |_, _| Ok(()),
+    )?;
     cleaned.next_offset = cleaned.next_offset.max(seg.next_offset);
     cleaned.created_ms = seg.created_ms;
     cleaned.seal()?;

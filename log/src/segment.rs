@@ -38,6 +38,11 @@ pub(crate) struct ScanEnd {
 /// Sequentially reads the batches of `file` from `from` to `to`, checking each CRC, calling
 /// `each(header, position, bytes)`; stops at the first incomplete or invalid batch.
 ///
+/// Offsets must increase: a batch whose base offset is below `offset_floor` (for the first)
+/// or below the previous batch's last offset + 1 is invalid; with `contiguous` (a segment
+/// never compacted, such as the active one) it must be exactly that. The CRC does not cover
+/// the base offset (as in Kafka), so this is what catches a damaged one.
+///
 /// `peek(header)` sees each batch's header before its body is read: `Break` ends the scan
 /// there (cleanly, `problem` is `None`) without reading or checking that batch.
 ///
@@ -48,10 +53,13 @@ pub(crate) fn scan(
     path: &Path,
     from: u64,
     to: u64,
+    offset_floor: i64,
+    contiguous: bool,
     mut peek: impl FnMut(&BatchHeader) -> ControlFlow<()>,
     mut each: impl FnMut(&BatchHeader, u64, &Bytes) -> Result<ControlFlow<()>>,
 ) -> Result<ScanEnd> {
     let mut pos = from;
+    let mut floor = offset_floor;
     // The file's bytes from `pos` on, as far as they have been read.
     let mut buf = BytesMut::new();
     let end = |pos: u64, problem: Option<String>| ScanEnd {
@@ -84,6 +92,19 @@ pub(crate) fn scan(
             Parsed::Incomplete => return Ok(end(pos, incomplete(pos, batch::HEADER_LEN))),
             Parsed::Invalid(why) => return Ok(end(pos, Some(why))),
         };
+        if h.base_offset < floor || (contiguous && h.base_offset != floor) {
+            let why = format!("batch offset {} where {floor} was expected", h.base_offset);
+            return Ok(end(pos, Some(why)));
+        }
+        if i64::from(h.record_count) > i64::from(h.last_offset_delta) + 1 {
+            let why = format!(
+                "batch at offset {} claims {} records in {} offsets",
+                h.base_offset,
+                h.record_count,
+                i64::from(h.last_offset_delta) + 1
+            );
+            return Ok(end(pos, Some(why)));
+        }
         if peek(&h).is_break() {
             return Ok(end(pos, None));
         }
@@ -100,6 +121,7 @@ pub(crate) fn scan(
         if each(&h, pos, &bytes)?.is_break() {
             return Ok(end(pos, None));
         }
+        floor = h.last_offset() + 1;
         pos += h.total_len as u64;
     }
 }
@@ -167,11 +189,14 @@ impl Segment {
     /// Opens an existing segment.
     ///
     /// `active` segments (the last one) are rescanned and, when `writable`, truncated after the
-    /// last valid batch; sealed segments load their index files when they match.
+    /// last valid batch — with `contiguous`, at the first batch whose base offset is not the
+    /// previous batch's last offset + 1 (true of a segment never compacted); sealed segments
+    /// load their index files when they match.
     pub(crate) fn open(
         dir: &Path,
         base_offset: i64,
         active: bool,
+        contiguous: bool,
         writable: bool,
         index_interval: u64,
         mut on_batch: impl FnMut(&BatchHeader, &Bytes) -> Result<()>,
@@ -209,7 +234,8 @@ impl Segment {
         if !active && seg.load_index(len) {
             return Ok(seg);
         }
-        let end = seg.scan_from(0, len, &mut on_batch)?;
+        // Only the active segment is known to be gap-free (compaction rewrites sealed ones).
+        let end = seg.scan_from(0, len, active && contiguous, &mut on_batch)?;
         if let Some(problem) = end.problem {
             if !active {
                 // Keep the whole file: reads that reach the bad batch report `Corrupt`; the
@@ -247,6 +273,7 @@ impl Segment {
         &mut self,
         from: u64,
         to: u64,
+        contiguous: bool,
         on_batch: &mut impl FnMut(&BatchHeader, &Bytes) -> Result<()>,
     ) -> Result<ScanEnd> {
         let file = self
@@ -254,11 +281,20 @@ impl Segment {
             .try_clone()
             .map_err(|e| Error::io("dup", &self.path, e))?;
         let path = self.path.clone();
+        // From the start, the first batch must not go below the base; from the middle (a
+        // refresh), below what is known.
+        let floor = if from == 0 {
+            self.base_offset
+        } else {
+            self.next_offset
+        };
         let end = scan(
             &file,
             &path,
             from,
             to,
+            floor,
+            contiguous,
             |_| ControlFlow::Continue(()),
             |h, pos, bytes| {
                 self.note_batch(h, pos);
@@ -280,7 +316,8 @@ impl Segment {
             .map_err(|e| Error::io("stat", &self.path, e))?
             .len();
         if len > self.size {
-            self.scan_from(self.size, len, &mut on_batch)?;
+            // Only the active segment is refreshed, and it is never compacted.
+            self.scan_from(self.size, len, true, &mut on_batch)?;
         }
         Ok(())
     }
@@ -356,6 +393,8 @@ impl Segment {
             &self.path,
             start,
             self.size,
+            self.base_offset,
+            false,
             // Stop on the header, before reading a batch that would not be returned.
             |h| {
                 let over = taken.get() > 0 && taken.get() + h.total_len > max_bytes;
@@ -374,11 +413,15 @@ impl Segment {
             },
         )?;
         if let Some(problem) = end.problem {
-            return Err(Error::Corrupt {
-                path: self.path.clone(),
-                position: start + end.valid_len,
-                reason: problem,
-            });
+            // Healthy batches before the damage are still served (the caller sees the read
+            // end early and stops there); the next read starts at the damage and fails.
+            if out.is_empty() {
+                return Err(Error::Corrupt {
+                    path: self.path.clone(),
+                    position: start + end.valid_len,
+                    reason: problem,
+                });
+            }
         }
         Ok(out)
     }
