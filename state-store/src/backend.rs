@@ -1,0 +1,343 @@
+//! Where committed state finally lives: named, ordered byte trees in sled or in memory.
+//!
+//! A store owns one tree (key-value) or several (window and session stores: one per time
+//! segment). Each tree records the changelog offset it has applied, written in the same
+//! atomic batch as the data — the basis of restoring without wipes.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::error::{Error, Result};
+
+/// A key and its new stored bytes (`None` deletes it).
+pub type Write = (Bytes, Option<Bytes>);
+
+/// An iterator over `(key, stored bytes)` in key order (or reverse).
+pub type TreeIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, Bytes)>> + Send + 'a>;
+
+/// A set of named trees: sled, or memory.
+pub trait Backend: Send + Sync + Debug {
+    /// Opens (creating when missing) a tree.
+    fn open_tree(&self, name: &str) -> Result<Arc<dyn Tree>>;
+    /// Deletes a tree and its data; true if it existed.
+    fn drop_tree(&self, name: &str) -> Result<bool>;
+    /// Names of the existing trees.
+    fn tree_names(&self) -> Result<Vec<String>>;
+    /// Whether the backend keeps state across restarts (sled does, memory does not).
+    fn is_persistent(&self) -> bool;
+}
+
+/// One ordered tree of byte keys and values.
+pub trait Tree: Send + Sync + Debug {
+    /// The tree's name.
+    fn name(&self) -> &str;
+    /// The stored bytes of a key.
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>>;
+    /// Keys in `[from, to]` bounds, ascending or (`reverse`) descending.
+    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool) -> TreeIter<'_>;
+    /// Applies writes and, when given, records `applied_offset` — atomically.
+    fn apply(&self, writes: &[Write], applied_offset: Option<i64>) -> Result<()>;
+    /// The changelog offset recorded by the last `apply` that gave one.
+    fn applied_offset(&self) -> Result<Option<i64>>;
+    /// About how many keys the tree holds.
+    fn approximate_len(&self) -> u64;
+    /// Deletes every key and the applied offset.
+    fn clear(&self) -> Result<()>;
+}
+
+/// In-memory trees (a `BTreeMap` each): nothing survives a restart.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    trees: RwLock<BTreeMap<String, Arc<MemoryTree>>>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> MemoryBackend {
+        MemoryBackend::default()
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn open_tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+        let mut trees = self.trees.write();
+        let t = trees.entry(name.to_string()).or_insert_with(|| {
+            Arc::new(MemoryTree {
+                name: name.to_string(),
+                data: RwLock::new((BTreeMap::new(), None)),
+            })
+        });
+        Ok(t.clone())
+    }
+    fn drop_tree(&self, name: &str) -> Result<bool> {
+        Ok(self.trees.write().remove(name).is_some())
+    }
+    fn tree_names(&self) -> Result<Vec<String>> {
+        Ok(self.trees.read().keys().cloned().collect())
+    }
+    fn is_persistent(&self) -> bool {
+        false
+    }
+}
+
+/// One in-memory tree.
+#[derive(Debug)]
+pub(crate) struct MemoryTree {
+    name: String,
+    data: RwLock<(BTreeMap<Bytes, Bytes>, Option<i64>)>,
+}
+
+fn owned(b: Bound<&[u8]>) -> Bound<Bytes> {
+    match b {
+        Bound::Included(k) => Bound::Included(Bytes::copy_from_slice(k)),
+        Bound::Excluded(k) => Bound::Excluded(Bytes::copy_from_slice(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn empty_range(from: &Bound<Bytes>, to: &Bound<Bytes>) -> bool {
+    match (from, to) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+        _ => false,
+    }
+}
+
+impl Tree for MemoryTree {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        Ok(self.data.read().0.get(key).cloned())
+    }
+    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool) -> TreeIter<'_> {
+        let (from, to) = (owned(from), owned(to));
+        if empty_range(&from, &to) {
+            return Box::new(std::iter::empty());
+        }
+        // A snapshot of the range: the map's lock is not held while the caller iterates.
+        let data = self.data.read();
+        let mut items: Vec<(Bytes, Bytes)> = data
+            .0
+            .range((from, to))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if reverse {
+            items.reverse();
+        }
+        Box::new(items.into_iter().map(Ok))
+    }
+    fn apply(&self, writes: &[Write], applied_offset: Option<i64>) -> Result<()> {
+        let mut data = self.data.write();
+        for (k, v) in writes {
+            match v {
+                Some(v) => {
+                    data.0.insert(k.clone(), v.clone());
+                }
+                None => {
+                    data.0.remove(k);
+                }
+            }
+        }
+        if applied_offset.is_some() {
+            data.1 = applied_offset;
+        }
+        Ok(())
+    }
+    fn applied_offset(&self) -> Result<Option<i64>> {
+        Ok(self.data.read().1)
+    }
+    fn approximate_len(&self) -> u64 {
+        self.data.read().0.len() as u64
+    }
+    fn clear(&self) -> Result<()> {
+        let mut data = self.data.write();
+        data.0.clear();
+        data.1 = None;
+        Ok(())
+    }
+}
+
+/// Trees in one sled database (one per app instance; its page cache is
+/// `state.sled.cache.bytes`).
+///
+/// Inside a tree, data keys carry the prefix byte `0x01` and the applied offset lives under
+/// the key `[0x00]`, so both go in one sled batch.
+#[derive(Debug, Clone)]
+pub struct SledBackend {
+    db: sled::Db,
+}
+
+const META_PREFIX: u8 = 0x00;
+const DATA_PREFIX: u8 = 0x01;
+
+impl SledBackend {
+    /// Opens (creating) a sled database at `path` with a page cache of `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<SledBackend> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|source| Error::Sled {
+                store: path.display().to_string(),
+                source,
+            })?;
+        Ok(SledBackend { db })
+    }
+
+    /// Flushes sled's buffers to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush().map(|_| ()).map_err(|source| Error::Sled {
+            store: "(database)".into(),
+            source,
+        })
+    }
+}
+
+impl Backend for SledBackend {
+    fn open_tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+        let tree = self.db.open_tree(name).map_err(|source| Error::Sled {
+            store: name.to_string(),
+            source,
+        })?;
+        Ok(Arc::new(SledTree {
+            name: name.to_string(),
+            tree,
+        }))
+    }
+    fn drop_tree(&self, name: &str) -> Result<bool> {
+        self.db.drop_tree(name).map_err(|source| Error::Sled {
+            store: name.to_string(),
+            source,
+        })
+    }
+    fn tree_names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .db
+            .tree_names()
+            .into_iter()
+            .filter_map(|n| String::from_utf8(n.to_vec()).ok())
+            .filter(|n| n != "__sled__default")
+            .collect())
+    }
+    fn is_persistent(&self) -> bool {
+        true
+    }
+}
+
+/// One sled tree.
+#[derive(Debug)]
+pub(crate) struct SledTree {
+    name: String,
+    tree: sled::Tree,
+}
+
+impl SledTree {
+    fn err(&self, source: sled::Error) -> Error {
+        Error::Sled {
+            store: self.name.clone(),
+            source,
+        }
+    }
+}
+
+fn prefixed(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(DATA_PREFIX);
+    k.extend_from_slice(key);
+    k
+}
+
+fn prefixed_bound(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(prefixed(k)),
+        Bound::Excluded(k) => Bound::Excluded(prefixed(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Tree for SledTree {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let v = self.tree.get(prefixed(key)).map_err(|e| self.err(e))?;
+        Ok(v.map(|v| Bytes::copy_from_slice(&v)))
+    }
+    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool) -> TreeIter<'_> {
+        let from = match prefixed_bound(from) {
+            Bound::Unbounded => Bound::Included(vec![DATA_PREFIX]),
+            b => b,
+        };
+        let to = match prefixed_bound(to) {
+            Bound::Unbounded => Bound::Excluded(vec![DATA_PREFIX + 1]),
+            b => b,
+        };
+        if empty_range(&map_bound(&from), &map_bound(&to)) {
+            return Box::new(std::iter::empty());
+        }
+        let iter = self.tree.range::<Vec<u8>, _>((from, to));
+        let name = self.name.clone();
+        let map = move |item: sled::Result<(sled::IVec, sled::IVec)>| match item {
+            Ok((k, v)) => Ok((Bytes::copy_from_slice(&k[1..]), Bytes::copy_from_slice(&v))),
+            Err(source) => Err(Error::Sled {
+                store: name.clone(),
+                source,
+            }),
+        };
+        if reverse {
+            Box::new(iter.rev().map(map))
+        } else {
+            Box::new(iter.map(map))
+        }
+    }
+    fn apply(&self, writes: &[Write], applied_offset: Option<i64>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            match v {
+                Some(v) => batch.insert(prefixed(k), v.as_ref()),
+                None => batch.remove(prefixed(k)),
+            }
+        }
+        if let Some(o) = applied_offset {
+            batch.insert(vec![META_PREFIX], &o.to_be_bytes()[..]);
+        }
+        self.tree.apply_batch(batch).map_err(|e| self.err(e))
+    }
+    fn applied_offset(&self) -> Result<Option<i64>> {
+        let v = self.tree.get([META_PREFIX]).map_err(|e| self.err(e))?;
+        match v {
+            None => Ok(None),
+            Some(v) if v.len() == 8 => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&v);
+                Ok(Some(i64::from_be_bytes(a)))
+            }
+            Some(_) => Err(Error::Corrupt {
+                store: self.name.clone(),
+                reason: "applied offset is not 8 bytes".into(),
+            }),
+        }
+    }
+    fn approximate_len(&self) -> u64 {
+        (self.tree.len() as u64).saturating_sub(1)
+    }
+    fn clear(&self) -> Result<()> {
+        self.tree.clear().map_err(|e| self.err(e))
+    }
+}
+
+fn map_bound(b: &Bound<Vec<u8>>) -> Bound<Bytes> {
+    match b {
+        Bound::Included(k) => Bound::Included(Bytes::copy_from_slice(k)),
+        Bound::Excluded(k) => Bound::Excluded(Bytes::copy_from_slice(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}

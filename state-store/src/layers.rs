@@ -1,0 +1,537 @@
+//! The layers every store is made of: a write buffer of uncommitted writes, the writes sent
+//! to the changelog and awaiting the commit, a committed overlay not yet applied to the
+//! backend, and the backend trees. Reads merge them, newest first.
+//!
+//! The commit protocol (../shared/ARCHITECTURE.md) drives them:
+//! [`Layers::send_changelog`] (inside the commit's transaction), then [`Layers::committed`]
+//! once the transaction commits (or [`Layers::abort`] if it does not), then
+//! [`Layers::apply`]: one backend batch per tree, each with the changelog offset it reaches,
+//! then the store's own applied offset. So the backend only ever holds committed data, and a
+//! crash at any point needs no wipe: restore replays the committed changelog after the
+//! applied offsets.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::backend::{Backend, Tree, TreeIter, Write};
+use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogRecord, ChangelogSink};
+use crate::error::{Error, Result};
+
+/// Name of the tree holding each store's applied offset and changelog topic id.
+pub(crate) const META_TREE: &str = "__freshet_meta";
+
+/// A value and its timestamp, as every store keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamped<V = Bytes> {
+    /// The value.
+    pub value: V,
+    /// Its timestamp (ms since the epoch).
+    pub timestamp: i64,
+}
+
+/// An iterator of `(key, value with timestamp)`.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<(Bytes, Timestamped)>> + Send + 'a>;
+
+/// A layer's view of a key: `Some` value, or `None` for deleted.
+pub(crate) type Layer = BTreeMap<Bytes, Option<Timestamped>>;
+
+pub(crate) fn encode(v: &Timestamped) -> Bytes {
+    let mut b = Vec::with_capacity(8 + v.value.len());
+    b.extend_from_slice(&v.timestamp.to_be_bytes());
+    b.extend_from_slice(&v.value);
+    Bytes::from(b)
+}
+
+pub(crate) fn decode(store: &str, b: &Bytes) -> Result<Timestamped> {
+    if b.len() < 8 {
+        return Err(Error::Corrupt {
+            store: store.to_string(),
+            reason: format!("stored value of {} bytes has no timestamp", b.len()),
+        });
+    }
+    let mut ts = [0u8; 8];
+    ts.copy_from_slice(&b[..8]);
+    Ok(Timestamped {
+        value: b.slice(8..),
+        timestamp: i64::from_be_bytes(ts),
+    })
+}
+
+/// Decides which tree a changelog key belongs to during restore (`None`: drop it, e.g. a
+/// window past retention).
+pub(crate) trait Router {
+    fn tree_for(&self, key: &[u8]) -> Option<String>;
+    /// Whether a backend tree belongs to this store (what a wipe deletes).
+    fn owns(&self, tree: &str) -> bool;
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Whether local state was wiped first (missing state, changed topic id, or an applied
+    /// offset beyond the changelog's end).
+    pub wiped: bool,
+    /// The first changelog offset read.
+    pub from_offset: i64,
+    /// Records replayed (applied to a tree).
+    pub records_applied: u64,
+    /// Records read but already applied in their tree (skipped).
+    pub records_skipped: u64,
+}
+
+#[derive(Debug)]
+struct TreeLayers {
+    tree: Arc<dyn Tree>,
+    buffer: Layer,
+    pending: Layer,
+    overlay: Layer,
+}
+
+impl TreeLayers {
+    fn lookup(&self, key: &[u8]) -> Option<&Option<Timestamped>> {
+        self.buffer
+            .get(key)
+            .or_else(|| self.pending.get(key))
+            .or_else(|| self.overlay.get(key))
+    }
+}
+
+/// The layers of one store (one or several trees).
+#[derive(Debug)]
+pub(crate) struct Layers {
+    pub(crate) store: String,
+    backend: Arc<dyn Backend>,
+    meta: Arc<dyn Tree>,
+    pub(crate) changelog: Option<ChangelogPartition>,
+    trees: BTreeMap<String, TreeLayers>,
+    buffer_bytes: usize,
+    pending_offset: Option<i64>,
+    overlay_offset: Option<i64>,
+    poisoned: bool,
+}
+
+impl Layers {
+    pub(crate) fn open(
+        store: &str,
+        backend: Arc<dyn Backend>,
+        changelog: Option<ChangelogPartition>,
+    ) -> Result<Layers> {
+        let meta = backend.open_tree(META_TREE)?;
+        Ok(Layers {
+            store: store.to_string(),
+            backend,
+            meta,
+            changelog,
+            trees: BTreeMap::new(),
+            buffer_bytes: 0,
+            pending_offset: None,
+            overlay_offset: None,
+            poisoned: false,
+        })
+    }
+
+    fn layers(&mut self, tree: &str) -> Result<&mut TreeLayers> {
+        if !self.trees.contains_key(tree) {
+            let t = self.backend.open_tree(tree)?;
+            self.trees.insert(
+                tree.to_string(),
+                TreeLayers {
+                    tree: t,
+                    buffer: Layer::new(),
+                    pending: Layer::new(),
+                    overlay: Layer::new(),
+                },
+            );
+        }
+        self.trees.get_mut(tree).ok_or_else(|| Error::Corrupt {
+            store: self.store.clone(),
+            reason: format!("tree '{tree}' vanished"),
+        })
+    }
+
+    /// The newest value of `key` in `tree`.
+    pub(crate) fn get(&mut self, tree: &str, key: &[u8]) -> Result<Option<Timestamped>> {
+        let store = self.store.clone();
+        let t = self.layers(tree)?;
+        if let Some(v) = t.lookup(key) {
+            return Ok(v.clone());
+        }
+        match t.tree.get(key)? {
+            Some(b) => decode(&store, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Buffers a write (`None` deletes).
+    pub(crate) fn put(&mut self, tree: &str, key: Bytes, value: Option<Timestamped>) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned {
+                store: self.store.clone(),
+            });
+        }
+        let size = key.len() + value.as_ref().map_or(0, |v| v.value.len()) + 48;
+        let t = self.layers(tree)?;
+        t.buffer.insert(key, value);
+        self.buffer_bytes += size;
+        Ok(())
+    }
+
+    /// Keys of `tree` within bounds, merged over all layers, ascending or descending.
+    pub(crate) fn range<'a>(
+        &'a mut self,
+        tree: &str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<KvIter<'a>> {
+        let store = self.store.clone();
+        self.layers(tree)?;
+        let t = self.trees.get(tree).ok_or_else(|| Error::Corrupt {
+            store: store.clone(),
+            reason: format!("tree '{tree}' vanished"),
+        })?;
+        let bounds = (own(from), own(to));
+        let mut mem = Layer::new();
+        if !empty(&bounds) {
+            for layer in [&t.overlay, &t.pending, &t.buffer] {
+                for (k, v) in layer.range::<Bytes, _>((bounds.0.clone(), bounds.1.clone())) {
+                    mem.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let mut mem: Vec<(Bytes, Option<Timestamped>)> = mem.into_iter().collect();
+        if reverse {
+            mem.reverse();
+        }
+        Ok(Box::new(Merge {
+            store,
+            reverse,
+            mem: mem.into_iter().peekable(),
+            disk: t.tree.range(from, to, reverse).peekable(),
+        }))
+    }
+
+    /// Names of the opened and stored trees whose names start with `prefix`.
+    pub(crate) fn tree_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .backend
+            .tree_names()?
+            .into_iter()
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.extend(self.trees.keys().filter(|n| n.starts_with(prefix)).cloned());
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Deletes a tree with everything in it, in every layer (window retention).
+    pub(crate) fn drop_tree(&mut self, tree: &str) -> Result<()> {
+        self.trees.remove(tree);
+        self.backend.drop_tree(tree)?;
+        Ok(())
+    }
+
+    /// Opens `tree` if it is not open yet.
+    pub(crate) fn ensure_tree(&mut self, tree: &str) -> Result<()> {
+        self.layers(tree).map(|_| ())
+    }
+
+    /// About how many keys `tree` holds in the backend.
+    pub(crate) fn approximate_len(&self, tree: &str) -> u64 {
+        self.trees.get(tree).map_or(0, |t| t.tree.approximate_len())
+    }
+
+    /// Bytes of uncommitted writes (the runtime commits early past its soft limit).
+    pub(crate) fn buffer_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
+
+    /// Commit step 2: hands every buffered write to the changelog; they wait for the
+    /// transaction's outcome.
+    pub(crate) fn send_changelog(&mut self, sink: &mut dyn ChangelogSink) -> Result<usize> {
+        let mut records = Vec::new();
+        for t in self.trees.values_mut() {
+            for (k, v) in std::mem::take(&mut t.buffer) {
+                if self.changelog.is_some() {
+                    records.push(ChangelogRecord {
+                        key: k.clone(),
+                        timestamp: v.as_ref().map_or(0, |v| v.timestamp),
+                        value: v.as_ref().map(|v| v.value.clone()),
+                    });
+                }
+                t.pending.insert(k, v);
+            }
+        }
+        self.buffer_bytes = 0;
+        let n = records.len();
+        if let (Some(cl), false) = (&self.changelog, records.is_empty()) {
+            let last = sink.append(cl, records).map_err(|e| Error::Changelog {
+                store: self.store.clone(),
+                topic: cl.topic.clone(),
+                partition: cl.partition,
+                reason: e.to_string(),
+            })?;
+            self.pending_offset = Some(last);
+        }
+        Ok(n)
+    }
+
+    /// Commit step 3 happened: what was sent is committed.
+    pub(crate) fn committed(&mut self) {
+        for t in self.trees.values_mut() {
+            let pending = std::mem::take(&mut t.pending);
+            t.overlay.extend(pending);
+        }
+        if let Some(o) = self.pending_offset.take() {
+            self.overlay_offset = Some(o);
+        }
+    }
+
+    /// The transaction failed: uncommitted and sent-but-uncommitted writes are dropped.
+    pub(crate) fn abort(&mut self) {
+        for t in self.trees.values_mut() {
+            t.buffer.clear();
+            t.pending.clear();
+        }
+        self.buffer_bytes = 0;
+        self.pending_offset = None;
+    }
+
+    /// Commit step 4: one backend batch per tree with that tree's changelog offset, then the
+    /// store's applied offset.
+    pub(crate) fn apply(&mut self) -> Result<()> {
+        let offset = self.overlay_offset;
+        let result = self.apply_inner(offset);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn apply_inner(&mut self, offset: Option<i64>) -> Result<()> {
+        for t in self.trees.values_mut() {
+            if t.overlay.is_empty() {
+                continue;
+            }
+            let writes: Vec<Write> = t
+                .overlay
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_ref().map(encode)))
+                .collect();
+            t.tree.apply(&writes, offset)?;
+            t.overlay.clear();
+        }
+        if let Some(o) = offset {
+            self.meta.apply(
+                &[(
+                    self.meta_key("applied"),
+                    Some(Bytes::copy_from_slice(&o.to_be_bytes())),
+                )],
+                None,
+            )?;
+        }
+        self.overlay_offset = None;
+        Ok(())
+    }
+
+    fn meta_key(&self, what: &str) -> Bytes {
+        Bytes::from(format!("{}\u{0}{what}", self.store))
+    }
+
+    fn meta_applied(&self) -> Result<Option<i64>> {
+        match self.meta.get(&self.meta_key("applied"))? {
+            Some(b) if b.len() == 8 => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&b);
+                Ok(Some(i64::from_be_bytes(a)))
+            }
+            Some(_) => Err(Error::Corrupt {
+                store: self.store.clone(),
+                reason: "applied offset is not 8 bytes".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Brings the backend up to the changelog's last stable offset: replays only what comes
+    /// after the applied offsets; wipes first only when local state is missing, the
+    /// changelog topic's id changed, or the applied offset is beyond the changelog's end.
+    pub(crate) fn restore(
+        &mut self,
+        reader: &mut dyn ChangelogReader,
+        router: &dyn Router,
+    ) -> Result<RestoreStats> {
+        let Some(cl) = self.changelog.clone() else {
+            return Ok(RestoreStats::default());
+        };
+        let (store, cl2) = (self.store.clone(), cl.clone());
+        let err = move |e: crate::changelog::ChangelogError| Error::Changelog {
+            store: store.clone(),
+            topic: cl2.topic.clone(),
+            partition: cl2.partition,
+            reason: e.to_string(),
+        };
+        let topic_id = reader
+            .topic_id(&cl.topic)
+            .map_err(&err)?
+            .unwrap_or_default();
+        let (start, stable) = reader.bounds(&cl).map_err(&err)?;
+        let stored_id = self.meta.get(&self.meta_key("topic-id"))?;
+        let applied = self.meta_applied()?;
+        let missing = applied.is_none() || !self.backend.is_persistent();
+        let id_changed = stored_id
+            .as_deref()
+            .is_some_and(|id| id != topic_id.as_bytes());
+        let beyond = applied.is_some_and(|a| a >= stable);
+        let wiped = missing || id_changed || beyond;
+        if wiped {
+            if !missing {
+                tracing::warn!(store = %self.store, id_changed, beyond, "wiping local state before a full restore");
+            }
+            for name in self.tree_names("")? {
+                if router.owns(&name) {
+                    self.drop_tree(&name)?;
+                }
+            }
+            self.meta.apply(&[(self.meta_key("applied"), None)], None)?;
+        }
+        self.meta.apply(
+            &[(
+                self.meta_key("topic-id"),
+                Some(Bytes::from(topic_id.clone())),
+            )],
+            None,
+        )?;
+        let from = if wiped {
+            start
+        } else {
+            applied.map_or(start, |a| a + 1).max(start)
+        };
+        let mut stats = RestoreStats {
+            wiped,
+            from_offset: from,
+            ..RestoreStats::default()
+        };
+        let mut pos = from;
+        let mut tree_applied: BTreeMap<String, Option<i64>> = BTreeMap::new();
+        while pos < stable {
+            let batch = reader.read(&cl, pos, 50_000).map_err(&err)?;
+            if batch.next_offset <= pos {
+                break;
+            }
+            let mut per_tree: BTreeMap<String, Vec<Write>> = BTreeMap::new();
+            let mut last = pos;
+            for (offset, r) in batch.records {
+                if offset >= stable {
+                    break;
+                }
+                last = offset;
+                let Some(tree) = router.tree_for(&r.key) else {
+                    stats.records_skipped += 1;
+                    continue;
+                };
+                if !tree_applied.contains_key(&tree) {
+                    let applied = self.layers(&tree)?.tree.applied_offset()?;
+                    tree_applied.insert(tree.clone(), if wiped { None } else { applied });
+                }
+                if tree_applied
+                    .get(&tree)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|a| offset <= a)
+                {
+                    stats.records_skipped += 1;
+                    continue;
+                }
+                let value = r.value.map(|value| {
+                    encode(&Timestamped {
+                        value,
+                        timestamp: r.timestamp,
+                    })
+                });
+                per_tree.entry(tree).or_default().push((r.key, value));
+                stats.records_applied += 1;
+            }
+            let upto = batch.next_offset.min(stable) - 1;
+            for (tree, writes) in per_tree {
+                self.layers(&tree)?
+                    .tree
+                    .apply(&writes, Some(upto.max(last)))?;
+            }
+            self.meta.apply(
+                &[(
+                    self.meta_key("applied"),
+                    Some(Bytes::copy_from_slice(&upto.to_be_bytes())),
+                )],
+                None,
+            )?;
+            pos = batch.next_offset;
+        }
+        tracing::info!(store = %self.store, from, to = stable, applied = stats.records_applied, skipped = stats.records_skipped, wiped, "restored");
+        Ok(stats)
+    }
+}
+
+fn own(b: Bound<&[u8]>) -> Bound<Bytes> {
+    match b {
+        Bound::Included(k) => Bound::Included(Bytes::copy_from_slice(k)),
+        Bound::Excluded(k) => Bound::Excluded(Bytes::copy_from_slice(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn empty(b: &(Bound<Bytes>, Bound<Bytes>)) -> bool {
+    match b {
+        (Bound::Included(a), Bound::Included(z)) => a > z,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(z))
+        | (Bound::Excluded(a), Bound::Included(z)) => a >= z,
+        _ => false,
+    }
+}
+
+/// Merges the in-memory layers (already combined, newest wins) with the backend's range.
+struct Merge<'a> {
+    store: String,
+    reverse: bool,
+    mem: std::iter::Peekable<std::vec::IntoIter<(Bytes, Option<Timestamped>)>>,
+    disk: std::iter::Peekable<TreeIter<'a>>,
+}
+
+impl Iterator for Merge<'_> {
+    type Item = Result<(Bytes, Timestamped)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_mem = match (self.mem.peek(), self.disk.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(_), Some(Err(_))) => false,
+                (Some((mk, _)), Some(Ok((dk, _)))) => {
+                    if mk == dk {
+                        // The memory layer shadows the stored value.
+                        self.disk.next();
+                        true
+                    } else {
+                        (mk < dk) != self.reverse
+                    }
+                }
+            };
+            if take_mem {
+                if let Some((k, Some(v))) = self.mem.next() {
+                    return Some(Ok((k, v)));
+                }
+                // A deletion: skip it.
+                continue;
+            }
+            return match self.disk.next()? {
+                Ok((k, b)) => Some(decode(&self.store, &b).map(|v| (k, v))),
+                Err(e) => Some(Err(e)),
+            };
+        }
+    }
+}

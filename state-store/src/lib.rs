@@ -1,0 +1,34 @@
+//! freshet's state stores: local sled (or in-memory) stores that are a cache of changelog
+//! topics.
+//!
+//! Every store is layered: a **write buffer** of uncommitted writes, the writes **sent** to
+//! the changelog in the current commit, a **committed overlay** not yet applied to the
+//! backend, and the **backend** (sled or memory). Reads merge the layers, newest first. The
+//! runtime drives the commit protocol through [`StateStore`]: send the changelog (inside the
+//! transaction), mark committed, apply to the backend with each tree's changelog offset. So
+//! the backend only holds committed data, and restore after a crash replays only the
+//! changelog's tail after the applied offsets — no wipe.
+//!
+//! This crate does not depend on the log: the runtime implements [`ChangelogSink`] and
+//! [`ChangelogReader`] over it.
+
+mod backend;
+mod changelog;
+mod error;
+mod kv;
+mod layers;
+mod serde;
+mod store;
+mod typed;
+
+pub use crate::backend::{Backend, MemoryBackend, SledBackend, Tree, TreeIter, Write};
+pub use crate::changelog::{
+    ChangelogBatch, ChangelogError, ChangelogPartition, ChangelogReader, ChangelogRecord,
+    ChangelogSink,
+};
+pub use crate::error::{Error, Result};
+pub use crate::kv::{KeyValueStore, KvStore};
+pub use crate::layers::{KvIter, RestoreStats, Timestamped};
+pub use crate::serde::{BigEndian, MsgPack, RawBytes, Serde, Utf8};
+pub use crate::store::StateStore;
+pub use crate::typed::TypedKvStore;
