@@ -26,6 +26,15 @@ pub(crate) fn log_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
 }
 
+/// What base offsets a scan accepts (see [`scan`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OffsetRule {
+    /// The lowest base offset the first batch may have.
+    pub(crate) first: i64,
+    /// Whether each batch must start exactly where the previous one ended.
+    pub(crate) contiguous: bool,
+}
+
 /// What a scan of a log file found.
 #[derive(Debug)]
 pub(crate) struct ScanEnd {
@@ -38,9 +47,9 @@ pub(crate) struct ScanEnd {
 /// Sequentially reads the batches of `file` from `from` to `to`, checking each CRC, calling
 /// `each(header, position, bytes)`; stops at the first incomplete or invalid batch.
 ///
-/// Offsets must increase: a batch whose base offset is below `offset_floor` (for the first)
-/// or below the previous batch's last offset + 1 is invalid; with `contiguous` (a segment
-/// never compacted, such as the active one) it must be exactly that. The CRC does not cover
+/// Offsets must increase: a batch whose base offset is below `offsets.first` (for the first)
+/// or below the previous batch's last offset + 1 is invalid; with `offsets.contiguous` (a
+/// segment never compacted, such as the active one) it must be exactly that. The CRC does not cover
 /// the base offset (as in Kafka), so this is what catches a damaged one.
 ///
 /// `peek(header)` sees each batch's header before its body is read: `Break` ends the scan
@@ -53,13 +62,13 @@ pub(crate) fn scan(
     path: &Path,
     from: u64,
     to: u64,
-    offset_floor: i64,
-    contiguous: bool,
+    offsets: OffsetRule,
     mut peek: impl FnMut(&BatchHeader) -> ControlFlow<()>,
     mut each: impl FnMut(&BatchHeader, u64, &Bytes) -> Result<ControlFlow<()>>,
 ) -> Result<ScanEnd> {
     let mut pos = from;
-    let mut floor = offset_floor;
+    let mut floor = offsets.first;
+    let contiguous = offsets.contiguous;
     // The file's bytes from `pos` on, as far as they have been read.
     let mut buf = BytesMut::new();
     let end = |pos: u64, problem: Option<String>| ScanEnd {
@@ -293,8 +302,10 @@ impl Segment {
             &path,
             from,
             to,
-            floor,
-            contiguous,
+            OffsetRule {
+                first: floor,
+                contiguous,
+            },
             |_| ControlFlow::Continue(()),
             |h, pos, bytes| {
                 self.note_batch(h, pos);
@@ -393,8 +404,10 @@ impl Segment {
             &self.path,
             start,
             self.size,
-            self.base_offset,
-            false,
+            OffsetRule {
+                first: self.base_offset,
+                contiguous: false,
+            },
             // Stop on the header, before reading a batch that would not be returned.
             |h| {
                 let over = taken.get() > 0 && taken.get() + h.total_len > max_bytes;

@@ -180,16 +180,35 @@ const DATA_PREFIX: u8 = 0x01;
 
 impl SledBackend {
     /// Opens (creating) a sled database at `path` with a page cache of `cache_bytes`.
+    ///
+    /// sled 0.34 releases its directory lock only when its flusher thread exits, a moment
+    /// after the last handle drops (spacejam/sled#1234), so reopening right after closing
+    /// in the same process can find the lock still held (for longer on a loaded machine): the
+    /// open retries for up to five seconds while the lock is busy.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<SledBackend> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|source| Error::Sled {
-                store: path.display().to_string(),
-                source,
-            })?;
-        Ok(SledBackend { db })
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(SledBackend { db }),
+                // sled reports a busy lock as a plain I/O error with this text (0.34.7,
+                // `Config::try_lock`).
+                Err(sled::Error::Io(e))
+                    if e.to_string().starts_with("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(source) => {
+                    return Err(Error::Sled {
+                        store: path.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        }
     }
 
     /// Flushes sled's buffers to disk.
@@ -327,7 +346,9 @@ impl Tree for SledTree {
         }
     }
     fn approximate_len(&self) -> u64 {
-        (self.tree.len() as u64).saturating_sub(1)
+        // The applied offset shares the tree, but only once an apply has recorded one.
+        let meta = matches!(self.tree.contains_key([META_PREFIX]), Ok(true));
+        (self.tree.len() as u64).saturating_sub(u64::from(meta))
     }
     fn clear(&self) -> Result<()> {
         self.tree.clear().map_err(|e| self.err(e))

@@ -66,6 +66,15 @@ pub(crate) trait Router {
     fn tree_for(&self, key: &[u8]) -> Option<String>;
     /// Whether a backend tree belongs to this store (what a wipe deletes).
     fn owns(&self, tree: &str) -> bool;
+    /// Told once, before any record is routed, whether restore wiped local state first
+    /// (window and session stores then forget their persisted stream time).
+    fn begin(&self, _wiped: bool) {}
+    /// Extra meta entries (`what`, value) written in the same batch as each restored
+    /// batch's applied offset (window and session stores keep their stream time there, so a
+    /// crash during restore never leaves it behind the applied offset).
+    fn meta(&self) -> Vec<(&'static str, Bytes)> {
+        Vec::new()
+    }
 }
 
 /// What a restore did.
@@ -187,8 +196,21 @@ impl Layers {
         to: Bound<&[u8]>,
         reverse: bool,
     ) -> Result<KvIter<'a>> {
-        let store = self.store.clone();
         self.layers(tree)?;
+        self.range_open(tree, from, to, reverse)
+    }
+
+    /// [`Layers::range`] over a tree that is already open: it needs only a shared borrow,
+    /// so iterators over several trees can be chained (the segments of window and session
+    /// stores).
+    pub(crate) fn range_open<'a>(
+        &'a self,
+        tree: &str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<KvIter<'a>> {
+        let store = self.store.clone();
         let t = self.trees.get(tree).ok_or_else(|| Error::Corrupt {
             store: store.clone(),
             reason: format!("tree '{tree}' vanished"),
@@ -305,11 +327,26 @@ impl Layers {
     /// store's applied offset.
     pub(crate) fn apply(&mut self) -> Result<()> {
         let offset = self.overlay_offset;
-        let result = self.apply_inner(offset);
+        let result = self.apply_inner(offset).map_err(|e| self.named(e));
         if result.is_err() {
             self.poisoned = true;
         }
         result
+    }
+
+    /// Errors of the meta tree, which every store shares, name this store instead.
+    fn named(&self, e: Error) -> Error {
+        match e {
+            Error::Sled { store, source } if store == META_TREE => Error::Sled {
+                store: self.store.clone(),
+                source,
+            },
+            Error::Corrupt { store, reason } if store == META_TREE => Error::Corrupt {
+                store: self.store.clone(),
+                reason,
+            },
+            e => e,
+        }
     }
 
     fn apply_inner(&mut self, offset: Option<i64>) -> Result<()> {
@@ -338,6 +375,21 @@ impl Layers {
         Ok(())
     }
 
+    /// A value this store keeps in the meta tree under `what` (window and session stores
+    /// keep their stream time there).
+    pub(crate) fn meta_get(&self, what: &str) -> Result<Option<Bytes>> {
+        self.meta
+            .get(&self.meta_key(what))
+            .map_err(|e| self.named(e))
+    }
+
+    /// Sets (or with `None` deletes) a value this store keeps in the meta tree.
+    pub(crate) fn meta_put(&self, what: &str, value: Option<Bytes>) -> Result<()> {
+        self.meta
+            .apply(&[(self.meta_key(what), value)], None)
+            .map_err(|e| self.named(e))
+    }
+
     fn meta_key(&self, what: &str) -> Bytes {
         Bytes::from(format!("{}\u{0}{what}", self.store))
     }
@@ -360,7 +412,24 @@ impl Layers {
     /// Brings the backend up to the changelog's last stable offset: replays only what comes
     /// after the applied offsets; wipes first only when local state is missing, the
     /// changelog topic's id changed, or the applied offset is beyond the changelog's end.
+    ///
+    /// A failed restore poisons the store: writes on top of a half-done restore would, at
+    /// their commit, record an applied offset past the part of the changelog never replayed.
     pub(crate) fn restore(
+        &mut self,
+        reader: &mut dyn ChangelogReader,
+        router: &dyn Router,
+    ) -> Result<RestoreStats> {
+        let result = self
+            .restore_inner(reader, router)
+            .map_err(|e| self.named(e));
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn restore_inner(
         &mut self,
         reader: &mut dyn ChangelogReader,
         router: &dyn Router,
@@ -399,6 +468,7 @@ impl Layers {
             }
             self.meta.apply(&[(self.meta_key("applied"), None)], None)?;
         }
+        router.begin(wiped);
         self.meta.apply(
             &[(
                 self.meta_key("topic-id"),
@@ -462,13 +532,14 @@ impl Layers {
                     .tree
                     .apply(&writes, Some(upto.max(last)))?;
             }
-            self.meta.apply(
-                &[(
-                    self.meta_key("applied"),
-                    Some(Bytes::copy_from_slice(&upto.to_be_bytes())),
-                )],
-                None,
-            )?;
+            let mut meta = vec![(
+                self.meta_key("applied"),
+                Some(Bytes::copy_from_slice(&upto.to_be_bytes())),
+            )];
+            for (what, value) in router.meta() {
+                meta.push((self.meta_key(what), Some(value)));
+            }
+            self.meta.apply(&meta, None)?;
             pos = batch.next_offset;
         }
         tracing::info!(store = %self.store, from, to = stable, applied = stats.records_applied, skipped = stats.records_skipped, wiped, "restored");

@@ -13,15 +13,22 @@
 //! [`ChangelogReader`] over it.
 
 mod backend;
+mod buffer;
+mod cache;
 mod changelog;
 mod error;
 mod kv;
 mod layers;
 mod serde;
+mod session;
 mod store;
 mod typed;
+mod view;
+mod window;
 
 pub use crate::backend::{Backend, MemoryBackend, SledBackend, Tree, TreeIter, Write};
+pub use crate::buffer::{BufferState, BufferStore, BufferedRecord};
+pub use crate::cache::{CacheStats, CachingKvStore, FlushListener, ThreadCache, WriteBufferBudget};
 pub use crate::changelog::{
     ChangelogBatch, ChangelogError, ChangelogPartition, ChangelogReader, ChangelogRecord,
     ChangelogSink,
@@ -30,5 +37,13 @@ pub use crate::error::{Error, Result};
 pub use crate::kv::{KeyValueStore, KvStore};
 pub use crate::layers::{KvIter, RestoreStats, Timestamped};
 pub use crate::serde::{BigEndian, MsgPack, RawBytes, Serde, Utf8};
+pub use crate::session::{
+    SegmentedSessionStore, SessionStore, SessionStoreOptions, TypedSessionStore,
+};
 pub use crate::store::StateStore;
 pub use crate::typed::TypedKvStore;
+pub use crate::view::ReadOnlyKeyValueView;
+pub use crate::window::{
+    default_segment_interval, SegmentedWindowStore, TypedWindowStore, Window, WindowStore,
+    WindowStoreOptions, WindowValueIter, Windowed, WindowedIter,
+};
