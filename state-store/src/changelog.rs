@@ -63,3 +63,68 @@ pub trait ChangelogReader {
         max_records: usize,
     ) -> Result<ChangelogBatch, ChangelogError>;
 }
+
+/// Kafka's name for a store's changelog topic: `<application.id>-<store>-changelog`.
+///
+/// ```
+/// assert_eq!(
+///     freshet_state_store::changelog_topic("page-counter", "views-per-minute"),
+///     "page-counter-views-per-minute-changelog"
+/// );
+/// ```
+pub fn changelog_topic(application_id: &str, store: &str) -> String {
+    format!("{application_id}-{store}-changelog")
+}
+
+/// Kafka's `windowstore.changelog.additional.retention.ms`: a windowed changelog keeps a day
+/// more than its store, so a restore never misses a window the store still holds.
+pub const CHANGELOG_ADDITIONAL_RETENTION_MS: i64 = 86_400_000;
+
+/// The topic settings a store's changelog is created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogTopicConfig {
+    /// `cleanup.policy`: `compact` for key-value stores, `compact,delete` for windowed ones.
+    pub cleanup_policy: &'static str,
+    /// `retention.ms`, for windowed stores: the store's retention plus one day.
+    pub retention_ms: Option<i64>,
+}
+
+impl ChangelogTopicConfig {
+    /// A key-value store's changelog: compacted, kept forever.
+    pub fn key_value() -> ChangelogTopicConfig {
+        ChangelogTopicConfig {
+            cleanup_policy: "compact",
+            retention_ms: None,
+        }
+    }
+
+    /// A window or session store's changelog: compacted and deleted after the store's
+    /// retention plus [`CHANGELOG_ADDITIONAL_RETENTION_MS`].
+    pub fn windowed(store_retention_ms: i64) -> ChangelogTopicConfig {
+        ChangelogTopicConfig {
+            cleanup_policy: "compact,delete",
+            retention_ms: Some(
+                store_retention_ms.saturating_add(CHANGELOG_ADDITIONAL_RETENTION_MS),
+            ),
+        }
+    }
+
+    /// The settings as Kafka `key=value` pairs, for topic creation.
+    ///
+    /// ```
+    /// use freshet_state_store::ChangelogTopicConfig;
+    /// let settings = ChangelogTopicConfig::windowed(60_000).settings();
+    /// assert_eq!(settings[0], ("cleanup.policy".to_string(), "compact,delete".to_string()));
+    /// assert_eq!(settings[1], ("retention.ms".to_string(), "86460000".to_string()));
+    /// ```
+    pub fn settings(&self) -> Vec<(String, String)> {
+        let mut out = vec![(
+            "cleanup.policy".to_string(),
+            self.cleanup_policy.to_string(),
+        )];
+        if let Some(ms) = self.retention_ms {
+            out.push(("retention.ms".to_string(), ms.to_string()));
+        }
+        out
+    }
+}

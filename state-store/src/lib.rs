@@ -30,8 +30,8 @@ pub use crate::backend::{Backend, MemoryBackend, SledBackend, Tree, TreeIter, Wr
 pub use crate::buffer::{BufferState, BufferStore, BufferedRecord};
 pub use crate::cache::{CacheStats, CachingKvStore, FlushListener, ThreadCache, WriteBufferBudget};
 pub use crate::changelog::{
-    ChangelogBatch, ChangelogError, ChangelogPartition, ChangelogReader, ChangelogRecord,
-    ChangelogSink,
+    changelog_topic, ChangelogBatch, ChangelogError, ChangelogPartition, ChangelogReader,
+    ChangelogRecord, ChangelogSink, ChangelogTopicConfig, CHANGELOG_ADDITIONAL_RETENTION_MS,
 };
 pub use crate::error::{Error, Result};
 pub use crate::kv::{KeyValueStore, KvStore};
