@@ -1,8 +1,8 @@
 //! freshet: Kafka Streams for Rust, with the broker built in.
 //!
 //! This facade re-exports the public API of freshet's crates, so an application depends on
-//! one package. Today it holds the embedded log ([`log`]); the streams DSL and the runtime
-//! are added as they land.
+//! one package. Today it holds the embedded log ([`log`]) and the state stores ([`state`]);
+//! the streams DSL and the runtime are added as they land.
 //!
 //! ```
 //! use freshet::prelude::*;
@@ -13,6 +13,7 @@
 //! ```
 
 pub use freshet_log as log;
+pub use freshet_state_store as state;
 
 /// The common imports: `use freshet::prelude::*;`.
 pub mod prelude {
@@ -29,6 +30,9 @@ pub enum Error {
     /// From the embedded log.
     #[error(transparent)]
     Log(#[from] freshet_log::Error),
+    /// From a state store.
+    #[error(transparent)]
+    State(#[from] freshet_state_store::Error),
     /// An I/O error outside the log (so `?` works on std and tokio calls in an app's `main`).
     #[error(transparent)]
     Io(#[from] std::io::Error),
