@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use crate::record::StoredRecord;
+use crate::record::{RecordRef, StoredRecord};
 
 /// Bytes of the fixed batch header.
 pub(crate) const HEADER_LEN: usize = 53;
@@ -116,7 +116,12 @@ pub(crate) struct ProducerStamp {
 /// Builds one batch in memory.
 #[derive(Debug)]
 pub(crate) struct BatchEncoder {
+    /// The batch so far is `buf[..len]`; the rest is room for more records (zeroed when it
+    /// was made; a small record's wide stores may leave bytes past its end), so a record
+    /// is written with plain stores instead of growing the vector (a capacity check per
+    /// byte, or a `memset` call per record). `finish` cuts the room off.
     buf: Vec<u8>,
+    len: usize,
     base_offset: i64,
     base_timestamp: Option<i64>,
     max_timestamp: i64,
@@ -153,10 +158,9 @@ impl BatchEncoder {
         if control {
             attributes |= ATTR_CONTROL;
         }
-        let mut buf = Vec::with_capacity(256);
-        buf.resize(HEADER_LEN, 0);
         BatchEncoder {
-            buf,
+            buf: vec![0; 256],
+            len: HEADER_LEN,
             base_offset,
             base_timestamp: None,
             max_timestamp: i64::MIN,
@@ -178,10 +182,49 @@ impl BatchEncoder {
     /// Makes room for about `additional` more bytes of records at once, so a large batch
     /// does not grow (and copy) its buffer step by step.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.buf.reserve(additional);
+        if self.len + additional > self.buf.len() {
+            self.grow(additional);
+        }
+    }
+
+    /// Grows the room to at least `additional` bytes past `len`, at least doubling.
+    #[cold]
+    fn grow(&mut self, additional: usize) {
+        let want = (self.len + additional).max(2 * self.buf.len());
+        self.buf.resize(want, 0);
+        // Whatever the allocator gave beyond that is room too.
+        self.buf.resize(self.buf.capacity(), 0);
+    }
+
+    /// Moves the batch to start at `base_offset`, keeping every record's place relative to
+    /// the first: the producer encodes records as they are sent, before it knows where the
+    /// batch will land, and the partition sets the base when it appends. Offsets passed to
+    /// [`BatchEncoder::push`] are relative to the base the encoder had then.
+    pub(crate) fn set_base_offset(&mut self, base_offset: i64) {
+        self.base_offset = base_offset;
+    }
+
+    /// Records pushed so far.
+    pub(crate) fn len(&self) -> u32 {
+        self.count
+    }
+
+    /// Appends `r` at `offset`, stamped `default_timestamp` when it has no timestamp of its
+    /// own: the one encode loop of [`Log::append`](crate::Log::append),
+    /// [`Log::append_refs`](crate::Log::append_refs) and the producer.
+    #[inline]
+    pub(crate) fn push_record(&mut self, offset: i64, r: &RecordRef<'_>, default_timestamp: i64) {
+        self.push(
+            offset,
+            r.timestamp.unwrap_or(default_timestamp),
+            r.key,
+            r.value,
+            r.headers,
+        );
     }
 
     /// Appends a record at `offset` (≥ the previous record's offset + 1; gaps are allowed).
+    #[inline(always)]
     pub(crate) fn push(
         &mut self,
         offset: i64,
@@ -193,39 +236,104 @@ impl BatchEncoder {
         let base_ts = *self.base_timestamp.get_or_insert(timestamp);
         let offset_delta = (offset - self.base_offset) as u32;
         let ts_delta = timestamp.wrapping_sub(base_ts);
-        // Encoded straight into the batch: the length prefix is computed first, so no
-        // per-record buffer is allocated (this is the bulk produce path's inner loop).
-        let body_len = 1 // record attributes
-            + varint_len(i64::from(offset_delta as i32))
-            + varint_len(ts_delta)
-            + bytes_len(key)
-            + bytes_len(value)
-            + varint_len(i64::from(headers.len() as i32))
-            + headers
-                .iter()
-                .map(|(name, val)| bytes_len(Some(name.as_bytes())) + bytes_len(Some(val)))
-                .sum::<usize>();
-        self.buf.reserve(5 + body_len);
-        put_varint(&mut self.buf, body_len as i32);
-        let body_start = self.buf.len();
-        self.buf.push(0u8); // record attributes (unused)
-        put_varlong(&mut self.buf, ts_delta);
-        put_varint(&mut self.buf, offset_delta as i32);
-        put_bytes(&mut self.buf, key);
-        put_bytes(&mut self.buf, value);
-        put_varint(&mut self.buf, headers.len() as i32);
-        for (name, val) in headers {
-            put_bytes(&mut self.buf, Some(name.as_bytes()));
-            put_bytes(&mut self.buf, Some(val));
+        let fields = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+        if !(headers.is_empty()
+            && fields <= SMALL_FIELDS
+            && self.push_small(offset_delta, ts_delta, key, value))
+        {
+            self.push_general(offset_delta, ts_delta, key, value, headers);
         }
-        debug_assert_eq!(self.buf.len() - body_start, body_len);
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.last_offset_delta = offset_delta;
         self.count += 1;
     }
 
+    /// The common case of a bulk load, a record without headers whose key and value take at
+    /// most [`SMALL_FIELDS`] bytes: its body is shorter than 64 bytes, so the length prefix
+    /// is one byte written after the body, and the whole record is written into a fixed
+    /// window of the room without computing each field's length first. False (and
+    /// nothing written) when the room cannot be made.
+    #[inline(always)]
+    fn push_small(
+        &mut self,
+        offset_delta: u32,
+        ts_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> bool {
+        let start = self.len;
+        if start + SMALL_WINDOW > self.buf.len() {
+            self.grow(SMALL_WINDOW);
+        }
+        let Some((w, _)) = self
+            .buf
+            .get_mut(start..)
+            .and_then(<[u8]>::split_first_chunk_mut::<SMALL_WINDOW>)
+        else {
+            return false;
+        };
+        // At most 1 + 1 + 10 + 5 + 1 + 1 + SMALL_FIELDS + 1 = 52 bytes: inside the window.
+        w[1] = 0; // record attributes (unused)
+        let mut pos = 2;
+        pos = put_zigzag(w, pos, ts_delta);
+        pos = put_zigzag(w, pos, i64::from(offset_delta as i32));
+        pos = put_short(w, pos, key);
+        pos = put_short(w, pos, value);
+        w[pos] = 0; // no headers
+        pos += 1;
+        // The body is `pos - 1` < 64 bytes: its zigzag varint is one byte.
+        w[0] = ((pos - 1) as u8) << 1;
+        self.len = start + pos;
+        true
+    }
+
+    /// Any record: every field's length is computed first to size the length prefix.
+    fn push_general(
+        &mut self,
+        offset_delta: u32,
+        ts_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(String, Bytes)],
+    ) {
+        let mut body_len = 1 // record attributes
+            + varint_len(i64::from(offset_delta as i32))
+            + varint_len(ts_delta)
+            + bytes_len(key)
+            + bytes_len(value)
+            + varint_len(i64::from(headers.len() as i32));
+        body_len += headers
+            .iter()
+            .map(|(name, val)| bytes_len(Some(name.as_bytes())) + bytes_len(Some(val)))
+            .sum::<usize>();
+        let len_prefix = body_len as i32;
+        let total = varint_len(i64::from(len_prefix)) + body_len;
+        let start = self.len;
+        if start + total > self.buf.len() {
+            self.grow(total);
+        }
+        let mut w = Writer {
+            out: &mut self.buf[start..start + total],
+            pos: 0,
+        };
+        w.varint(len_prefix);
+        w.byte(0); // record attributes (unused)
+        w.varlong(ts_delta);
+        w.varint(offset_delta as i32);
+        w.bytes(key);
+        w.bytes(value);
+        w.varint(headers.len() as i32);
+        for (name, val) in headers {
+            w.bytes(Some(name.as_bytes()));
+            w.bytes(Some(val));
+        }
+        debug_assert_eq!(w.pos, total);
+        self.len = start + w.pos;
+    }
+
     /// Seals the header and CRC and returns the bytes.
     pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.buf.truncate(self.len);
         let b = &mut self.buf;
         let batch_length = (b.len() - LOG_OVERHEAD) as u32;
         let base_ts = self.base_timestamp.unwrap_or(0);
@@ -411,15 +519,20 @@ impl Cursor<'_> {
     }
 }
 
-/// Bytes `put_varlong(v)` writes.
+/// Bytes a zigzag varint of `v` takes.
 #[inline]
 fn varint_len(v: i64) -> usize {
-    let z = ((v << 1) ^ (v >> 63)) as u64;
+    zigzag_len(((v << 1) ^ (v >> 63)) as u64)
+}
+
+/// Bytes the varint of an already zigzag-encoded `z` takes.
+#[inline(always)]
+fn zigzag_len(z: u64) -> usize {
     // ceil(significant bits / 7) without a division (as prost computes it).
     ((((z | 1).leading_zeros() ^ 63) * 9 + 73) / 64) as usize
 }
 
-/// Bytes `put_bytes(b)` writes.
+/// Bytes a length-prefixed (or null) byte string takes.
 #[inline]
 fn bytes_len(b: Option<&[u8]>) -> usize {
     match b {
@@ -428,30 +541,128 @@ fn bytes_len(b: Option<&[u8]>) -> usize {
     }
 }
 
-#[inline]
-fn put_varlong(buf: &mut Vec<u8>, v: i64) {
+/// Key and value bytes (together) of a record [`BatchEncoder::push_small`] takes.
+const SMALL_FIELDS: usize = 32;
+/// The window [`BatchEncoder::push_small`] writes a record into.
+const SMALL_WINDOW: usize = 64;
+
+/// Writes the zigzag varint of `v` at `pos` of a small record's window; returns the end.
+#[inline(always)]
+fn put_zigzag(w: &mut [u8; SMALL_WINDOW], mut pos: usize, v: i64) -> usize {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    buf.push(z as u8);
-}
-
-#[inline]
-fn put_varint(buf: &mut Vec<u8>, v: i32) {
-    put_varlong(buf, i64::from(v));
-}
-
-#[inline]
-fn put_bytes(buf: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(buf, -1),
-        Some(b) => {
-            put_varint(buf, b.len() as i32);
-            buf.extend_from_slice(b);
+    if z < 1 << 28 {
+        // Up to four bytes at once, without a loop: the 7-bit groups spread into bytes,
+        // continuation bits on all but the last, one 4-byte store (bytes past the varint
+        // are inside the window and overwritten next).
+        let len = zigzag_len(z);
+        let z = z as u32;
+        let spread =
+            (z & 0x7f) | ((z << 1) & 0x7f00) | ((z << 2) & 0x7f_0000) | ((z << 3) & 0x7f00_0000);
+        let continuation = 0x0080_8080u32 >> (32 - 8 * len);
+        if let Some(d) = w.get_mut(pos..).and_then(<[u8]>::first_chunk_mut::<4>) {
+            *d = (spread | continuation).to_le_bytes();
+            return pos + len;
         }
     }
+    while z >= 0x80 {
+        w[pos] = (z as u8) | 0x80;
+        pos += 1;
+        z >>= 7;
+    }
+    w[pos] = z as u8;
+    pos + 1
+}
+
+/// Writes a length-prefixed field of at most [`SMALL_FIELDS`] bytes (or a null one) at
+/// `pos` of a small record's window; returns the end.
+#[inline(always)]
+fn put_short(w: &mut [u8; SMALL_WINDOW], pos: usize, b: Option<&[u8]>) -> usize {
+    let Some(b) = b else {
+        w[pos] = 1; // zigzag(-1)
+        return pos + 1;
+    };
+    let n = b.len();
+    w[pos] = (n as u8) << 1;
+    let out = &mut w[pos + 1..pos + 1 + n];
+    // Two overlapping fixed-size copies, inline: a `memcpy` call costs more than the copy.
+    // (Whole words, not `copy_from_slice`: LLVM merges the arms' fixed-size copies back
+    // into one `memcpy` call of variable size.)
+    match n {
+        16..=32 => copy_overlapping::<16>(out, b),
+        8..=15 => copy_overlapping::<8>(out, b),
+        4..=7 => copy_overlapping::<4>(out, b),
+        _ => out.copy_from_slice(b),
+    }
+    pos + 1 + n
+}
+
+/// Copies `src` (`N..=2N` bytes) into `dst` of the same length as its first and last `N`
+/// bytes.
+#[inline(always)]
+fn copy_overlapping<const N: usize>(dst: &mut [u8], src: &[u8]) {
+    if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (dst.last_chunk_mut::<N>(), src.last_chunk::<N>()) {
+        *d = *s;
+    }
+}
+
+/// Writes a record into the tail of a batch sized for it beforehand.
+struct Writer<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.out[self.pos] = b;
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    fn varlong(&mut self, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        // Most varints of a record (small deltas and lengths) are one byte.
+        if z < 0x80 {
+            self.byte(z as u8);
+            return;
+        }
+        while z >= 0x80 {
+            self.byte((z as u8) | 0x80);
+            z >>= 7;
+        }
+        self.byte(z as u8);
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, v: i32) {
+        self.varlong(i64::from(v));
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, b: Option<&[u8]>) {
+        match b {
+            None => self.varint(-1),
+            Some(b) => {
+                self.varint(b.len() as i32);
+                self.out[self.pos..self.pos + b.len()].copy_from_slice(b);
+                self.pos += b.len();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+fn put_varlong(buf: &mut Vec<u8>, v: i64) {
+    let start = buf.len();
+    buf.resize(start + varint_len(v), 0);
+    let mut w = Writer {
+        out: &mut buf[start..],
+        pos: 0,
+    };
+    w.varlong(v);
 }
 
 #[cfg(test)]

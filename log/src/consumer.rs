@@ -109,11 +109,8 @@ impl Log {
             }
             let p = self.partition(topic, *partition)?;
             let budget = options.max_partition_bytes.min(bytes_left);
-            let mut res = p.read_from(*offset, budget, options.isolation)?;
-            if res.records.len() > records_left {
-                res.records.truncate(records_left);
-                res.next_offset = res.records.last().map_or(*offset, |r| r.offset + 1);
-            }
+            // Decodes no more than the poll can return.
+            let res = p.read_records(*offset, budget, records_left, options.isolation)?;
             if res.records.is_empty() && res.next_offset <= *offset {
                 continue;
             }

@@ -58,7 +58,7 @@ pub use crate::log::{AppendResult, Log};
 pub use crate::partition::{Isolation, PartitionOffsets};
 pub use crate::partitioner::{murmur2, partition_for_key};
 pub use crate::producer::{Producer, ProducerConfig, SendFuture};
-pub use crate::record::{Record, StoredRecord};
+pub use crate::record::{Record, RecordRef, StoredRecord};
 pub use crate::seam::{Broker, BrokerMember, BrokerTransaction};
 pub use crate::topic::{PartitionDescription, TopicDescription};
 pub use crate::txn::TransactionalProducer;

@@ -11,12 +11,13 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::batch::BatchEncoder;
 use crate::cleaner::BackgroundCleaner;
 use crate::config::{Acks, LogConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::group::GroupCoordinator;
 use crate::partition::{Isolation, Partition, PartitionOffsets};
-use crate::record::{Record, StoredRecord};
+use crate::record::{Record, RecordRef, StoredRecord};
 use crate::segment;
 use crate::topic::{self, Topic, TopicDescription, TopicMeta};
 use crate::txn::TxnCoordinator;
@@ -427,6 +428,66 @@ impl Log {
         self.check_writable("append")?;
         let p = self.partition(topic, partition)?;
         let (base_offset, last_offset) = p.append(records, None, acks)?;
+        self.inner.notify.notify_waiters();
+        Ok(AppendResult {
+            partition,
+            base_offset,
+            last_offset,
+        })
+    }
+
+    /// Appends borrowed records to one partition as one batch (non-transactional), with the
+    /// same durability and the same bytes on disk as [`Log::append`].
+    ///
+    /// This is the bulk path: a writer whose keys and values already sit in its own buffers
+    /// appends them without building a [`Record`] for each, so nothing is allocated or
+    /// reference-counted per record; they are encoded straight from the slices.
+    ///
+    /// ```
+    /// use freshet_log::{Acks, Isolation, Log, RecordRef, TopicConfig};
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path())?;
+    /// log.create_topic("t", TopicConfig::partitions(1))?;
+    /// let fields = b"k1v1k2v2";
+    /// let batch: Vec<RecordRef<'_>> = fields
+    ///     .chunks_exact(4)
+    ///     .map(|kv| RecordRef::new(&kv[..2], &kv[2..]))
+    ///     .collect();
+    /// let at = log.append_refs("t", 0, &batch, Acks::Written)?;
+    /// assert_eq!((at.base_offset, at.last_offset), (0, 1));
+    /// let records = log.read("t", 0, 0, 1 << 20, Isolation::ReadCommitted)?;
+    /// assert_eq!(records[1].value.as_deref(), Some(&b"v2"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn append_refs(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[RecordRef<'_>],
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        self.check_writable("append")?;
+        let p = self.partition(topic, partition)?;
+        let (base_offset, last_offset) = p.append(records, None, acks)?;
+        self.inner.notify.notify_waiters();
+        Ok(AppendResult {
+            partition,
+            base_offset,
+            last_offset,
+        })
+    }
+
+    /// Appends a batch the producer encoded as records were sent.
+    pub(crate) fn append_encoded(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BatchEncoder,
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        self.check_writable("append")?;
+        let p = self.partition(topic, partition)?;
+        let (base_offset, last_offset) = p.append_encoded(batch, acks)?;
         self.inner.notify.notify_waiters();
         Ok(AppendResult {
             partition,

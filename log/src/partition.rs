@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::batch::{self, BatchEncoder, BatchHeader, Marker, ProducerStamp};
 use crate::config::{Acks, TopicConfig};
 use crate::error::{Error, Result};
-use crate::record::{Record, StoredRecord};
+use crate::record::{AsRecordRef, StoredRecord};
 use crate::segment::{self, Segment};
 
 const LOG_START_FILE: &str = "log-start-offset";
@@ -223,10 +223,14 @@ impl Partition {
     }
 
     /// Appends records as one batch (transactional when `producer` is set); returns the first
-    /// and last offsets.
-    pub(crate) fn append(
+    /// and last offsets. Generic over [`Record`] and [`RecordRef`] so both share one encode
+    /// loop without converting the slice.
+    ///
+    /// [`Record`]: crate::Record
+    /// [`RecordRef`]: crate::RecordRef
+    pub(crate) fn append<R: AsRecordRef>(
         &self,
-        records: &[Record],
+        records: &[R],
         producer: Option<ProducerStamp>,
         acks: Acks,
     ) -> Result<(i64, i64)> {
@@ -248,34 +252,30 @@ impl Partition {
         let now = now_ms();
         let base = st.end();
         let mut enc = BatchEncoder::new(base, producer, false);
-        // About the encoded size (a record's overhead is ≤ 20 bytes unless it has headers).
-        enc.reserve(
-            records
-                .iter()
-                .map(|r| {
-                    20 + r.key.as_ref().map_or(0, |k| k.len())
-                        + r.value.as_ref().map_or(0, |v| v.len())
-                        + r.headers
-                            .iter()
-                            .map(|(k, v)| k.len() + v.len() + 10)
-                            .sum::<usize>()
-                })
-                .sum(),
-        );
+        enc.reserve(size_hint(records));
         for (i, r) in records.iter().enumerate() {
-            enc.push(
-                base + i as i64,
-                r.timestamp.unwrap_or(now),
-                r.key.as_deref(),
-                r.value.as_deref(),
-                &r.headers,
-            );
+            enc.push_record(base + i as i64, &r.as_record_ref(), now);
         }
         if enc.is_empty() {
             return Ok((base, base - 1));
         }
         let bytes = enc.finish();
         self.write_batch(&mut st, bytes, acks, now)
+    }
+
+    /// Appends a non-transactional batch encoded beforehand (the producer's, filled as
+    /// records were sent); it is moved to start at the end offset. Returns the first and
+    /// last offsets.
+    pub(crate) fn append_encoded(&self, mut enc: BatchEncoder, acks: Acks) -> Result<(i64, i64)> {
+        let mut st = self.state.lock();
+        self.check_writable(&st, "append")?;
+        let base = st.end();
+        if enc.is_empty() {
+            return Ok((base, base - 1));
+        }
+        enc.set_base_offset(base);
+        let bytes = enc.finish();
+        self.write_batch(&mut st, bytes, acks, now_ms())
     }
 
     /// Appends an already-encoded batch (its offsets must start at the end offset).
@@ -487,6 +487,20 @@ impl Partition {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult> {
+        self.read_records(offset, max_bytes, usize::MAX, isolation)
+    }
+
+    /// Reads like [`Partition::read_from`], returning at most `max_records` records (a
+    /// consumer's `max.poll.records` left): a batch is decoded only as far as they go, and
+    /// the next read starts after the last record returned. Without the limit a poll
+    /// would decode whole batches and drop what it does not return.
+    pub(crate) fn read_records(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_records: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult> {
         let st = self.state.lock();
         let end = st.end();
         if offset < st.log_start || offset > end {
@@ -504,7 +518,7 @@ impl Partition {
         };
         let mut out = Vec::new();
         let mut next_offset = offset;
-        if offset >= limit {
+        if offset >= limit || max_records == 0 {
             return Ok(ReadResult {
                 records: out,
                 next_offset,
@@ -515,8 +529,9 @@ impl Partition {
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         let mut budget = max_bytes;
+        let mut full = false;
         for seg in &st.segments[first..] {
-            if seg.base_offset >= limit {
+            if seg.base_offset >= limit || full {
                 break;
             }
             let batches = seg.read(offset, limit, budget)?;
@@ -526,7 +541,8 @@ impl Partition {
                 .last()
                 .is_some_and(|(h, _)| h.last_offset() + 1 < seg.next_offset);
             // One allocation for all the records, not one growth step per batch.
-            out.reserve(batches.iter().map(|(h, _)| h.record_count as usize).sum());
+            let records: usize = batches.iter().map(|(h, _)| h.record_count as usize).sum();
+            out.reserve(records.min(max_records - out.len()));
             for (h, bytes) in batches {
                 budget = budget.saturating_sub(bytes.len());
                 if h.base_offset >= limit {
@@ -546,7 +562,7 @@ impl Partition {
                 // the stable offset needs filtering afterwards.
                 let first = out.len();
                 let lo = offset.max(st.log_start);
-                batch::decode_records_into(&bytes, &h, lo, usize::MAX, &mut out).map_err(
+                batch::decode_records_into(&bytes, &h, lo, max_records - first, &mut out).map_err(
                     |reason| Error::Corrupt {
                         path: seg.path.clone(),
                         position: 0,
@@ -556,6 +572,15 @@ impl Partition {
                 if h.last_offset() >= limit {
                     let kept = first + out[first..].partition_point(|r| r.offset < limit);
                     out.truncate(kept);
+                }
+                if out.len() >= max_records {
+                    // Stopped inside (or at the end of) this batch: continue after the
+                    // last record returned, not after the batch.
+                    if let Some(last) = out.last() {
+                        next_offset = last.offset + 1;
+                    }
+                    full = true;
+                    break;
                 }
             }
             if budget == 0 || stopped_early {
@@ -722,6 +747,27 @@ impl Partition {
         }
         Ok(())
     }
+}
+
+/// About the encoded size of `records`, to size a batch's buffer once (a record's
+/// overhead is ≤ 20 bytes unless it has headers). Every record is counted: an estimate
+/// from a sample could ask for far more memory than the batch needs.
+fn size_hint<R: AsRecordRef>(records: &[R]) -> usize {
+    records
+        .iter()
+        .map(|r| {
+            let r = r.as_record_ref();
+            let mut n = 20 + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len);
+            if !r.headers.is_empty() {
+                n += r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 10)
+                    .sum::<usize>();
+            }
+            n
+        })
+        .sum()
 }
 
 fn rewrite_aborted(path: &Path, st: &mut PartitionState) -> Result<()> {
