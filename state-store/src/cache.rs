@@ -27,7 +27,17 @@
 //!
 //! Only shrinking the budget ([`ThreadCache::resize`]) evicts from other named caches (round
 //! robin, as Kafka does); their flushed entries wait outside the budget until that store's
-//! next call, which writes them down before doing anything else.
+//! next call, which writes them down before doing anything else (window and session stores
+//! read through `&self`: their reads see the waiting entries where they are, and their next
+//! write or flush writes them down).
+//!
+//! # Window and session stores
+//! [`CachingWindowStore`] and [`CachingSessionStore`] (Kafka's `CachingWindowStore` and
+//! `CachingSessionStore`) cache the same way, in the same thread cache and budget. An entry's
+//! key is the store's binary window (session) key behind its segment id (Kafka's
+//! `SegmentedCacheFunction`), so a named cache sorts exactly as the store iterates — segment
+//! by segment, then by binary key — and scans merge the two in one pass. Updates go
+//! downstream as `(windowed key, new value, old value)` ([`WindowedFlushListener`]).
 //!
 //! # Accounting
 //! An entry counts `key bytes + value bytes + ThreadCache::ENTRY_OVERHEAD_BYTES` (64), the overhead
@@ -63,17 +73,26 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::changelog::{ChangelogReader, ChangelogSink};
 use crate::error::{Error, Result};
-use crate::kv::{prefix_end, KeyValueStore};
-use crate::layers::{KvIter, RestoreStats, Timestamped};
-use crate::store::StateStore;
+use crate::layers::Timestamped;
+use crate::window::Windowed;
+
+mod budget;
+mod kv;
+mod segmented;
+mod session;
+mod window;
+
+pub use self::budget::WriteBufferBudget;
+pub use self::kv::CachingKvStore;
+pub use self::session::CachingSessionStore;
+pub use self::window::CachingWindowStore;
 
 /// A key and the value to write down (`None` deletes).
 type Dirty = (Bytes, Option<Timestamped>);
@@ -303,7 +322,15 @@ impl State {
                 cache.lru.insert(used, k);
                 Some(node.value.clone())
             }
-            None => None,
+            // Flushed by another store's eviction and not written down yet (see `parked`):
+            // stores whose reads cannot write down first (window and session stores read
+            // through `&self`) still see the update.
+            None => cache
+                .parked
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_ref() == key)
+                .map(|(_, v)| v.clone()),
         };
         if hit.is_some() {
             self.stats.hits += 1;
@@ -474,7 +501,8 @@ impl ThreadCache {
             .with_named(ns, |c| !c.dirty.is_empty() || !c.parked.is_empty())
     }
 
-    /// A snapshot of a named cache's entries within bounds, ascending.
+    /// A snapshot of a named cache's entries within bounds, ascending; entries parked by
+    /// another store's eviction and not written down yet count too (see `get`).
     fn range(
         &self,
         ns: &str,
@@ -485,10 +513,22 @@ impl ThreadCache {
             return Ok(Vec::new());
         }
         self.state.lock().with_named(ns, |c| {
-            c.entries
+            let entries = c
+                .entries
                 .range::<[u8], _>((from, to))
-                .map(|(k, n)| (k.clone(), n.value.clone()))
-                .collect()
+                .map(|(k, n)| (k.clone(), n.value.clone()));
+            if c.parked.is_empty() {
+                return entries.collect();
+            }
+            // Later parked entries win over earlier ones, cached entries over parked ones.
+            let mut merged: BTreeMap<Bytes, Option<Timestamped>> = c
+                .parked
+                .iter()
+                .filter(|(k, _)| RangeBounds::<[u8]>::contains(&(from, to), k.as_ref()))
+                .cloned()
+                .collect();
+            merged.extend(entries);
+            merged.into_iter().collect()
         })
     }
 }
@@ -508,6 +548,13 @@ fn empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
 /// `sendOldValues`), else `None`.
 pub type FlushListener = Box<dyn FnMut(&[u8], Option<&Timestamped>, Option<&Timestamped>) + Send>;
 
+/// Receives a caching window or session store's updates as they go downstream:
+/// `(windowed key, new value, old value)`, as [`FlushListener`] (Kafka's
+/// `CacheFlushListener<Windowed<K>, V>`): windows are `[start, start + size)`, sessions
+/// `[start, end]`.
+pub type WindowedFlushListener =
+    Box<dyn FnMut(&Windowed<Bytes>, Option<&Timestamped>, Option<&Timestamped>) + Send>;
+
 /// A named cache's registration; unregisters when dropped, so a dropped store's entries no
 /// longer count against the budget.
 #[derive(Debug)]
@@ -519,384 +566,5 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.cache.unregister(&self.ns);
-    }
-}
-
-/// A key-value store behind the thread's record cache (Kafka's `CachingKeyValueStore`; see
-/// the [module docs](self)).
-///
-/// Writes go into the cache; reads look in the cache first, then in the store (and cache
-/// what they found, as Kafka does); scans merge both, the cache winning. Updates reach the
-/// store, and the listener, on [`flush`](Self::flush) or on eviction. A disabled cache
-/// (made with [`disabled`](Self::disabled), or a thread cache of 0 bytes) writes every
-/// update down and forwards it at once.
-///
-/// The runtime must [`flush`](Self::flush) every caching store (in topological order) before
-/// it sends the changelogs: [`StateStore::send_changelog`] refuses with
-/// [`Error::InvalidArgument`] while the cache holds updates not written down, since they
-/// would otherwise miss the commit that records their input offsets.
-///
-/// Dropping the store without [`close`](Self::close) discards its unflushed updates, as a
-/// crash would (they were never committed).
-pub struct CachingKvStore<S> {
-    inner: S,
-    reg: Option<Registration>,
-    listener: Option<FlushListener>,
-    send_old_values: bool,
-}
-
-impl<S: fmt::Debug> fmt::Debug for CachingKvStore<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachingKvStore")
-            .field("inner", &self.inner)
-            .field("namespace", &self.reg.as_ref().map(|r| &r.ns))
-            .field("listener", &self.listener.is_some())
-            .field("send_old_values", &self.send_old_values)
-            .finish()
-    }
-}
-
-impl<S: KeyValueStore> CachingKvStore<S> {
-    /// Puts `inner` behind `cache`, in the named cache `<task>-<store>` (Kafka's
-    /// `ThreadCache.nameSpaceFromTaskIdAndStore`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] when that named cache is already registered.
-    pub fn new(inner: S, cache: &ThreadCache, task: &str) -> Result<CachingKvStore<S>> {
-        let ns = format!("{task}-{}", inner.name());
-        cache.register(&ns)?;
-        Ok(CachingKvStore {
-            inner,
-            reg: Some(Registration {
-                cache: cache.clone(),
-                ns,
-            }),
-            listener: None,
-            send_old_values: false,
-        })
-    }
-
-    /// `inner` with caching disabled (`Materialized::with_caching_disabled`): every update
-    /// is written down and forwarded at once.
-    pub fn disabled(inner: S) -> CachingKvStore<S> {
-        CachingKvStore {
-            inner,
-            reg: None,
-            listener: None,
-            send_old_values: false,
-        }
-    }
-
-    /// Sets where updates go downstream; with `send_old_values` the listener also gets each
-    /// key's value before the update (Kafka's `setFlushListener`).
-    pub fn set_flush_listener(
-        &mut self,
-        listener: impl FnMut(&[u8], Option<&Timestamped>, Option<&Timestamped>) + Send + 'static,
-        send_old_values: bool,
-    ) {
-        self.listener = Some(Box::new(listener));
-        self.send_old_values = send_old_values;
-    }
-
-    /// Whether updates are cached (false when disabled or the thread's budget is 0).
-    pub fn is_caching(&self) -> bool {
-        self.reg.as_ref().is_some_and(|r| r.cache.max_bytes() > 0)
-    }
-
-    /// The store underneath (reads only: writing to it directly would bypass the cache).
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
-    /// Commit step 1: writes every dirty entry down to the store and forwards it, in
-    /// latest-update order.
-    pub fn flush(&mut self) -> Result<()> {
-        let Some(reg) = &self.reg else {
-            return Ok(());
-        };
-        let entries = reg.cache.flush(&reg.ns)?;
-        self.write_down(entries)
-    }
-
-    /// Flushes, leaves the thread cache and gives the store back.
-    pub fn close(mut self) -> Result<S> {
-        self.flush()?;
-        drop(self.reg.take());
-        Ok(self.inner)
-    }
-
-    /// The cache to use for this call (`None`: write through).
-    fn caching(&self) -> Option<&Registration> {
-        self.reg.as_ref().filter(|r| r.cache.max_bytes() > 0)
-    }
-
-    /// Writes down entries flushed by another store's eviction; every call starts here so
-    /// that reads see them.
-    fn drain(&mut self) -> Result<()> {
-        let Some(reg) = &self.reg else {
-            return Ok(());
-        };
-        let parked = reg.cache.take_parked(&reg.ns)?;
-        self.write_down(parked)
-    }
-
-    /// Kafka's `putAndMaybeForward`, for each entry in order: read the old value when it is
-    /// wanted, skip a delete of an absent key, write, forward.
-    fn write_down(&mut self, entries: Vec<Dirty>) -> Result<()> {
-        for (key, new) in entries {
-            let Some(listener) = self.listener.as_mut() else {
-                self.inner.put(key, new)?;
-                continue;
-            };
-            let old = if new.is_none() || self.send_old_values {
-                self.inner.get(&key)?
-            } else {
-                None
-            };
-            if new.is_none() && old.is_none() {
-                // Absent from the store and deleted in the cache: nothing changed.
-                continue;
-            }
-            self.inner.put(key.clone(), new.clone())?;
-            let old = if self.send_old_values {
-                old.as_ref()
-            } else {
-                None
-            };
-            listener(&key, new.as_ref(), old);
-        }
-        Ok(())
-    }
-
-    fn scan<'a>(
-        &'a mut self,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-        reverse: bool,
-        store: impl FnOnce(&'a mut S) -> Result<KvIter<'a>>,
-    ) -> Result<KvIter<'a>> {
-        self.drain()?;
-        let mut mem = match &self.reg {
-            Some(r) => r.cache.range(&r.ns, from, to)?,
-            None => Vec::new(),
-        };
-        if reverse {
-            mem.reverse();
-        }
-        let store = store(&mut self.inner)?;
-        Ok(Box::new(CacheMerge {
-            reverse,
-            mem: mem.into_iter().peekable(),
-            store: store.peekable(),
-        }))
-    }
-}
-
-impl<S: KeyValueStore> KeyValueStore for CachingKvStore<S> {
-    fn get(&mut self, key: &[u8]) -> Result<Option<Timestamped>> {
-        self.drain()?;
-        let Some(reg) = self.caching() else {
-            return self.inner.get(key);
-        };
-        if let Some(hit) = reg.cache.get(&reg.ns, key)? {
-            return Ok(hit);
-        }
-        let found = self.inner.get(key)?;
-        if let (Some(v), Some(reg)) = (&found, self.caching()) {
-            let flushed =
-                reg.cache
-                    .put(&reg.ns, Bytes::copy_from_slice(key), Some(v.clone()), false)?;
-            self.write_down(flushed)?;
-        }
-        Ok(found)
-    }
-
-    fn put(&mut self, key: Bytes, value: Option<Timestamped>) -> Result<()> {
-        self.drain()?;
-        let flushed = match self.caching() {
-            Some(reg) => reg.cache.put(&reg.ns, key, value, true)?,
-            None => vec![(key, value)],
-        };
-        self.write_down(flushed)
-    }
-
-    fn range(&mut self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
-        self.scan(Bound::Included(from), Bound::Included(to), false, |s| {
-            s.range(from, to)
-        })
-    }
-
-    fn reverse_range(&mut self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
-        self.scan(Bound::Included(from), Bound::Included(to), true, |s| {
-            s.reverse_range(from, to)
-        })
-    }
-
-    fn prefix_scan(&mut self, prefix: &[u8]) -> Result<KvIter<'_>> {
-        let end = prefix_end(prefix);
-        let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        self.scan(Bound::Included(prefix), to, false, |s| {
-            s.prefix_scan(prefix)
-        })
-    }
-
-    fn all(&mut self) -> Result<KvIter<'_>> {
-        self.scan(Bound::Unbounded, Bound::Unbounded, false, |s| s.all())
-    }
-
-    fn reverse_all(&mut self) -> Result<KvIter<'_>> {
-        self.scan(Bound::Unbounded, Bound::Unbounded, true, |s| {
-            s.reverse_all()
-        })
-    }
-
-    fn approximate_num_entries(&self) -> u64 {
-        self.inner.approximate_num_entries()
-    }
-}
-
-impl<S: KeyValueStore> StateStore for CachingKvStore<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn send_changelog(&mut self, sink: &mut dyn ChangelogSink) -> Result<usize> {
-        if let Some(reg) = &self.reg {
-            if reg.cache.has_unflushed(&reg.ns)? {
-                return Err(Error::InvalidArgument {
-                    store: self.inner.name().to_string(),
-                    reason: "the record cache holds updates not yet written down: flush the \
-                             caches before sending changelogs (commit step 1)"
-                        .into(),
-                });
-            }
-        }
-        self.inner.send_changelog(sink)
-    }
-
-    fn committed(&mut self) {
-        self.inner.committed();
-    }
-
-    fn apply(&mut self) -> Result<()> {
-        self.inner.apply()
-    }
-
-    fn abort(&mut self) {
-        // Cached values may come from writes the abort takes back.
-        if let Some(reg) = &self.reg {
-            if let Err(e) = reg.cache.clear(&reg.ns) {
-                tracing::warn!(store = %self.inner.name(), error = %e, "cannot clear the record cache");
-            }
-        }
-        self.inner.abort();
-    }
-
-    fn restore(&mut self, reader: &mut dyn ChangelogReader) -> Result<RestoreStats> {
-        if let Some(reg) = &self.reg {
-            reg.cache.clear(&reg.ns)?;
-        }
-        self.inner.restore(reader)
-    }
-
-    fn write_buffer_bytes(&self) -> usize {
-        self.inner.write_buffer_bytes()
-    }
-}
-
-/// Merges a cache snapshot (deleted keys as `None`) with the store's iterator; the cache
-/// wins on equal keys and its deletions hide the store's entries.
-struct CacheMerge<'a> {
-    reverse: bool,
-    mem: std::iter::Peekable<std::vec::IntoIter<(Bytes, Option<Timestamped>)>>,
-    store: std::iter::Peekable<KvIter<'a>>,
-}
-
-impl Iterator for CacheMerge<'_> {
-    type Item = Result<(Bytes, Timestamped)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let take_mem = match (self.mem.peek(), self.store.peek()) {
-                (None, None) => return None,
-                (Some(_), None) => true,
-                (None, Some(_)) | (Some(_), Some(Err(_))) => false,
-                (Some((mk, _)), Some(Ok((sk, _)))) => {
-                    if mk == sk {
-                        self.store.next();
-                        true
-                    } else {
-                        (mk < sk) != self.reverse
-                    }
-                }
-            };
-            if !take_mem {
-                return self.store.next();
-            }
-            if let Some((k, Some(v))) = self.mem.next() {
-                return Some(Ok((k, v)));
-            }
-        }
-    }
-}
-
-/// The soft limit on a thread's write buffers (`statestore.write.buffer.max.bytes`): past
-/// it, the runtime commits at the next record boundary (never inside a record), so
-/// uncommitted writes cannot grow without bound between `commit.interval.ms` ticks.
-///
-/// ```
-/// use std::sync::Arc;
-/// use bytes::Bytes;
-/// use freshet_state_store::{KeyValueStore, KvStore, MemoryBackend, StateStore, Timestamped, WriteBufferBudget};
-///
-/// let mut store = KvStore::open("counts", Arc::new(MemoryBackend::new()), None)?;
-/// let budget = WriteBufferBudget::new(100);
-/// assert!(!budget.should_commit([&store]));
-/// store.put(Bytes::from(vec![0u8; 100]), Some(Timestamped { value: Bytes::new(), timestamp: 0 }))?;
-/// assert!(budget.should_commit([&store]));
-/// # Ok::<(), freshet_state_store::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteBufferBudget {
-    max_bytes: usize,
-}
-
-impl Default for WriteBufferBudget {
-    fn default() -> Self {
-        WriteBufferBudget::new(WriteBufferBudget::DEFAULT_MAX_BYTES)
-    }
-}
-
-impl WriteBufferBudget {
-    /// `statestore.write.buffer.max.bytes`'s default: 64 MiB per stream thread.
-    pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
-
-    /// A soft limit of `max_bytes` for one thread's stores.
-    pub fn new(max_bytes: usize) -> WriteBufferBudget {
-        WriteBufferBudget { max_bytes }
-    }
-
-    /// The limit.
-    pub fn max_bytes(&self) -> usize {
-        self.max_bytes
-    }
-
-    /// Uncommitted bytes over `stores` (the sum of [`StateStore::write_buffer_bytes`]).
-    pub fn used<'a, S, I>(&self, stores: I) -> usize
-    where
-        S: StateStore + ?Sized + 'a,
-        I: IntoIterator<Item = &'a S>,
-    {
-        stores.into_iter().map(|s| s.write_buffer_bytes()).sum()
-    }
-
-    /// Whether the thread should commit at the next record boundary: its stores' write
-    /// buffers together exceed the limit.
-    pub fn should_commit<'a, S, I>(&self, stores: I) -> bool
-    where
-        S: StateStore + ?Sized + 'a,
-        I: IntoIterator<Item = &'a S>,
-    {
-        self.used(stores) > self.max_bytes
     }
 }

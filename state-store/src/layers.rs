@@ -391,7 +391,12 @@ impl Layers {
     }
 
     fn meta_key(&self, what: &str) -> Bytes {
-        Bytes::from(format!("{}\u{0}{what}", self.store))
+        meta_key(&self.store, what)
+    }
+
+    /// The backend the store lives in (read-only views read its trees).
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     fn meta_applied(&self) -> Result<Option<i64>> {
@@ -545,6 +550,12 @@ impl Layers {
         tracing::info!(store = %self.store, from, to = stable, applied = stats.records_applied, skipped = stats.records_skipped, wiped, "restored");
         Ok(stats)
     }
+}
+
+/// The key of `store`'s meta entry `what` in [`META_TREE`] (read-only views read the stream
+/// time of window and session stores there).
+pub(crate) fn meta_key(store: &str, what: &str) -> Bytes {
+    Bytes::from(format!("{store}\u{0}{what}"))
 }
 
 fn own(b: Bound<&[u8]>) -> Bound<Bytes> {

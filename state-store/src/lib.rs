@@ -19,6 +19,7 @@ mod changelog;
 mod error;
 mod kv;
 mod layers;
+mod segment;
 mod serde;
 mod session;
 mod store;
@@ -28,7 +29,10 @@ mod window;
 
 pub use crate::backend::{Backend, MemoryBackend, SledBackend, Tree, TreeIter, Write};
 pub use crate::buffer::{BufferState, BufferStore, BufferedRecord};
-pub use crate::cache::{CacheStats, CachingKvStore, FlushListener, ThreadCache, WriteBufferBudget};
+pub use crate::cache::{
+    CacheStats, CachingKvStore, CachingSessionStore, CachingWindowStore, FlushListener,
+    ThreadCache, WindowedFlushListener, WriteBufferBudget,
+};
 pub use crate::changelog::{
     changelog_topic, ChangelogBatch, ChangelogError, ChangelogPartition, ChangelogReader,
     ChangelogRecord, ChangelogSink, ChangelogTopicConfig, CHANGELOG_ADDITIONAL_RETENTION_MS,
@@ -42,7 +46,7 @@ pub use crate::session::{
 };
 pub use crate::store::StateStore;
 pub use crate::typed::TypedKvStore;
-pub use crate::view::ReadOnlyKeyValueView;
+pub use crate::view::{ReadOnlyKeyValueView, ReadOnlySessionView, ReadOnlyWindowView};
 pub use crate::window::{
     default_segment_interval, SegmentedWindowStore, TypedWindowStore, Window, WindowStore,
     WindowStoreOptions, WindowValueIter, Windowed, WindowedIter,

@@ -40,14 +40,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::backend::Backend;
-use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogSink};
+use crate::changelog::{
+    ChangelogPartition, ChangelogReader, ChangelogSink, CHANGELOG_ADDITIONAL_RETENTION_MS,
+};
 use crate::error::{show_key, Result};
 use crate::layers::{RestoreStats, Timestamped};
+use crate::segment::{read_i64, upper_bound, Query, Schema, Segmented};
 use crate::serde::Serde;
 use crate::store::StateStore;
+use crate::view::ReadOnlySessionView;
 use crate::window::{
-    decode_value, decode_windowed, default_segment_interval, read_i64, serde_error, upper_bound,
-    Schema, Segmented, Window, Windowed, WindowedIter, CHANGELOG_ADDITIONAL_RETENTION_MS,
+    decode_value, decode_windowed, default_segment_interval, serde_error, Window, Windowed,
+    WindowedIter,
 };
 
 /// Kafka's `SessionStore` over bytes, each aggregate with its timestamp. See the module docs
@@ -130,6 +134,12 @@ pub trait SessionStore: StateStore {
     ) -> Result<WindowedIter<'_>> {
         self.backward_find_sessions_range(key_from, key_to, 0, i64::MAX)
     }
+    /// The store's options: a layer on top (the record cache) orders and expires sessions
+    /// exactly as the store does only when it knows the retention and segment interval.
+    fn options(&self) -> SessionStoreOptions;
+    /// The store's stream time: the largest session end put (-1 before any). Sessions
+    /// ending at or before `stream time - retention` are expired.
+    fn observed_stream_time(&self) -> i64;
 }
 
 /// How a session store keeps its sessions.
@@ -166,7 +176,8 @@ pub struct SegmentedSessionStore {
 
 const SESSION_SUFFIX: usize = 16;
 
-fn session_key(key: &[u8], start: i64, end: i64) -> Vec<u8> {
+/// Kafka's binary session key, `[key][end][start]` (`SessionKeySchema.toBinary`).
+pub(crate) fn session_key(key: &[u8], start: i64, end: i64) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + SESSION_SUFFIX);
     k.extend_from_slice(key);
     k.extend_from_slice(&end.to_be_bytes());
@@ -175,7 +186,7 @@ fn session_key(key: &[u8], start: i64, end: i64) -> Vec<u8> {
 }
 
 /// The user key and session of a binary session key (`None` if it is too short).
-fn split_session_key(stored: &[u8]) -> Option<(&[u8], Window)> {
+pub(crate) fn split_session_key(stored: &[u8]) -> Option<(&[u8], Window)> {
     let at = stored.len().checked_sub(SESSION_SUFFIX)?;
     Some((
         &stored[..at],
@@ -186,20 +197,123 @@ fn split_session_key(stored: &[u8]) -> Option<(&[u8], Window)> {
     ))
 }
 
-fn to_windowed(item: Result<(Bytes, Timestamped)>) -> Result<(Windowed<Bytes>, Timestamped)> {
+/// A binary session key as Kafka's `Windowed<Bytes>`. Scans return only keys their query's
+/// filter accepted, which are long enough.
+pub(crate) fn session_windowed(stored: &Bytes) -> Windowed<Bytes> {
+    let at = stored.len().saturating_sub(SESSION_SUFFIX);
+    let window = split_session_key(stored).map_or(Window { start: 0, end: 0 }, |(_, w)| w);
+    Windowed {
+        key: stored.slice(..at),
+        window,
+    }
+}
+
+/// A scanned entry with its session.
+pub(crate) fn to_windowed(
+    item: Result<(Bytes, Timestamped)>,
+) -> Result<(Windowed<Bytes>, Timestamped)> {
     let (k, v) = item?;
-    let at = k.len() - SESSION_SUFFIX;
-    let window = Window {
-        start: read_i64(&k[at + 8..at + 16]),
-        end: read_i64(&k[at..at + 8]),
-    };
-    Ok((
-        Windowed {
-            key: k.slice(..at),
-            window,
-        },
-        v,
-    ))
+    Ok((session_windowed(&k), v))
+}
+
+/// Sessions of `key` with `end >= earliest_end` and `start <= latest_start` that are live
+/// at `min_live`; `None` when none can be.
+pub(crate) fn find_query(
+    key: &[u8],
+    earliest_end: i64,
+    latest_start: i64,
+    min_live: i64,
+) -> Option<Query> {
+    let from = earliest_end.max(min_live);
+    if latest_start < 0 {
+        return None;
+    }
+    let owned = key.to_vec();
+    Some(Query {
+        time_from: from,
+        time_to: i64::MAX,
+        lower: Bound::Included(session_key(key, 0, from)),
+        upper: Bound::Included(session_key(key, latest_start, i64::MAX)),
+        keep: Box::new(move |k: &[u8]| {
+            split_session_key(k)
+                .is_some_and(|(user, w)| user == owned && w.end >= from && w.start <= latest_start)
+        }),
+    })
+}
+
+/// Sessions of keys in `[key_from, key_to]` (`None`: unbounded) with `end >= earliest_end`
+/// and `start <= latest_start` that are live at `min_live`; `None` when none can be (a key
+/// range with `from > to` is logged, as Kafka logs it).
+pub(crate) fn find_range_query(
+    store: &str,
+    key_from: Option<&[u8]>,
+    key_to: Option<&[u8]>,
+    earliest_end: i64,
+    latest_start: i64,
+    min_live: i64,
+) -> Option<Query> {
+    if let (Some(a), Some(z)) = (key_from, key_to) {
+        if a > z {
+            tracing::warn!(store = %store, "returning no sessions for a fetch whose key range has from > to (arguments swapped, or a serde whose bytes do not sort like its values)");
+            return None;
+        }
+    }
+    let from = earliest_end.max(min_live);
+    if latest_start < 0 {
+        return None;
+    }
+    let lower = key_from.map_or(Bound::Unbounded, |k| Bound::Included(k.to_vec()));
+    let upper = key_to.map_or(Bound::Unbounded, |k| {
+        let mut suffix = i64::MAX.to_be_bytes().to_vec();
+        suffix.extend_from_slice(&latest_start.to_be_bytes());
+        Bound::Included(upper_bound(k, &suffix))
+    });
+    let (kf, kt) = (key_from.map(<[u8]>::to_vec), key_to.map(<[u8]>::to_vec));
+    Some(Query {
+        time_from: from,
+        time_to: i64::MAX,
+        lower,
+        upper,
+        keep: Box::new(move |k: &[u8]| {
+            split_session_key(k).is_some_and(|(user, w)| {
+                kf.as_deref().is_none_or(|f| user >= f)
+                    && kt.as_deref().is_none_or(|z| user <= z)
+                    && w.end >= from
+                    && w.start <= latest_start
+            })
+        }),
+    })
+}
+
+/// Every session ending in `[earliest_end, latest_end]` that is live at `min_live`.
+pub(crate) fn ending_query(earliest_end: i64, latest_end: i64, min_live: i64) -> Query {
+    let from = earliest_end.max(min_live);
+    let to = latest_end;
+    Query {
+        time_from: from,
+        time_to: to,
+        lower: Bound::Unbounded,
+        upper: Bound::Unbounded,
+        keep: Box::new(move |k: &[u8]| {
+            split_session_key(k).is_some_and(|(_, w)| w.end >= from && w.end <= to)
+        }),
+    }
+}
+
+/// Exactly the session `[start, end]` of `key`, if it is live at `min_live`.
+pub(crate) fn exact_query(key: &[u8], start: i64, end: i64, min_live: i64) -> Option<Query> {
+    if start < 0 || end < start || end < min_live {
+        return None;
+    }
+    let stored = session_key(key, start, end);
+    let bound = Bound::Included(stored.clone());
+    Some(Query {
+        time_from: end,
+        time_to: end,
+        lower: bound.clone(),
+        upper: bound,
+        keep: Box::new(move |k: &[u8]| k == stored),
+    })
 }
 
 impl SegmentedSessionStore {
@@ -259,6 +373,16 @@ impl SegmentedSessionStore {
         self.seg.segment_ids()
     }
 
+    /// A read-only view of this store's committed state, for interactive queries (see
+    /// [`ReadOnlySessionView`]).
+    pub fn read_only_view(&self) -> ReadOnlySessionView {
+        ReadOnlySessionView::of(
+            self.seg.layers.backend().clone(),
+            self.seg.store(),
+            SessionStore::options(self),
+        )
+    }
+
     fn find_key(
         &self,
         key: &[u8],
@@ -266,19 +390,10 @@ impl SegmentedSessionStore {
         latest_start: i64,
         reverse: bool,
     ) -> Result<WindowedIter<'_>> {
-        let from = earliest_end.max(self.seg.min_live());
-        if latest_start < 0 {
+        let Some(query) = find_query(key, earliest_end, latest_start, self.seg.min_live()) else {
             return Ok(Box::new(std::iter::empty()));
-        }
-        let lower = Bound::Included(session_key(key, 0, from));
-        let upper = Bound::Included(session_key(key, latest_start, i64::MAX));
-        let owned = key.to_vec();
-        let keep = move |k: &[u8]| {
-            split_session_key(k)
-                .is_some_and(|(user, w)| user == owned && w.end >= from && w.start <= latest_start)
         };
-        let scan = self.seg.scan(from, i64::MAX, lower, upper, reverse, keep);
-        Ok(Box::new(scan.map(to_windowed)))
+        Ok(Box::new(self.seg.scan(query, reverse).map(to_windowed)))
     }
 
     fn find_keys(
@@ -289,33 +404,17 @@ impl SegmentedSessionStore {
         latest_start: i64,
         reverse: bool,
     ) -> Result<WindowedIter<'_>> {
-        if let (Some(a), Some(z)) = (key_from, key_to) {
-            if a > z {
-                tracing::warn!(store = %self.seg.store(), "returning no sessions for a fetch whose key range has from > to (arguments swapped, or a serde whose bytes do not sort like its values)");
-                return Ok(Box::new(std::iter::empty()));
-            }
-        }
-        let from = earliest_end.max(self.seg.min_live());
-        if latest_start < 0 {
+        let Some(query) = find_range_query(
+            self.seg.store(),
+            key_from,
+            key_to,
+            earliest_end,
+            latest_start,
+            self.seg.min_live(),
+        ) else {
             return Ok(Box::new(std::iter::empty()));
-        }
-        let lower = key_from.map_or(Bound::Unbounded, |k| Bound::Included(k.to_vec()));
-        let upper = key_to.map_or(Bound::Unbounded, |k| {
-            let mut suffix = i64::MAX.to_be_bytes().to_vec();
-            suffix.extend_from_slice(&latest_start.to_be_bytes());
-            Bound::Included(upper_bound(k, &suffix))
-        });
-        let (kf, kt) = (key_from.map(<[u8]>::to_vec), key_to.map(<[u8]>::to_vec));
-        let keep = move |k: &[u8]| {
-            split_session_key(k).is_some_and(|(user, w)| {
-                kf.as_deref().is_none_or(|f| user >= f)
-                    && kt.as_deref().is_none_or(|z| user <= z)
-                    && w.end >= from
-                    && w.start <= latest_start
-            })
         };
-        let scan = self.seg.scan(from, i64::MAX, lower, upper, reverse, keep);
-        Ok(Box::new(scan.map(to_windowed)))
+        Ok(Box::new(self.seg.scan(query, reverse).map(to_windowed)))
     }
 }
 
@@ -337,14 +436,10 @@ impl SessionStore for SegmentedSessionStore {
     }
 
     fn fetch_session(&self, key: &[u8], start: i64, end: i64) -> Result<Option<Timestamped>> {
-        if start < 0 || end < start || end < self.seg.min_live() {
+        let Some(query) = exact_query(key, start, end, self.seg.min_live()) else {
             return Ok(None);
-        }
-        let stored = session_key(key, start, end);
-        let bound = Bound::Included(stored.clone());
-        let mut scan = self
-            .seg
-            .scan(end, end, bound.clone(), bound, false, move |k| k == stored);
+        };
+        let mut scan = self.seg.scan(query, false);
         scan.next().transpose().map(|o| o.map(|(_, v)| v))
     }
 
@@ -403,14 +498,23 @@ impl SessionStore for SegmentedSessionStore {
         earliest_session_end: i64,
         latest_session_end: i64,
     ) -> Result<WindowedIter<'_>> {
-        let from = earliest_session_end.max(self.seg.min_live());
-        let to = latest_session_end;
-        let keep =
-            move |k: &[u8]| split_session_key(k).is_some_and(|(_, w)| w.end >= from && w.end <= to);
-        let scan = self
-            .seg
-            .scan(from, to, Bound::Unbounded, Bound::Unbounded, false, keep);
-        Ok(Box::new(scan.map(to_windowed)))
+        let query = ending_query(
+            earliest_session_end,
+            latest_session_end,
+            self.seg.min_live(),
+        );
+        Ok(Box::new(self.seg.scan(query, false).map(to_windowed)))
+    }
+
+    fn options(&self) -> SessionStoreOptions {
+        SessionStoreOptions {
+            retention_ms: self.seg.retention(),
+            segment_interval_ms: self.seg.interval(),
+        }
+    }
+
+    fn observed_stream_time(&self) -> i64 {
+        self.seg.observed()
     }
 }
 

@@ -1,6 +1,7 @@
-//! Read-only views of stores for interactive queries: committed state only.
+//! Read-only views of stores for interactive queries: committed state only —
+//! [`ReadOnlyKeyValueView`], [`ReadOnlyWindowView`] and [`ReadOnlySessionView`].
 //!
-//! A view reads a store's backend tree directly — never its write buffer, the writes sent in
+//! A view reads a store's backend trees directly — never its write buffer, the writes sent in
 //! the current commit, or the committed overlay — so it shows the store as of its last
 //! apply (commit step 4): only data that the changelog has committed, never an uncommitted
 //! write, and never a write that a later abort takes back. It has no write methods. Views
@@ -43,6 +44,12 @@
 //! and little memory, and may see applies that land while it runs (as Kafka's interactive
 //! queries may). A store wiped by a restore shows as empty until the restore has replayed
 //! its changelog.
+//!
+//! # Retention
+//! Window and session views hide what the store hides: windows (sessions) whose start
+//! (end) is at or before the store's **committed** stream time minus its retention. The
+//! store persists that stream time with each apply, in the meta entries next to its applied
+//! offset; a view reads it once per call. Segments the store has dropped are simply gone.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -55,6 +62,13 @@ use crate::backend::{Backend, Tree};
 use crate::error::Result;
 use crate::kv::prefix_end;
 use crate::layers::{decode, KvIter, Timestamped};
+
+mod segmented;
+mod session;
+mod window;
+
+pub use self::session::ReadOnlySessionView;
+pub use self::window::ReadOnlyWindowView;
 
 /// A read-only view of a key-value store's committed, applied state (see the
 /// [module docs](self)).
@@ -149,15 +163,13 @@ impl ReadOnlyKeyValueView {
     }
 
     fn scan(&self, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool) -> Result<KvIter<'static>> {
-        Ok(Box::new(Chunks {
-            store: self.store.clone(),
-            backend: self.backend.clone(),
-            from: own(from),
-            to: own(to),
+        Ok(Box::new(Chunks::new(
+            &self.store,
+            self.store.clone(),
+            self.backend.clone(),
+            (own(from), own(to)),
             reverse,
-            buf: VecDeque::new(),
-            done: false,
-        }))
+        )))
     }
 }
 
@@ -165,9 +177,12 @@ impl ReadOnlyKeyValueView {
 const CHUNK: usize = 4096;
 
 /// Iterates a tree in chunks, each read through a freshly looked-up tree and resumed after
-/// the last key returned: memory stays bounded and the iterator borrows nothing.
+/// the last key returned: memory stays bounded and the iterator borrows nothing. A tree
+/// that is gone (dropped by retention, or wiped) ends the iteration.
 struct Chunks {
+    /// The store, for errors.
     store: String,
+    tree: String,
     backend: Arc<dyn Backend>,
     from: Bound<Bytes>,
     to: Bound<Bytes>,
@@ -177,8 +192,27 @@ struct Chunks {
 }
 
 impl Chunks {
+    fn new(
+        store: &str,
+        tree: String,
+        backend: Arc<dyn Backend>,
+        (from, to): (Bound<Bytes>, Bound<Bytes>),
+        reverse: bool,
+    ) -> Chunks {
+        Chunks {
+            store: store.to_string(),
+            tree,
+            backend,
+            from,
+            to,
+            reverse,
+            buf: VecDeque::new(),
+            done: false,
+        }
+    }
+
     fn refill(&mut self) -> Result<()> {
-        let Some(tree) = tree_of(&*self.backend, &self.store)? else {
+        let Some(tree) = tree_of(&*self.backend, &self.tree)? else {
             self.done = true;
             return Ok(());
         };
