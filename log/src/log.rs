@@ -602,18 +602,28 @@ fn take_lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io("open lock file", &path, e))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe {
-        libc::flock(
-            std::os::unix::io::AsRawFd::as_raw_fd(&file),
-            libc::LOCK_EX | libc::LOCK_NB,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::Locked {
-            dir: dir.to_path_buf(),
-            pid: read_owner_pid(dir),
-        });
+    // A process that forks (to spawn a child) shares the lock's open file description until
+    // the child execs and closes it (close-on-exec): a lock freed a moment ago can look taken
+    // for that instant. So a refusal is retried briefly before it is reported.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    loop {
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe {
+            libc::flock(
+                std::os::unix::io::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        if rc == 0 {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Locked {
+                dir: dir.to_path_buf(),
+                pid: read_owner_pid(dir),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     file.set_len(0)
         .map_err(|e| Error::io("write lock file", &path, e))?;
