@@ -4,8 +4,11 @@
 //! Each run, in a fresh directory per side, loads the input of BENCHMARKS.md (N records,
 //! topic `input`, 4 partitions, Kafka's default partitioner) four ways and reads one back:
 //!
-//! - freshet through the [`freshet_log::Producer`] (batch.size and linger) and through
-//!   [`Log::append`] with whole batches, at `acks=written` and `acks=synced`;
+//! - freshet through the [`freshet_log::Producer`] (batch.size and linger) with owned
+//!   [`Record`]s and with borrowed records ([`freshet_log::Producer::send_ref`]), through
+//!   [`Log::append_refs`] with whole batches of borrowed records, and through
+//!   [`Log::append`] with whole batches of owned [`Record`]s, at `acks=written` and
+//!   `acks=synced`;
 //! - the baseline ([`crate::plain_log`]): a `BufWriter` per partition, `flush` at every
 //!   batch boundary, plus `sync_data` when synced;
 //! - consume: freshet's [`freshet_log::Consumer`] from the beginning, folding every record
@@ -20,8 +23,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use freshet_log::{
-    partition_for_key, Acks, FetchOptions, Isolation, Log, ProducerConfig, Record, SeekTo,
-    TopicConfig,
+    partition_for_key, Acks, FetchOptions, Isolation, Log, ProducerConfig, Record, RecordRef,
+    SeekTo, TopicConfig,
 };
 use tokio::runtime::Runtime;
 
@@ -81,8 +84,12 @@ pub(crate) struct Args {
 enum Only {
     ProducerWritten,
     ProducerSynced,
+    ProducerRefWritten,
+    ProducerRefSynced,
     AppendWritten,
     AppendSynced,
+    OwnedWritten,
+    OwnedSynced,
     /// The append API at acks=written, then consume.
     Consume,
     /// The baseline at written, then its consume.
@@ -99,17 +106,27 @@ impl Args {
 #[derive(Debug, Default)]
 struct Results {
     producer_written: Comparison,
+    producer_ref_written: Comparison,
     append_written: Comparison,
+    owned_written: Comparison,
     producer_synced: Comparison,
+    producer_ref_synced: Comparison,
     append_synced: Comparison,
+    owned_synced: Comparison,
     consume: Comparison,
 }
 
 /// Which public API a freshet run produces through.
 #[derive(Debug, Clone, Copy)]
 enum Via {
+    /// [`freshet_log::Producer::send`]: owned [`Record`]s.
     Producer,
+    /// [`freshet_log::Producer::send_ref`]: borrowed records.
+    ProducerRef,
+    /// [`Log::append_refs`]: borrowed records.
     Append,
+    /// [`Log::append`]: owned [`Record`]s.
+    AppendOwned,
 }
 
 /// Runs `freshet` and `baseline` in the given order; returns their results in that order.
@@ -156,9 +173,13 @@ pub(crate) fn run(args: &Args) -> Result<(), BoxError> {
             || freshet_side(&rt, args, Via::Producer, Acks::Written, Some(expected)),
             || baseline_side(args, false, Some(expected)),
         )?;
+        let (rw, _) = freshet_side(&rt, args, Via::ProducerRef, Acks::Written, None)?;
         let (aw, _) = freshet_side(&rt, args, Via::Append, Acks::Written, None)?;
+        let (ow, _) = freshet_side(&rt, args, Via::AppendOwned, Acks::Written, None)?;
         res.producer_written.push(fw, bw);
+        res.producer_ref_written.push(rw, bw);
         res.append_written.push(aw, bw);
+        res.owned_written.push(ow, bw);
         if let (Some(fc), Some(bc)) = (fc, bc) {
             res.consume.push(fc, bc);
         }
@@ -168,18 +189,26 @@ pub(crate) fn run(args: &Args) -> Result<(), BoxError> {
             || freshet_side(&rt, args, Via::Producer, Acks::Synced, None),
             || baseline_side(args, true, None),
         )?;
+        let (rs, _) = freshet_side(&rt, args, Via::ProducerRef, Acks::Synced, None)?;
         let (as_, _) = freshet_side(&rt, args, Via::Append, Acks::Synced, None)?;
+        let (os, _) = freshet_side(&rt, args, Via::AppendOwned, Acks::Synced, None)?;
         res.producer_synced.push(fs, bs);
+        res.producer_ref_synced.push(rs, bs);
         res.append_synced.push(as_, bs);
+        res.owned_synced.push(os, bs);
         eprintln!(
-            "run {}/{}: written producer {:.2} s, append {:.2} s, baseline {:.2} s; synced producer {:.2} s, append {:.2} s, baseline {:.2} s; consume {:.2} s, baseline {:.2} s",
+            "run {}/{}: written producer {:.2} s (borrowed {:.2} s), append {:.2} s (owned {:.2} s), baseline {:.2} s; synced producer {:.2} s (borrowed {:.2} s), append {:.2} s (owned {:.2} s), baseline {:.2} s; consume {:.2} s, baseline {:.2} s",
             run + 1,
             args.runs,
             fw.wall.as_secs_f64(),
+            rw.wall.as_secs_f64(),
             aw.wall.as_secs_f64(),
+            ow.wall.as_secs_f64(),
             bw.wall.as_secs_f64(),
             fs.wall.as_secs_f64(),
+            rs.wall.as_secs_f64(),
             as_.wall.as_secs_f64(),
+            os.wall.as_secs_f64(),
             bs.wall.as_secs_f64(),
             fc.map_or(0.0, |s| s.wall.as_secs_f64()),
             bc.map_or(0.0, |s| s.wall.as_secs_f64()),
@@ -193,8 +222,18 @@ pub(crate) fn run(args: &Args) -> Result<(), BoxError> {
             produce,
         ),
         (
+            &res.producer_ref_written,
+            "produce acks=written, producer (borrowed records)",
+            produce,
+        ),
+        (
             &res.append_written,
             "produce acks=written, append API",
+            produce,
+        ),
+        (
+            &res.owned_written,
+            "produce acks=written, append API (owned records)",
             produce,
         ),
         (
@@ -203,8 +242,18 @@ pub(crate) fn run(args: &Args) -> Result<(), BoxError> {
             produce,
         ),
         (
+            &res.producer_ref_synced,
+            "produce acks=synced, producer (borrowed records)",
+            produce,
+        ),
+        (
             &res.append_synced,
             "produce acks=synced, append API",
+            produce,
+        ),
+        (
+            &res.owned_synced,
+            "produce acks=synced, append API (owned records)",
             produce,
         ),
         (&res.consume, "consume", Goal::Rate(CONSUME_GOAL_RATE)),
@@ -221,10 +270,18 @@ fn run_only(rt: &Runtime, args: &Args, only: Only, expected: Checksum) -> Result
         let (produced, consumed) = match only {
             Only::ProducerWritten => freshet_side(rt, args, Via::Producer, Acks::Written, None)?,
             Only::ProducerSynced => freshet_side(rt, args, Via::Producer, Acks::Synced, None)?,
+            Only::ProducerRefWritten => {
+                freshet_side(rt, args, Via::ProducerRef, Acks::Written, None)?
+            }
+            Only::ProducerRefSynced => {
+                freshet_side(rt, args, Via::ProducerRef, Acks::Synced, None)?
+            }
             Only::AppendWritten | Only::Consume => {
                 freshet_side(rt, args, Via::Append, Acks::Written, check)?
             }
             Only::AppendSynced => freshet_side(rt, args, Via::Append, Acks::Synced, None)?,
+            Only::OwnedWritten => freshet_side(rt, args, Via::AppendOwned, Acks::Written, None)?,
+            Only::OwnedSynced => freshet_side(rt, args, Via::AppendOwned, Acks::Synced, None)?,
             Only::Baseline => baseline_side(args, false, Some(expected))?,
         };
         println!(
@@ -262,8 +319,10 @@ fn freshet_side(
     log.create_topic(TOPIC, TopicConfig::partitions(PARTITIONS))?;
     let n = args.records;
     let ((), produced) = timed(|| match via {
-        Via::Producer => rt.block_on(produce_with_producer(&log, args, acks)),
-        Via::Append => produce_with_append(&log, args, acks),
+        Via::Producer => rt.block_on(produce_with_producer(&log, args, acks, false)),
+        Via::ProducerRef => rt.block_on(produce_with_producer(&log, args, acks, true)),
+        Via::Append => produce_with_append_refs(&log, args, acks),
+        Via::AppendOwned => produce_with_append(&log, args, acks),
     })?;
     let end: i64 = (0..PARTITIONS)
         .map(|p| log.offsets(TOPIC, p).map(|o| o.end))
@@ -288,8 +347,15 @@ fn freshet_side(
     Ok((produced, consumed))
 }
 
-/// Bulk load through the producer, keeping a window of unacknowledged sends.
-async fn produce_with_producer(log: &Log, args: &Args, acks: Acks) -> Result<(), BoxError> {
+/// Bulk load through the producer, keeping a window of unacknowledged sends: owned
+/// [`Record`]s (`Producer::send`), or with `borrowed` each record's fields serialized on
+/// the stack and sent from there (`Producer::send_ref`).
+async fn produce_with_producer(
+    log: &Log,
+    args: &Args,
+    acks: Acks,
+    borrowed: bool,
+) -> Result<(), BoxError> {
     let producer = log.producer(ProducerConfig {
         acks,
         linger: Duration::from_millis(args.linger_ms),
@@ -305,7 +371,16 @@ async fn produce_with_producer(log: &Log, args: &Args, acks: Acks) -> Result<(),
                 oldest.await?;
             }
         }
-        pending.push_back(producer.send(TOPIC, records.get(i)));
+        let sent = if borrowed {
+            let (key, value) = (input::key(i), input::value(i));
+            producer.send_ref(
+                TOPIC,
+                RecordRef::new(&key, &value).with_timestamp(input::timestamp(i)),
+            )
+        } else {
+            producer.send(TOPIC, records.get(i))
+        };
+        pending.push_back(sent);
     }
     producer.flush()?;
     for f in pending {
@@ -314,7 +389,47 @@ async fn produce_with_producer(log: &Log, args: &Args, acks: Acks) -> Result<(),
     Ok(())
 }
 
-/// Bulk load through [`Log::append`], one call per full batch of a partition.
+/// Bulk load through [`Log::append_refs`], one call per full batch of a partition, as a
+/// bulk loader that serializes into a buffer per partition would: each record's key and
+/// value are written into the partition's buffer, and the batch borrows them from it.
+fn produce_with_append_refs(log: &Log, args: &Args, acks: Acks) -> Result<(), BoxError> {
+    let batch = args.batch_records();
+    // Per partition: keys and values (16 bytes a record) and timestamps.
+    let mut parts: Vec<(Vec<u8>, Vec<i64>)> = (0..PARTITIONS)
+        .map(|_| (Vec::with_capacity(16 * batch), Vec::with_capacity(batch)))
+        .collect();
+    let append = |p: u32, (fields, timestamps): &mut (Vec<u8>, Vec<i64>)| {
+        let refs: Vec<RecordRef<'_>> = fields
+            .chunks_exact(16)
+            .zip(timestamps.iter())
+            .map(|(kv, &ts)| RecordRef::new(&kv[..8], &kv[8..]).with_timestamp(ts))
+            .collect();
+        let res = log.append_refs(TOPIC, p, &refs, acks);
+        fields.clear();
+        timestamps.clear();
+        res
+    };
+    for i in 0..args.records {
+        let key = input::key(i);
+        let p = partition_for_key(&key, PARTITIONS);
+        let part = &mut parts[p as usize];
+        part.0.extend_from_slice(&key);
+        part.0.extend_from_slice(&input::value(i));
+        part.1.push(input::timestamp(i));
+        if part.1.len() == batch {
+            append(p, part)?;
+        }
+    }
+    for (p, part) in parts.iter_mut().enumerate() {
+        if !part.1.is_empty() {
+            append(p as u32, part)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bulk load through [`Log::append`] with owned [`Record`]s, one call per full batch of a
+/// partition.
 fn produce_with_append(log: &Log, args: &Args, acks: Acks) -> Result<(), BoxError> {
     let batch = args.batch_records();
     let mut batches: Vec<Vec<Record>> =

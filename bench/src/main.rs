@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p freshet-bench -- log [--records N] [--runs R]
+//! cargo run --release -p freshet-bench -- store [--records N] [--runs R]
 //! ```
 //!
 //! Each workload is a subcommand with its own module; they share the input of
@@ -11,7 +12,9 @@
 mod input;
 mod log_bench;
 mod measure;
+mod mem_changelog;
 mod plain_log;
+mod store_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +32,8 @@ struct Cli {
 enum Command {
     /// Produce and consume throughput of the embedded log against plain files.
     Log(log_bench::Args),
+    /// Key-value state store put/get/range throughput, and restore beside a sled bulk insert.
+    Store(store_bench::Args),
 }
 
 fn main() {
@@ -40,6 +45,7 @@ fn main() {
     }
     let result = match cli.command {
         Command::Log(args) => log_bench::run(&args),
+        Command::Store(args) => store_bench::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -274,6 +274,20 @@ fn prefixed(key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// [`prefixed`] as a sled key, built on the stack: sled keeps keys of up to 22 bytes inline,
+/// so a short key costs no allocation (restore and apply write every key through here).
+fn prefixed_ivec(key: &[u8]) -> sled::IVec {
+    let mut buf = [0u8; 32];
+    match buf.get_mut(1..=key.len()) {
+        Some(rest) => {
+            rest.copy_from_slice(key);
+            buf[0] = DATA_PREFIX;
+            sled::IVec::from(&buf[..=key.len()])
+        }
+        None => sled::IVec::from(prefixed(key)),
+    }
+}
+
 fn prefixed_bound(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
     match b {
         Bound::Included(k) => Bound::Included(prefixed(k)),
@@ -321,8 +335,8 @@ impl Tree for SledTree {
         let mut batch = sled::Batch::default();
         for (k, v) in writes {
             match v {
-                Some(v) => batch.insert(prefixed(k), v.as_ref()),
-                None => batch.remove(prefixed(k)),
+                Some(v) => batch.insert(prefixed_ivec(k), v.as_ref()),
+                None => batch.remove(prefixed_ivec(k)),
             }
         }
         if let Some(o) = applied_offset {

@@ -101,8 +101,7 @@ impl KvStore {
     }
 
     fn scan(&mut self, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool) -> Result<KvIter<'_>> {
-        let tree = self.tree.clone();
-        self.layers.range(&tree, from, to, reverse)
+        self.layers.range(&self.tree, from, to, reverse)
     }
 }
 
@@ -120,12 +119,10 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl KeyValueStore for KvStore {
     fn get(&mut self, key: &[u8]) -> Result<Option<Timestamped>> {
-        let tree = self.tree.clone();
-        self.layers.get(&tree, key)
+        self.layers.get(&self.tree, key)
     }
     fn put(&mut self, key: Bytes, value: Option<Timestamped>) -> Result<()> {
-        let tree = self.tree.clone();
-        self.layers.put(&tree, key, value)
+        self.layers.put(&self.tree, key, value)
     }
     fn range(&mut self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
         self.scan(Bound::Included(from), Bound::Included(to), false)

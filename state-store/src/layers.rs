@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::backend::{Backend, Tree, TreeIter, Write};
 use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogRecord, ChangelogSink};
@@ -75,6 +75,17 @@ pub(crate) trait Router {
     fn meta(&self) -> Vec<(&'static str, Bytes)> {
         Vec::new()
     }
+}
+
+/// Changelog records restore reads, and writes to the backend, per batch.
+const RESTORE_BATCH_RECORDS: usize = 50_000;
+
+/// One tree's writes in a restore batch.
+struct RestoreGroup {
+    tree: String,
+    /// The tree's applied offset (`None`: replay every record).
+    applied: Option<i64>,
+    writes: Vec<Write>,
 }
 
 /// What a restore did.
@@ -306,7 +317,12 @@ impl Layers {
     pub(crate) fn committed(&mut self) {
         for t in self.trees.values_mut() {
             let pending = std::mem::take(&mut t.pending);
-            t.overlay.extend(pending);
+            if t.overlay.is_empty() {
+                // The usual case (the last commit was applied): no per-key re-insert.
+                t.overlay = pending;
+            } else {
+                t.overlay.extend(pending);
+            }
         }
         if let Some(o) = self.pending_offset.take() {
             self.overlay_offset = Some(o);
@@ -492,13 +508,32 @@ impl Layers {
             ..RestoreStats::default()
         };
         let mut pos = from;
+        // Each tree's applied offset, looked up once per tree.
         let mut tree_applied: BTreeMap<String, Option<i64>> = BTreeMap::new();
         while pos < stable {
-            let batch = reader.read(&cl, pos, 50_000).map_err(&err)?;
+            let batch = reader.read(&cl, pos, RESTORE_BATCH_RECORDS).map_err(&err)?;
             if batch.next_offset <= pos {
                 break;
             }
-            let mut per_tree: BTreeMap<String, Vec<Write>> = BTreeMap::new();
+            // Restore runs at about sled's bulk insert speed only if nothing but sled costs
+            // much per record: the stored values (timestamp + value) are slices of one buffer
+            // per batch rather than an allocation each, and writes are grouped by tree with
+            // the last group checked first (a key-value store has one tree; window segments
+            // come in runs), so a record costs no map lookup. Only a persistent backend gets
+            // slices: sled copies them, while the memory backend would keep them, and one
+            // surviving value would hold its whole batch's buffer.
+            let slices = self.backend.is_persistent();
+            let mut values = BytesMut::with_capacity(if slices {
+                batch
+                    .records
+                    .iter()
+                    .map(|(_, r)| r.value.as_ref().map_or(0, |v| 8 + v.len()))
+                    .sum()
+            } else {
+                0
+            });
+            let mut groups: Vec<RestoreGroup> = Vec::new();
+            let mut group_of: BTreeMap<String, usize> = BTreeMap::new();
             let mut last = pos;
             for (offset, r) in batch.records {
                 if offset >= stable {
@@ -509,33 +544,56 @@ impl Layers {
                     stats.records_skipped += 1;
                     continue;
                 };
-                if !tree_applied.contains_key(&tree) {
-                    let applied = self.layers(&tree)?.tree.applied_offset()?;
-                    tree_applied.insert(tree.clone(), if wiped { None } else { applied });
-                }
-                if tree_applied
-                    .get(&tree)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|a| offset <= a)
-                {
+                let g = match groups.last() {
+                    Some(g) if g.tree == tree => groups.len() - 1,
+                    _ => match group_of.get(&tree) {
+                        Some(&g) => g,
+                        None => {
+                            let applied = match tree_applied.get(&tree) {
+                                Some(&a) => a,
+                                None => {
+                                    let applied = self.layers(&tree)?.tree.applied_offset()?;
+                                    let a = if wiped { None } else { applied };
+                                    tree_applied.insert(tree.clone(), a);
+                                    a
+                                }
+                            };
+                            group_of.insert(tree.clone(), groups.len());
+                            groups.push(RestoreGroup {
+                                tree,
+                                applied,
+                                writes: Vec::new(),
+                            });
+                            groups.len() - 1
+                        }
+                    },
+                };
+                let group = &mut groups[g];
+                if group.applied.is_some_and(|a| offset <= a) {
                     stats.records_skipped += 1;
                     continue;
                 }
                 let value = r.value.map(|value| {
-                    encode(&Timestamped {
-                        value,
-                        timestamp: r.timestamp,
-                    })
+                    if slices {
+                        // As `encode` lays it out.
+                        values.extend_from_slice(&r.timestamp.to_be_bytes());
+                        values.extend_from_slice(&value);
+                        values.split().freeze()
+                    } else {
+                        encode(&Timestamped {
+                            value,
+                            timestamp: r.timestamp,
+                        })
+                    }
                 });
-                per_tree.entry(tree).or_default().push((r.key, value));
+                group.writes.push((r.key, value));
                 stats.records_applied += 1;
             }
             let upto = batch.next_offset.min(stable) - 1;
-            for (tree, writes) in per_tree {
-                self.layers(&tree)?
+            for g in groups {
+                self.layers(&g.tree)?
                     .tree
-                    .apply(&writes, Some(upto.max(last)))?;
+                    .apply(&g.writes, Some(upto.max(last)))?;
             }
             let mut meta = vec![(
                 self.meta_key("applied"),
