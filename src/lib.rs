@@ -19,7 +19,7 @@ pub use freshet_state_store as state;
 pub mod prelude {
     pub use freshet_log::{
         Acks, Consumer, FetchOptions, Isolation, Log, LogConfig, Producer, ProducerConfig, Record,
-        SeekTo, TopicConfig,
+        RecordRef, SeekTo, TopicConfig,
     };
 }
 
