@@ -14,6 +14,8 @@ pub(crate) const HEADER_LEN: usize = 53;
 /// Bytes before `batch_length` counts: base offset (8) and the length field itself (4).
 pub(crate) const LOG_OVERHEAD: usize = 12;
 const MAGIC: u8 = 2;
+/// The largest base offset a batch may have (far beyond any real log).
+const MAX_BASE_OFFSET: i64 = i64::MAX / 2;
 const CRC_START: usize = 17;
 const ATTR_TRANSACTIONAL: u16 = 0x10;
 const ATTR_CONTROL: u16 = 0x20;
@@ -97,6 +99,10 @@ pub(crate) fn parse_header(buf: &[u8]) -> Parsed {
     };
     if header.base_offset < 0 {
         return Parsed::Invalid(format!("negative base offset {}", header.base_offset));
+    }
+    if header.base_offset > MAX_BASE_OFFSET {
+        // Keeps `base + last offset delta + 1` and every offset sum below it from overflowing.
+        return Parsed::Invalid(format!("base offset {} out of range", header.base_offset));
     }
     Parsed::Header(header)
 }
@@ -408,7 +414,9 @@ pub(crate) fn decode_records_into(
     max: usize,
     out: &mut Vec<StoredRecord>,
 ) -> Result<usize, String> {
-    out.reserve((header.record_count as usize).min(max));
+    // A record takes at least 7 bytes: a damaged count must not size a huge allocation.
+    let fits = (batch.len().saturating_sub(HEADER_LEN)) / 7;
+    out.reserve((header.record_count as usize).min(max).min(fits));
     let mut added = 0;
     let mut cur = Cursor {
         buf: batch,
@@ -439,7 +447,9 @@ pub(crate) fn decode_records_into(
         if n_headers < 0 {
             return Err(format!("record {i}: negative header count"));
         }
-        let mut headers = Vec::with_capacity(n_headers as usize);
+        // A header takes at least 2 bytes (two lengths).
+        let mut headers =
+            Vec::with_capacity((n_headers as usize).min(end.saturating_sub(cur.pos) / 2));
         for _ in 0..n_headers {
             let name = cur.bytes()?.unwrap_or_default();
             let name = String::from_utf8(name.to_vec())
@@ -721,5 +731,44 @@ mod tests {
             };
             assert_eq!(c.varlong().unwrap(), v);
         }
+    }
+
+    /// Rewrites a batch's field at `at` and re-seals its CRC, as a crafted file would.
+    fn forge(mut bytes: Vec<u8>, at: usize, field: &[u8]) -> Vec<u8> {
+        bytes[at..at + field.len()].copy_from_slice(field);
+        let crc = crc32c::crc32c(&bytes[CRC_START..]);
+        bytes[13..17].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
+    #[test]
+    fn crafted_counts_and_offsets_are_errors_not_panics_or_huge_allocations() {
+        let mut enc = BatchEncoder::new(0, None, false);
+        enc.push(0, 1, Some(b"k"), Some(b"v"), &[]);
+        let good = enc.finish();
+
+        // A record count of u32::MAX (and a matching offset delta) with one record's bytes.
+        let bad = forge(good.clone(), 19, &u32::MAX.to_be_bytes());
+        let bad = Bytes::from(forge(bad.to_vec(), 49, &u32::MAX.to_be_bytes()));
+        let Parsed::Header(h) = parse_header(&bad) else {
+            panic!("header")
+        };
+        assert!(decode_records(&bad, &h).is_err());
+
+        // A base offset near i64::MAX is refused before any offset arithmetic.
+        let bad = forge(good.clone(), 0, &(i64::MAX - 1).to_be_bytes());
+        assert!(matches!(parse_header(&bad), Parsed::Invalid(_)));
+
+        // A damaged header count (the record's last byte) that runs past the record.
+        let mut enc = BatchEncoder::new(0, None, false);
+        enc.push(0, 1, Some(b"k"), Some(b"v"), &[]);
+        let mut bytes = enc.finish();
+        let n = bytes.len();
+        bytes[n - 1] = 0xfe; // a varint continuation byte with nothing after it
+        let bytes = Bytes::from(forge(bytes, 0, &0i64.to_be_bytes()));
+        let Parsed::Header(h) = parse_header(&bytes) else {
+            panic!("header")
+        };
+        assert!(decode_records(&bytes, &h).is_err());
     }
 }
