@@ -20,13 +20,14 @@
 #[path = "common/log_changelog.rs"]
 mod log_changelog;
 
+#[path = "../../log/tests/common/child.rs"]
+mod child;
+use child::ChildProc;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -488,122 +489,4 @@ fn copy_dir(from: &Path, to: &Path) -> TestResult {
         }
     }
     Ok(())
-}
-
-/// A child process running one `#[ignore]`d test of this same test binary, whose stdout
-/// lines the parent reads (the pattern of log/tests/common). Killed (SIGKILL) and reaped on
-/// drop, so a failing parent leaves no process behind.
-#[derive(Debug)]
-struct ChildProc {
-    child: Child,
-    lines: Receiver<String>,
-    reader: Option<JoinHandle<()>>,
-    seen: Vec<String>,
-    reaped: bool,
-}
-
-impl ChildProc {
-    fn spawn(test_name: &str, envs: &[(&str, String)]) -> TestResult<ChildProc> {
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args([
-            test_name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn()?;
-        let stdout = child.stdout.take().ok_or("child has no stdout")?;
-        let (tx, lines) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match r.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                // A line cut off by the kill (no newline) was never fully reported.
-                if buf.last() != Some(&b'\n') {
-                    return;
-                }
-                let line = String::from_utf8_lossy(&buf[..buf.len() - 1]).into_owned();
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(ChildProc {
-            child,
-            lines,
-            reader: Some(reader),
-            seen: Vec::new(),
-            reaped: false,
-        })
-    }
-
-    /// Waits until the child prints a line starting with `prefix`.
-    fn wait_for_line_starting(&mut self, prefix: &str, timeout: Duration) -> TestResult {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.starts_with(prefix);
-                    self.seen.push(line);
-                    if done {
-                        return Ok(());
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(
-                        format!("child did not print '{prefix}…' within {timeout:?}").into(),
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait()?;
-                    self.reaped = true;
-                    return Err(format!(
-                        "child exited ({status}) before printing '{prefix}…'; it printed {:?}",
-                        self.seen
-                    )
-                    .into());
-                }
-            }
-        }
-    }
-
-    /// SIGKILLs the child, reaps it, and returns every complete line it printed.
-    fn kill_and_collect(mut self) -> TestResult<Vec<String>> {
-        self.kill_and_reap()?;
-        if let Some(reader) = self.reader.take() {
-            reader.join().map_err(|_| "stdout reader panicked")?;
-        }
-        let mut lines = std::mem::take(&mut self.seen);
-        lines.extend(self.lines.try_iter());
-        Ok(lines)
-    }
-
-    fn kill_and_reap(&mut self) -> TestResult {
-        if !self.reaped {
-            // `Child::kill` is SIGKILL on unix; it fails only when the child is already gone.
-            let _ = self.child.kill();
-            self.child.wait()?;
-            self.reaped = true;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        let _ = self.kill_and_reap();
-    }
 }
