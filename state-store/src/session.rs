@@ -71,20 +71,43 @@ pub trait SessionStore: StateStore {
     /// The aggregate of `key` in exactly the session `[start, end]`.
     fn fetch_session(&self, key: &[u8], start: i64, end: i64) -> Result<Option<Timestamped>>;
     /// Sessions of `key` with `end >= earliest_session_end` and
+    /// `start <= latest_session_start`, ascending or (`reverse`) in exactly the reverse order:
+    /// what [`SessionStore::find_sessions`] and its backward variant share.
+    fn find_sessions_directed(
+        &self,
+        key: &[u8],
+        earliest_session_end: i64,
+        latest_session_start: i64,
+        reverse: bool,
+    ) -> Result<WindowedIter<'_>>;
+    /// [`SessionStore::find_sessions_range`] ascending or (`reverse`) descending.
+    fn find_sessions_range_directed(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        earliest_session_end: i64,
+        latest_session_start: i64,
+        reverse: bool,
+    ) -> Result<WindowedIter<'_>>;
+    /// Sessions of `key` with `end >= earliest_session_end` and
     /// `start <= latest_session_start` (those a record would merge with), by end, then start.
     fn find_sessions(
         &self,
         key: &[u8],
         earliest_session_end: i64,
         latest_session_start: i64,
-    ) -> Result<WindowedIter<'_>>;
+    ) -> Result<WindowedIter<'_>> {
+        self.find_sessions_directed(key, earliest_session_end, latest_session_start, false)
+    }
     /// [`SessionStore::find_sessions`] in exactly the reverse order.
     fn backward_find_sessions(
         &self,
         key: &[u8],
         earliest_session_end: i64,
         latest_session_start: i64,
-    ) -> Result<WindowedIter<'_>>;
+    ) -> Result<WindowedIter<'_>> {
+        self.find_sessions_directed(key, earliest_session_end, latest_session_start, true)
+    }
     /// Sessions of keys in `[key_from, key_to]` (`None`: unbounded) with
     /// `end >= earliest_session_end` and `start <= latest_session_start`: by segment, then
     /// key bytes, end, start. Empty when `key_from > key_to`.
@@ -94,7 +117,15 @@ pub trait SessionStore: StateStore {
         key_to: Option<&[u8]>,
         earliest_session_end: i64,
         latest_session_start: i64,
-    ) -> Result<WindowedIter<'_>>;
+    ) -> Result<WindowedIter<'_>> {
+        self.find_sessions_range_directed(
+            key_from,
+            key_to,
+            earliest_session_end,
+            latest_session_start,
+            false,
+        )
+    }
     /// [`SessionStore::find_sessions_range`] in exactly the reverse order.
     fn backward_find_sessions_range(
         &self,
@@ -102,7 +133,15 @@ pub trait SessionStore: StateStore {
         key_to: Option<&[u8]>,
         earliest_session_end: i64,
         latest_session_start: i64,
-    ) -> Result<WindowedIter<'_>>;
+    ) -> Result<WindowedIter<'_>> {
+        self.find_sessions_range_directed(
+            key_from,
+            key_to,
+            earliest_session_end,
+            latest_session_start,
+            true,
+        )
+    }
     /// Every session ending in `[earliest_session_end, latest_session_end]` (Kafka's
     /// `findSessions(long, long)`, used to emit closed sessions), in range order.
     fn find_sessions_ending(
@@ -443,53 +482,30 @@ impl SessionStore for SegmentedSessionStore {
         scan.next().transpose().map(|o| o.map(|(_, v)| v))
     }
 
-    fn find_sessions(
+    fn find_sessions_directed(
         &self,
         key: &[u8],
         earliest_session_end: i64,
         latest_session_start: i64,
+        reverse: bool,
     ) -> Result<WindowedIter<'_>> {
-        self.find_key(key, earliest_session_end, latest_session_start, false)
+        self.find_key(key, earliest_session_end, latest_session_start, reverse)
     }
 
-    fn backward_find_sessions(
-        &self,
-        key: &[u8],
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<WindowedIter<'_>> {
-        self.find_key(key, earliest_session_end, latest_session_start, true)
-    }
-
-    fn find_sessions_range(
+    fn find_sessions_range_directed(
         &self,
         key_from: Option<&[u8]>,
         key_to: Option<&[u8]>,
         earliest_session_end: i64,
         latest_session_start: i64,
+        reverse: bool,
     ) -> Result<WindowedIter<'_>> {
         self.find_keys(
             key_from,
             key_to,
             earliest_session_end,
             latest_session_start,
-            false,
-        )
-    }
-
-    fn backward_find_sessions_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<WindowedIter<'_>> {
-        self.find_keys(
-            key_from,
-            key_to,
-            earliest_session_end,
-            latest_session_start,
-            true,
+            reverse,
         )
     }
 

@@ -257,53 +257,30 @@ impl<S: SessionStore> SessionStore for CachingSessionStore<S> {
         self.inner.fetch_session(key, start, end)
     }
 
-    fn find_sessions(
+    fn find_sessions_directed(
         &self,
         key: &[u8],
         earliest_session_end: i64,
         latest_session_start: i64,
+        reverse: bool,
     ) -> Result<WindowedIter<'_>> {
-        self.find(key, earliest_session_end, latest_session_start, false)
+        self.find(key, earliest_session_end, latest_session_start, reverse)
     }
 
-    fn backward_find_sessions(
-        &self,
-        key: &[u8],
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<WindowedIter<'_>> {
-        self.find(key, earliest_session_end, latest_session_start, true)
-    }
-
-    fn find_sessions_range(
+    fn find_sessions_range_directed(
         &self,
         key_from: Option<&[u8]>,
         key_to: Option<&[u8]>,
         earliest_session_end: i64,
         latest_session_start: i64,
+        reverse: bool,
     ) -> Result<WindowedIter<'_>> {
         self.find_range(
             key_from,
             key_to,
             earliest_session_end,
             latest_session_start,
-            false,
-        )
-    }
-
-    fn backward_find_sessions_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<WindowedIter<'_>> {
-        self.find_range(
-            key_from,
-            key_to,
-            earliest_session_end,
-            latest_session_start,
-            true,
+            reverse,
         )
     }
 
