@@ -118,15 +118,37 @@ pub trait WindowStore: StateStore {
     /// The value of `key` in the window starting at `window_start` (with duplicates: the
     /// first put of them).
     fn fetch_one(&self, key: &[u8], window_start: i64) -> Result<Option<Timestamped>>;
+    /// [`WindowStore::fetch`] ascending or (`reverse`) descending: what the key fetches share.
+    fn fetch_directed(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+        reverse: bool,
+    ) -> Result<WindowValueIter<'_>>;
+    /// [`WindowStore::fetch_range`] ascending or (`reverse`) in exactly the reverse order:
+    /// what the range, all-keys and all-windows fetches share.
+    fn fetch_range_directed(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        time_from: i64,
+        time_to: i64,
+        reverse: bool,
+    ) -> Result<WindowedIter<'_>>;
     /// Values of `key` in windows starting in `[time_from, time_to]`, by ascending start.
-    fn fetch(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowValueIter<'_>>;
+    fn fetch(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowValueIter<'_>> {
+        self.fetch_directed(key, time_from, time_to, false)
+    }
     /// [`WindowStore::fetch`] by descending start.
     fn backward_fetch(
         &self,
         key: &[u8],
         time_from: i64,
         time_to: i64,
-    ) -> Result<WindowValueIter<'_>>;
+    ) -> Result<WindowValueIter<'_>> {
+        self.fetch_directed(key, time_from, time_to, true)
+    }
     /// Windows of keys in `[key_from, key_to]` (`None`: unbounded) starting in
     /// `[time_from, time_to]`: by segment, then key bytes, then start. An empty iterator
     /// when `key_from > key_to` (as Kafka, which logs it).
@@ -136,7 +158,9 @@ pub trait WindowStore: StateStore {
         key_to: Option<&[u8]>,
         time_from: i64,
         time_to: i64,
-    ) -> Result<WindowedIter<'_>>;
+    ) -> Result<WindowedIter<'_>> {
+        self.fetch_range_directed(key_from, key_to, time_from, time_to, false)
+    }
     /// [`WindowStore::fetch_range`] in exactly the reverse order.
     fn backward_fetch_range(
         &self,
@@ -144,15 +168,25 @@ pub trait WindowStore: StateStore {
         key_to: Option<&[u8]>,
         time_from: i64,
         time_to: i64,
-    ) -> Result<WindowedIter<'_>>;
+    ) -> Result<WindowedIter<'_>> {
+        self.fetch_range_directed(key_from, key_to, time_from, time_to, true)
+    }
     /// Every window starting in `[time_from, time_to]`, in range-fetch order.
-    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedIter<'_>>;
+    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedIter<'_>> {
+        self.fetch_range_directed(None, None, time_from, time_to, false)
+    }
     /// [`WindowStore::fetch_all`] in exactly the reverse order.
-    fn backward_fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedIter<'_>>;
-    /// Every live window, in range-fetch order.
-    fn all(&self) -> Result<WindowedIter<'_>>;
+    fn backward_fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedIter<'_>> {
+        self.fetch_range_directed(None, None, time_from, time_to, true)
+    }
+    /// Every live window, in range-fetch order (window starts are never negative).
+    fn all(&self) -> Result<WindowedIter<'_>> {
+        self.fetch_range_directed(None, None, 0, i64::MAX, false)
+    }
     /// [`WindowStore::all`] in exactly the reverse order.
-    fn backward_all(&self) -> Result<WindowedIter<'_>>;
+    fn backward_all(&self) -> Result<WindowedIter<'_>> {
+        self.fetch_range_directed(None, None, 0, i64::MAX, true)
+    }
     /// The store's options: a layer on top (the record cache) orders, expires and
     /// forwards windows exactly as the store does only when it knows the window size, the
     /// retention and the segment interval.
@@ -480,53 +514,25 @@ impl WindowStore for SegmentedWindowStore {
         it.next().transpose().map(|o| o.map(|(_, v)| v))
     }
 
-    fn fetch(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowValueIter<'_>> {
-        self.fetch_key(key, time_from, time_to, false)
-    }
-
-    fn backward_fetch(
+    fn fetch_directed(
         &self,
         key: &[u8],
         time_from: i64,
         time_to: i64,
+        reverse: bool,
     ) -> Result<WindowValueIter<'_>> {
-        self.fetch_key(key, time_from, time_to, true)
+        self.fetch_key(key, time_from, time_to, reverse)
     }
 
-    fn fetch_range(
+    fn fetch_range_directed(
         &self,
         key_from: Option<&[u8]>,
         key_to: Option<&[u8]>,
         time_from: i64,
         time_to: i64,
+        reverse: bool,
     ) -> Result<WindowedIter<'_>> {
-        self.fetch_keys(key_from, key_to, time_from, time_to, false)
-    }
-
-    fn backward_fetch_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedIter<'_>> {
-        self.fetch_keys(key_from, key_to, time_from, time_to, true)
-    }
-
-    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedIter<'_>> {
-        self.fetch_keys(None, None, time_from, time_to, false)
-    }
-
-    fn backward_fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedIter<'_>> {
-        self.fetch_keys(None, None, time_from, time_to, true)
-    }
-
-    fn all(&self) -> Result<WindowedIter<'_>> {
-        self.fetch_keys(None, None, 0, i64::MAX, false)
-    }
-
-    fn backward_all(&self) -> Result<WindowedIter<'_>> {
-        self.fetch_keys(None, None, 0, i64::MAX, true)
+        self.fetch_keys(key_from, key_to, time_from, time_to, reverse)
     }
 
     fn options(&self) -> WindowStoreOptions {

@@ -300,53 +300,25 @@ impl<S: WindowStore> WindowStore for CachingWindowStore<S> {
         self.inner.fetch_one(key, window_start)
     }
 
-    fn fetch(&self, key: &[u8], time_from: i64, time_to: i64) -> Result<WindowValueIter<'_>> {
-        self.values(key, time_from, time_to, false)
-    }
-
-    fn backward_fetch(
+    fn fetch_directed(
         &self,
         key: &[u8],
         time_from: i64,
         time_to: i64,
+        reverse: bool,
     ) -> Result<WindowValueIter<'_>> {
-        self.values(key, time_from, time_to, true)
+        self.values(key, time_from, time_to, reverse)
     }
 
-    fn fetch_range(
+    fn fetch_range_directed(
         &self,
         key_from: Option<&[u8]>,
         key_to: Option<&[u8]>,
         time_from: i64,
         time_to: i64,
+        reverse: bool,
     ) -> Result<WindowedIter<'_>> {
-        self.windows(key_from, key_to, time_from, time_to, false)
-    }
-
-    fn backward_fetch_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedIter<'_>> {
-        self.windows(key_from, key_to, time_from, time_to, true)
-    }
-
-    fn fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedIter<'_>> {
-        self.windows(None, None, time_from, time_to, false)
-    }
-
-    fn backward_fetch_all(&self, time_from: i64, time_to: i64) -> Result<WindowedIter<'_>> {
-        self.windows(None, None, time_from, time_to, true)
-    }
-
-    fn all(&self) -> Result<WindowedIter<'_>> {
-        self.windows(None, None, 0, i64::MAX, false)
-    }
-
-    fn backward_all(&self) -> Result<WindowedIter<'_>> {
-        self.windows(None, None, 0, i64::MAX, true)
+        self.windows(key_from, key_to, time_from, time_to, reverse)
     }
 
     fn options(&self) -> WindowStoreOptions {
