@@ -11,6 +11,97 @@ pub trait Serde<T>: Send + Sync + std::fmt::Debug {
     fn serialize(&self, value: &T) -> Result<Vec<u8>, String>;
     /// Decodes a value.
     fn deserialize(&self, bytes: &[u8]) -> Result<T, String>;
+    /// Encodes a value that may stand for null (a record with no key or no value): `None`
+    /// is null. Only serdes of types that have a null (`Option<T>`, `()`) return `None`.
+    fn serialize_nullable(&self, value: &T) -> Result<Option<Vec<u8>>, String> {
+        self.serialize(value).map(Some)
+    }
+    /// The bytes a partitioner hashes for `value` (`None`: null, the producer decides): the
+    /// serialized value, except for windowed keys, whose windows must all land in the
+    /// partition of the base key (Kafka's `WindowedStreamPartitioner`).
+    fn partition_bytes(&self, value: &T) -> Result<Option<Vec<u8>>, String> {
+        self.serialize_nullable(value)
+    }
+    /// Decodes a key or value that may be null (`None`). Types without a null refuse it,
+    /// so a null reaches user code only as `Option<T>` or `()`.
+    fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<T, String> {
+        match bytes {
+            Some(bytes) => self.deserialize(bytes),
+            None => Err("null where a value is required (declare the type as Option<T>)".into()),
+        }
+    }
+}
+
+/// Serdes of `Option<T>` over a serde of `T`: `None` is null (no key, or a tombstone value).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nullable<S>(pub S);
+
+impl<T, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
+    fn serialize(&self, value: &Option<T>) -> Result<Vec<u8>, String> {
+        match value {
+            Some(v) => self.0.serialize(v),
+            None => Err("null cannot be written here".into()),
+        }
+    }
+    fn deserialize(&self, bytes: &[u8]) -> Result<Option<T>, String> {
+        self.0.deserialize(bytes).map(Some)
+    }
+    fn serialize_nullable(&self, value: &Option<T>) -> Result<Option<Vec<u8>>, String> {
+        value.as_ref().map(|v| self.0.serialize(v)).transpose()
+    }
+    fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<Option<T>, String> {
+        bytes.map(|b| self.0.deserialize(b)).transpose()
+    }
+}
+
+/// The unit type: always null when written, anything when read (Kafka's `Serdes.Void`, for
+/// topics whose keys do not matter).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unit;
+
+impl Serde<()> for Unit {
+    fn serialize(&self, _value: &()) -> Result<Vec<u8>, String> {
+        Ok(Vec::new())
+    }
+    fn deserialize(&self, _bytes: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+    fn serialize_nullable(&self, _value: &()) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+    fn deserialize_nullable(&self, _bytes: Option<&[u8]>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// JSON via serde_json.
+pub struct Json<T>(PhantomData<fn() -> T>);
+
+impl<T> std::fmt::Debug for Json<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Json")
+    }
+}
+
+impl<T> Default for Json<T> {
+    fn default() -> Self {
+        Json(PhantomData)
+    }
+}
+
+impl<T> Clone for Json<T> {
+    fn clone(&self) -> Self {
+        Json(PhantomData)
+    }
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for Json<T> {
+    fn serialize(&self, value: &T) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(value).map_err(|e| e.to_string())
+    }
+    fn deserialize(&self, bytes: &[u8]) -> Result<T, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
 }
 
 /// UTF-8 strings.
@@ -58,7 +149,7 @@ macro_rules! big_endian {
         }
     )*};
 }
-big_endian!(i32, i64, u32, u64);
+big_endian!(i16, i32, i64, u16, u32, u64, f32, f64);
 
 /// MessagePack via rmp-serde: the default for user structs.
 pub struct MsgPack<T>(PhantomData<fn() -> T>);
@@ -87,5 +178,32 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for MsgPack<T> 
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<T, String> {
         rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
+impl Serde<Vec<u8>> for RawBytes {
+    fn serialize(&self, value: &Vec<u8>) -> Result<Vec<u8>, String> {
+        Ok(value.clone())
+    }
+    fn deserialize(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(bytes.to_vec())
+    }
+}
+
+impl<T> Serde<T> for std::sync::Arc<dyn Serde<T>> {
+    fn serialize(&self, value: &T) -> Result<Vec<u8>, String> {
+        (**self).serialize(value)
+    }
+    fn deserialize(&self, bytes: &[u8]) -> Result<T, String> {
+        (**self).deserialize(bytes)
+    }
+    fn serialize_nullable(&self, value: &T) -> Result<Option<Vec<u8>>, String> {
+        (**self).serialize_nullable(value)
+    }
+    fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<T, String> {
+        (**self).deserialize_nullable(bytes)
+    }
+    fn partition_bytes(&self, value: &T) -> Result<Option<Vec<u8>>, String> {
+        (**self).partition_bytes(value)
     }
 }

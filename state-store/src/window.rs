@@ -80,6 +80,35 @@ pub struct Window {
     pub end: i64,
 }
 
+impl Window {
+    /// Makes the window `[start, end)`; it exists so windows can be written in one expression.
+    ///
+    /// ```
+    /// let w = freshet_state_store::Window::new(5, 11);
+    /// assert_eq!((w.start, w.end), (5, 11));
+    /// ```
+    pub const fn new(start: i64, end: i64) -> Self {
+        Self { start, end }
+    }
+
+    /// Whether `timestamp` falls in `[start, end)`, the membership rule of time windows.
+    ///
+    /// ```
+    /// let w = freshet_state_store::Window::new(10, 22);
+    /// assert!(w.contains(10) && w.contains(21) && !w.contains(22));
+    /// ```
+    pub const fn contains(&self, timestamp: i64) -> bool {
+        self.start <= timestamp && timestamp < self.end
+    }
+}
+
+impl<K> Windowed<K> {
+    /// A key in a window.
+    pub const fn new(key: K, window: Window) -> Self {
+        Windowed { key, window }
+    }
+}
+
 /// A key with its window, as windowed operators emit them (Kafka's `Windowed<K>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Windowed<K> {

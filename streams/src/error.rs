@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// caller can match on. Kafka's "must not be negative" checks on durations have no variant: a
 /// [`std::time::Duration`] cannot be negative, so the type enforces them.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A duration does not fit in an `i64` count of milliseconds (Kafka's
     /// `ApiUtils.validateMillisecondDuration`).
@@ -52,4 +52,90 @@ pub enum Error {
         /// Milliseconds after the probing record's timestamp.
         after_ms: i64,
     },
+    /// The topology is invalid (a build error that names the node or store at fault).
+    #[error("invalid topology: {0}")]
+    Topology(String),
+    /// A call got an argument it cannot use.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A record reached an operator with other types than it takes (a topology wired by
+    /// hand with mismatched processors).
+    #[error("node {node} expected a {expected}")]
+    TypeMismatch {
+        /// The node.
+        node: String,
+        /// The type it takes.
+        expected: &'static str,
+    },
+    /// `forward_to` named a node that is not a child.
+    #[error("node {node} has no child named {child}")]
+    UnknownChild {
+        /// The forwarding node.
+        node: String,
+        /// The name given.
+        child: String,
+    },
+    /// A processor asked for a store not connected to it.
+    #[error("store {store} is not connected to node {node}")]
+    UnknownStore {
+        /// The node.
+        node: String,
+        /// The store name.
+        store: String,
+    },
+    /// A topic the task (or the test driver) does not know.
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    /// A source record could not be decoded (or had an invalid timestamp).
+    #[error("cannot decode record at {topic}-{partition} offset {offset}: {reason}")]
+    Deserialization {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The record's offset.
+        offset: i64,
+        /// What the serde said.
+        reason: String,
+    },
+    /// A key or value could not be (de)serialized at a sink, repartition or store.
+    #[error("serde error in {context}: {reason}")]
+    Serde {
+        /// Where: the node or store.
+        context: String,
+        /// What the serde said.
+        reason: String,
+    },
+    /// A state store failed.
+    #[error("state store {store}: {source}")]
+    Store {
+        /// The store.
+        store: String,
+        /// The store's error.
+        #[source]
+        source: Box<freshet_state_store::Error>,
+    },
+    /// A user's processor or punctuator failed.
+    #[error("processing failed in {node}: {message}")]
+    Processing {
+        /// The node (empty when the processor did not say).
+        node: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// An error raised by user code in a processor.
+    ///
+    /// ```
+    /// let e = freshet_streams::Error::processing("price is negative");
+    /// assert_eq!(e.to_string(), "processing failed in : price is negative");
+    /// ```
+    pub fn processing(message: impl Into<String>) -> Error {
+        Error::Processing {
+            node: String::new(),
+            message: message.into(),
+        }
+    }
 }

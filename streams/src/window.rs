@@ -38,55 +38,11 @@ pub use time::TimeWindows;
 use crate::error::{Error, Result};
 use std::time::Duration;
 
-/// One time window, `[start, end)` in epoch milliseconds: the unit that windowed aggregations
-/// key their state by (Kafka's `TimeWindow`).
-///
-/// Sliding windows are inclusive at both ends in Kafka and are stored the same way, as
-/// `Window { start, end: start + time_difference }`; the operators, not this type, decide how
-/// `end` is compared.
-///
-/// # Examples
-///
-/// ```
-/// use freshet_streams::Window;
-///
-/// let w = Window::new(0, 60_000);
-/// assert!(w.contains(59_999));
-/// assert!(!w.contains(60_000));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Window {
-    /// First millisecond in the window (inclusive).
-    pub start: i64,
-    /// First millisecond after the window (exclusive for time windows).
-    pub end: i64,
-}
-
-impl Window {
-    /// Makes the window `[start, end)`; it exists so windows can be written in one expression.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let w = freshet_streams::Window::new(5, 11);
-    /// assert_eq!((w.start, w.end), (5, 11));
-    /// ```
-    pub const fn new(start: i64, end: i64) -> Self {
-        Self { start, end }
-    }
-
-    /// Whether `timestamp` falls in `[start, end)`, the membership rule of time windows.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let w = freshet_streams::Window::new(10, 22);
-    /// assert!(w.contains(10) && w.contains(21) && !w.contains(22));
-    /// ```
-    pub const fn contains(&self, timestamp: i64) -> bool {
-        self.start <= timestamp && timestamp < self.end
-    }
-}
+/// One time window, `[start, end)` in epoch milliseconds (Kafka's `TimeWindow`); the same
+/// type the state stores key windows by. Sliding windows are inclusive at both ends in Kafka
+/// and are stored the same way, as `Window { start, end: start + time_difference }`; the
+/// operators, not this type, decide how `end` is compared.
+pub use freshet_state_store::Window;
 
 /// Converts a duration argument to `i64` milliseconds, refusing what does not fit (Kafka's
 /// `ApiUtils.validateMillisecondDuration`). Sub-millisecond parts are truncated, as Java's

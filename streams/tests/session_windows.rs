@@ -66,10 +66,10 @@ fn with_grace_api_should_set_grace_period() -> freshet_streams::Result<()> {
 
 #[test]
 fn window_size_must_not_be_zero() {
-    assert_eq!(
+    assert!(matches!(
         SessionWindows::of_inactivity_gap_with_no_grace(ms(0)),
         Err(Error::InactivityGap { gap_ms: 0 })
-    );
+    ));
 }
 
 #[test]

@@ -1,0 +1,245 @@
+//! The graph a [`StreamsBuilder`](crate::StreamsBuilder) grows: nodes named from one counter
+//! (`KSTREAM-FILTER-0000000003`), stores, internal topics and co-partition groups; and
+//! `build`, which turns it into a [`Topology`] in one pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::serde::SerdeRegistry;
+use crate::store::StoreBuilder;
+use crate::topology::{
+    split, InternalTopic, NodeFactory, NodeKind, NodeSpec, PartitionCount, SinkTopic, SubTopology,
+    TopicName, Topology, TopologyInner,
+};
+
+pub(crate) struct GraphNode {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) parents: Vec<usize>,
+    pub(crate) stores: Vec<String>,
+    pub(crate) factory: NodeFactory,
+    /// The counter value its name was generated from (`None`: named by the user).
+    pub(crate) generated: Option<usize>,
+}
+
+#[derive(Default)]
+pub(crate) struct Graph {
+    pub(crate) nodes: Vec<GraphNode>,
+    pub(crate) stores: BTreeMap<String, Arc<StoreBuilder>>,
+    pub(crate) index: usize,
+    pub(crate) serdes: SerdeRegistry,
+    pub(crate) errors: Vec<String>,
+    pub(crate) internal_topics: Vec<InternalTopic>,
+    pub(crate) copartition: Vec<BTreeSet<TopicName>>,
+    /// Stores and internal topics named from the counter (build warns about them).
+    pub(crate) generated_names: Vec<String>,
+}
+
+impl Graph {
+    /// Takes the next counter value.
+    pub(crate) fn next_index(&mut self) -> usize {
+        let i = self.index;
+        self.index += 1;
+        i
+    }
+
+    /// `<prefix><10-digit index>`, Kafka's generated names.
+    pub(crate) fn new_name(&mut self, prefix: &str) -> (String, usize) {
+        let i = self.next_index();
+        (format!("{prefix}{i:010}"), i)
+    }
+
+    /// A node name: the user's, or a generated one with `prefix`. An index is taken either
+    /// way, as Kafka's `NamedInternal.orElseGenerateWithPrefix` does, so later generated
+    /// names match Kafka's.
+    pub(crate) fn name_or(
+        &mut self,
+        given: Option<String>,
+        prefix: &str,
+    ) -> (String, Option<usize>) {
+        let (generated, i) = self.new_name(prefix);
+        match given {
+            Some(n) => (n, None),
+            None => (generated, Some(i)),
+        }
+    }
+
+    /// A store name: the user's, or a generated one with `prefix` (remembered for the
+    /// build warning).
+    pub(crate) fn store_name_or(&mut self, given: Option<String>, prefix: &str) -> String {
+        match given {
+            Some(n) => n,
+            None => {
+                let (n, _) = self.new_name(prefix);
+                self.generated_names.push(format!("store {n}"));
+                n
+            }
+        }
+    }
+
+    pub(crate) fn add(
+        &mut self,
+        name: (String, Option<usize>),
+        kind: NodeKind,
+        parents: &[usize],
+        factory: NodeFactory,
+    ) -> usize {
+        self.nodes.push(GraphNode {
+            name: name.0,
+            kind,
+            parents: parents.to_vec(),
+            stores: Vec::new(),
+            factory,
+            generated: name.1,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Declares `store` (once) and connects it to `node`.
+    pub(crate) fn add_store(&mut self, store: StoreBuilder, node: Option<usize>) {
+        let name = store.name.clone();
+        if let Some(existing) = self.stores.get(&name) {
+            if existing.kind != store.kind {
+                self.errors.push(format!(
+                    "store {name} is declared twice with different kinds"
+                ));
+            }
+        } else {
+            self.stores.insert(name.clone(), Arc::new(store));
+        }
+        if let Some(node) = node {
+            self.connect(node, &name);
+        }
+    }
+
+    /// Connects an existing store to `node`.
+    pub(crate) fn connect(&mut self, node: usize, store: &str) {
+        let stores = &mut self.nodes[node].stores;
+        if !stores.iter().any(|s| s == store) {
+            stores.push(store.to_string());
+        }
+    }
+
+    /// Renames `node` to the user's `name`. Kafka takes an index for a named operator too,
+    /// except for `process` / `process_values`: for those the index is given back when it
+    /// was the last one taken, so later generated names match Kafka's.
+    pub(crate) fn rename(&mut self, node: usize, name: String) {
+        let n = &mut self.nodes[node];
+        if let Some(i) = n.generated.take() {
+            let unburned = n.name.starts_with("KSTREAM-PROCESSOR-")
+                || n.name.starts_with("KSTREAM-PROCESSVALUES-");
+            if unburned && i + 1 == self.index {
+                self.index = i;
+            }
+        }
+        n.name = name;
+    }
+
+    /// Records an internal topic.
+    pub(crate) fn add_internal_topic(&mut self, topic: InternalTopic, generated: bool) {
+        if generated {
+            self.generated_names
+                .push(format!("internal topic {}", topic.name.shown()));
+        }
+        self.internal_topics.push(topic);
+    }
+
+    /// Validates and builds the topology.
+    pub(crate) fn build(self) -> Result<Topology> {
+        let mut errors = self.errors;
+        let mut seen = BTreeSet::new();
+        for n in &self.nodes {
+            if !seen.insert(n.name.as_str()) {
+                errors.push(format!("node name {} is used twice", n.name));
+            }
+            for s in &n.stores {
+                if !self.stores.contains_key(s) {
+                    errors.push(format!("node {} uses undeclared store {s}", n.name));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Topology(errors.join("; ")));
+        }
+        let mut nodes: Vec<NodeSpec> = self
+            .nodes
+            .into_iter()
+            .map(|n| NodeSpec {
+                name: n.name,
+                kind: n.kind,
+                parents: n.parents,
+                children: Vec::new(),
+                stores: n.stores,
+                factory: n.factory,
+            })
+            .collect();
+        for i in 0..nodes.len() {
+            for p in nodes[i].parents.clone() {
+                nodes[p].children.push(i);
+            }
+        }
+        let subtopologies: Vec<SubTopology> = split(&nodes)
+            .into_iter()
+            .enumerate()
+            .map(|(id, members)| {
+                let mut source_topics = Vec::new();
+                let mut sink_topics = Vec::new();
+                let mut stores = BTreeSet::new();
+                for &m in &members {
+                    match &nodes[m].kind {
+                        NodeKind::Source { topics, .. } => source_topics.extend(topics.clone()),
+                        NodeKind::Sink {
+                            topic: SinkTopic::Fixed(t),
+                        } => sink_topics.push(t.clone()),
+                        _ => {}
+                    }
+                    stores.extend(nodes[m].stores.iter().cloned());
+                }
+                SubTopology {
+                    id: id as u32,
+                    nodes: members,
+                    source_topics,
+                    sink_topics,
+                    stores: stores.into_iter().collect(),
+                }
+            })
+            .collect();
+        // Unset partition counts: the max of the sources of the sub-topology writing the topic.
+        let mut internal_topics = self.internal_topics;
+        for t in &mut internal_topics {
+            if let PartitionCount::MaxOf(list) = &mut t.partitions {
+                if list.is_empty() {
+                    let writers = subtopologies
+                        .iter()
+                        .filter(|s| s.sink_topics.contains(&t.name));
+                    let mut from: BTreeSet<TopicName> = BTreeSet::new();
+                    for w in writers {
+                        from.extend(w.source_topics.iter().cloned());
+                    }
+                    *list = from.into_iter().collect();
+                }
+            }
+        }
+        let warnings = if self.generated_names.is_empty() {
+            Vec::new()
+        } else {
+            let w = format!(
+                "these names were generated and change when the topology changes (name them to keep state and topics across versions): {}",
+                self.generated_names.join(", ")
+            );
+            tracing::warn!("{w}");
+            vec![w]
+        };
+        Ok(Topology {
+            inner: Arc::new(TopologyInner {
+                nodes,
+                stores: self.stores,
+                subtopologies,
+                internal_topics,
+                copartition_groups: self.copartition,
+                warnings,
+            }),
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! `KGroupedStream` count / reduce / aggregate (Kafka's `KStreamAggregate` and
+//! `KStreamReduce`): one aggregate per key in a key-value store, updates forwarded as
+//! [`Change`]s through the store's cache (every update when caching is off, the latest per
+//! key at commit when on).
+//!
+//! Records whose key is null are dropped and counted. The aggregate's timestamp is the
+//! largest timestamp of the records aggregated into it.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use freshet_state_store::{KeyValueStore, Timestamped};
+use parking_lot::Mutex;
+
+use crate::dsl::ktable::{Change, SendOldValues};
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::serde::SerdeRef;
+use crate::store::StoreRef;
+use crate::task::node::{take_record, Data, Node, NodeContext};
+
+/// Folds a value into the key's aggregate (`None`: the key's first value).
+pub(crate) type Aggregator<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
+
+/// `(key bytes, new, old)` as a caching store hands its updates downstream.
+pub(crate) type Flushed = (Bytes, Option<Timestamped>, Option<Timestamped>);
+
+/// Updates a caching store forwarded, waiting to be decoded and sent downstream (the
+/// store's listener cannot forward itself: it runs while the store is locked).
+#[derive(Clone, Default)]
+pub(crate) struct FlushQueue(pub(crate) Arc<Mutex<Vec<Flushed>>>);
+
+impl FlushQueue {
+    /// Installs the queue as `store`'s flush listener.
+    pub(crate) fn listen_kv(&self, store: &StoreRef, send_old: bool) -> Result<()> {
+        let queue = self.0.clone();
+        store.with_kv(|s| {
+            s.set_flush_listener(
+                move |k: &[u8], new: Option<&Timestamped>, old: Option<&Timestamped>| {
+                    queue
+                        .lock()
+                        .push((Bytes::copy_from_slice(k), new.cloned(), old.cloned()));
+                },
+                send_old,
+            );
+            Ok(())
+        })
+    }
+
+    /// Takes what is waiting.
+    pub(crate) fn drain(&self) -> Vec<Flushed> {
+        std::mem::take(&mut *self.0.lock())
+    }
+}
+
+pub(crate) fn decode<T>(serde: &SerdeRef<T>, bytes: &[u8], what: &str) -> Result<T> {
+    serde.deserialize(bytes).map_err(|reason| Error::Serde {
+        context: what.to_string(),
+        reason,
+    })
+}
+
+pub(crate) fn encode<T>(serde: &SerdeRef<T>, value: &T, what: &str) -> Result<Bytes> {
+    serde
+        .serialize(value)
+        .map(Bytes::from)
+        .map_err(|reason| Error::Serde {
+            context: what.to_string(),
+            reason,
+        })
+}
+
+/// Forwards what a KV store's cache released, as table changes.
+pub(crate) fn forward_kv_changes<K: Data, VA: Data>(
+    ctx: &mut NodeContext<'_>,
+    queue: &FlushQueue,
+    keys: &SerdeRef<K>,
+    values: &SerdeRef<VA>,
+    store: &str,
+) -> Result<()> {
+    for (k, new, old) in queue.drain() {
+        let what = format!("store {store}");
+        let key = decode(keys, &k, &what)?;
+        let ts = new
+            .as_ref()
+            .or(old.as_ref())
+            .map_or(ctx.stream_time(), |v| v.timestamp);
+        let change = Change {
+            new: new.map(|v| decode(values, &v.value, &what)).transpose()?,
+            old: old.map(|v| decode(values, &v.value, &what)).transpose()?,
+        };
+        ctx.forward(Record::new(key, change, ts))?;
+    }
+    Ok(())
+}
+
+pub(crate) struct AggregateNode<K, V, VA> {
+    pub(crate) store_name: String,
+    pub(crate) keys: SerdeRef<K>,
+    pub(crate) values: SerdeRef<VA>,
+    pub(crate) aggregator: Aggregator<K, V, VA>,
+    pub(crate) send_old: SendOldValues,
+    pub(crate) store: Option<StoreRef>,
+    pub(crate) queue: FlushQueue,
+}
+
+impl<K: Data, V: Data, VA: Data> AggregateNode<K, V, VA> {
+    fn store(&self) -> Result<&StoreRef> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("aggregate used before init".into()))
+    }
+}
+
+impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
+    fn init(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        let store = ctx.store(&self.store_name)?;
+        self.queue.listen_kv(&store, self.send_old.get())?;
+        self.store = Some(store);
+        Ok(())
+    }
+
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+        let r: Record<K, V> = take_record(ctx.name(), record)?;
+        let what = format!("store {}", self.store_name);
+        let key = match self.keys.serialize_nullable(&r.key) {
+            Ok(Some(k)) => Bytes::from(k),
+            Ok(None) => {
+                ctx.record_dropped("skipping record due to null key");
+                return Ok(());
+            }
+            Err(reason) => {
+                return Err(Error::Serde {
+                    context: what,
+                    reason,
+                })
+            }
+        };
+        let store = self.store()?.clone();
+        let old = store.with_kv(|s| s.get(&key))?;
+        let (old_value, old_ts) = match &old {
+            Some(t) => (Some(decode(&self.values, &t.value, &what)?), t.timestamp),
+            None => (None, i64::MIN),
+        };
+        let new = (self.aggregator)(&r.key, &r.value, old_value);
+        let value = encode(&self.values, &new, &what)?;
+        let timestamp = r.timestamp.max(old_ts);
+        store.with_kv(|s| s.put(key, Some(Timestamped { value, timestamp })))?;
+        forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)
+    }
+
+    fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        self.store()?.with_kv(|s| s.flush())?;
+        forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)
+    }
+}

@@ -1,0 +1,40 @@
+//! `process_values`: a user processor whose forwarded records keep the input's key (Kafka's
+//! `FixedKeyProcessor`), so the stream needs no repartition.
+
+use std::any::Any;
+use std::marker::PhantomData;
+
+use crate::error::Result;
+use crate::processor::{Processor, ProcessorContext};
+use crate::record::Record;
+use crate::task::node::{take_record, Data, Node, NodeContext};
+
+/// Runs `P` and restores the input key on everything it forwards while processing a record.
+pub(crate) struct FixedKeyNode<P, K, V, V2> {
+    pub(crate) processor: P,
+    pub(crate) _types: PhantomData<fn(K, V, V2)>,
+}
+
+impl<P, K, V, V2> Node for FixedKeyNode<P, K, V, V2>
+where
+    P: Processor<K, V, K, V2>,
+    K: Data,
+    V: Data,
+    V2: Data,
+{
+    fn init(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        self.processor.init(&mut ProcessorContext::new(ctx))
+    }
+
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+        let r: Record<K, V> = take_record(ctx.name(), record)?;
+        ctx.fixed_key = Some(Box::new(r.key.clone()));
+        let result = self.processor.process(&mut ProcessorContext::new(ctx), r);
+        ctx.fixed_key = None;
+        result
+    }
+
+    fn close(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        self.processor.close(&mut ProcessorContext::new(ctx))
+    }
+}

@@ -1,0 +1,56 @@
+//! Source nodes: decode a topic's records (serdes, timestamp extractor) and pass them on.
+
+use std::any::Any;
+use std::marker::PhantomData;
+
+use crate::dsl::options::TimestampExtractor;
+use crate::error::Result;
+use crate::record::{InputRecord, Record};
+use crate::serde::SerdeRef;
+use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::topology::SourceDecoder;
+
+/// Decodes raw records into `Record<K, V>` with the source's serdes and extractor.
+pub(crate) struct TypedDecoder<K, V> {
+    pub(crate) keys: SerdeRef<K>,
+    pub(crate) values: SerdeRef<V>,
+    pub(crate) extractor: Option<TimestampExtractor<K, V>>,
+}
+
+impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
+    fn decode(
+        &self,
+        raw: &InputRecord,
+        partition_time: i64,
+    ) -> std::result::Result<(Box<dyn Any + Send>, i64), String> {
+        let key = self
+            .keys
+            .deserialize_nullable(raw.key.as_deref())
+            .map_err(|e| format!("key: {e}"))?;
+        let value = self
+            .values
+            .deserialize_nullable(raw.value.as_deref())
+            .map_err(|e| format!("value: {e}"))?;
+        let mut record = Record {
+            key,
+            value,
+            timestamp: raw.timestamp,
+            headers: raw.headers.clone(),
+        };
+        if let Some(extract) = &self.extractor {
+            record.timestamp = extract(&record, partition_time);
+        }
+        let ts = record.timestamp;
+        Ok((Box::new(Some(record)), ts))
+    }
+}
+
+/// The source node: forwards what the decoder produced.
+pub(crate) struct SourceNode<K, V>(pub(crate) PhantomData<fn() -> (K, V)>);
+
+impl<K: Data, V: Data> Node for SourceNode<K, V> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+        let r = take_record::<K, V>(ctx.name(), record)?;
+        ctx.forward(r)
+    }
+}

@@ -1,0 +1,205 @@
+//! The type-erased operator the task runs, and the context every call gets.
+
+use std::any::Any;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::record::{Record, RecordMetadata, SinkRecord};
+use crate::store::StoreRef;
+use crate::task::punctuation::{Cancellable, PunctuationType, Punctuator};
+use crate::task::TaskCore;
+
+/// Values that flow between operators: cloned when a record goes to several children.
+pub trait Data: Clone + Send + 'static {}
+impl<T: Clone + Send + 'static> Data for T {}
+
+/// One operator of a task, with its types erased. The record passed to
+/// [`process`](Node::process) is an `Option<Record<K, V>>` of the node's input types, which
+/// the node takes out.
+pub(crate) trait Node: Send {
+    /// Called once before the first record: get stores, schedule punctuations.
+    fn init(&mut self, _ctx: &mut NodeContext<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// Processes one record (`&mut Option<Record<K, V>>`).
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()>;
+    /// Commit step 1: flush caches, forwarding what they held.
+    fn flush(&mut self, _ctx: &mut NodeContext<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// Called once when the task closes.
+    fn close(&mut self, _ctx: &mut NodeContext<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// The stream time this operator observed (stateful operators), to commit with the
+    /// offsets.
+    fn observed_stream_time(&self) -> Option<i64> {
+        None
+    }
+    /// Restores the observed stream time committed last.
+    fn restore_stream_time(&mut self, _time: i64) {}
+}
+
+/// Takes the typed record out of what [`Node::process`] received.
+pub(crate) fn take_record<K: 'static, V: 'static>(
+    node: &str,
+    record: &mut dyn Any,
+) -> Result<Record<K, V>> {
+    record
+        .downcast_mut::<Option<Record<K, V>>>()
+        .and_then(Option::take)
+        .ok_or_else(|| Error::TypeMismatch {
+            node: node.to_string(),
+            expected: std::any::type_name::<Record<K, V>>(),
+        })
+}
+
+/// What an operator can do while it runs: forward records to its children, read the task's
+/// time and the current record's origin, reach its stores, schedule punctuations, write to
+/// topics. Lives for one call.
+pub(crate) struct NodeContext<'a> {
+    pub(crate) core: &'a mut TaskCore,
+    pub(crate) node: usize,
+    /// The input key while a `process_values` processor runs: what it forwards keeps it.
+    pub(crate) fixed_key: Option<Box<dyn Any + Send>>,
+}
+
+impl std::fmt::Debug for NodeContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("node", &self.name())
+            .finish()
+    }
+}
+
+impl<'a> NodeContext<'a> {
+    pub(crate) fn new(core: &'a mut TaskCore, node: usize) -> Self {
+        NodeContext {
+            core,
+            node,
+            fixed_key: None,
+        }
+    }
+
+    /// This node's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.core.topology.nodes[self.node].name
+    }
+
+    /// Forwards to every child, depth-first, in the order they were added.
+    pub(crate) fn forward<K: Data, V: Data>(&mut self, record: Record<K, V>) -> Result<()> {
+        let children = self.core.topology.nodes[self.node].children.clone();
+        let Some((&last, rest)) = children.split_last() else {
+            return Ok(());
+        };
+        for &child in rest {
+            self.core.dispatch(child, &mut Some(record.clone()))?;
+        }
+        self.core.dispatch(last, &mut Some(record))
+    }
+
+    /// Forwards to the child named `child` only.
+    pub(crate) fn forward_to<K: Data, V: Data>(
+        &mut self,
+        child: &str,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        let nodes = &self.core.topology.nodes;
+        let found = nodes[self.node]
+            .children
+            .iter()
+            .copied()
+            .find(|&c| nodes[c].name == child);
+        match found {
+            Some(c) => self.core.dispatch(c, &mut Some(record)),
+            None => Err(Error::UnknownChild {
+                node: self.name().to_string(),
+                child: child.to_string(),
+            }),
+        }
+    }
+
+    /// The task's stream time: the largest timestamp processed (-1 before any).
+    pub(crate) fn stream_time(&self) -> i64 {
+        self.core.stream_time
+    }
+
+    /// The (mock or real) wall-clock time, ms.
+    pub(crate) fn wall_clock(&self) -> i64 {
+        self.core.wall_clock
+    }
+
+    /// Where the record being processed came from (`None` in a punctuation).
+    pub(crate) fn record_metadata(&self) -> Option<&RecordMetadata> {
+        self.core.current.as_ref()
+    }
+
+    /// The task's id, e.g. `0_3`.
+    pub(crate) fn task_id(&self) -> &str {
+        &self.core.id
+    }
+
+    /// The task's partition.
+    pub(crate) fn partition(&self) -> u32 {
+        self.core.partition
+    }
+
+    /// The store `name`, which must be connected to this node.
+    pub(crate) fn store(&self, name: &str) -> Result<StoreRef> {
+        let spec = &self.core.topology.nodes[self.node];
+        if !spec.stores.iter().any(|s| s == name) {
+            return Err(Error::UnknownStore {
+                node: spec.name.clone(),
+                store: name.to_string(),
+            });
+        }
+        self.core
+            .stores
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownStore {
+                node: spec.name.clone(),
+                store: name.to_string(),
+            })
+    }
+
+    /// Schedules `punctuator` every `interval` (Kafka's punctuation rules).
+    pub(crate) fn schedule(
+        &mut self,
+        interval: Duration,
+        kind: PunctuationType,
+        punctuator: Punctuator,
+    ) -> Result<Cancellable> {
+        let node = self.node;
+        self.core
+            .punctuations
+            .schedule(node, interval, kind, punctuator)
+    }
+
+    /// Writes a record to a topic (sinks, late-records and dead-letter topics).
+    pub(crate) fn send(&mut self, record: SinkRecord) {
+        self.core.metrics.records_out += 1;
+        self.core.outputs.push(record);
+    }
+
+    /// The partition count of `topic`, when the caller told the task.
+    pub(crate) fn partitions_of(&self, topic: &str) -> Option<u32> {
+        (self.core.partitions_of)(topic)
+    }
+
+    /// Counts a record dropped by this node (null key, late, expired window) and says why.
+    pub(crate) fn record_dropped(&mut self, reason: &str) {
+        self.core.metrics.dropped_records += 1;
+        tracing::warn!(task = %self.core.id, node = %self.name(), "{reason}; record dropped");
+    }
+
+    /// Counts a record dropped because it arrived after its window closed.
+    pub(crate) fn record_late(&mut self) {
+        self.core.metrics.late_records += 1;
+    }
+
+    /// A setting of the task's configuration.
+    pub(crate) fn config(&self) -> &crate::task::TaskConfig {
+        &self.core.config
+    }
+}
