@@ -19,6 +19,9 @@ pub(crate) struct GraphNode {
     pub(crate) parents: Vec<usize>,
     pub(crate) stores: Vec<String>,
     pub(crate) factory: NodeFactory,
+    /// Topics the node writes besides sinks (e.g. a late-records topic): created like sink
+    /// topics.
+    pub(crate) writes: Vec<TopicName>,
     /// The counter value its name was generated from (`None`: named by the user).
     pub(crate) generated: Option<usize>,
 }
@@ -91,6 +94,7 @@ impl Graph {
             parents: parents.to_vec(),
             stores: Vec::new(),
             factory,
+            writes: Vec::new(),
             generated: name.1,
         });
         self.nodes.len() - 1
@@ -172,6 +176,7 @@ impl Graph {
                 children: Vec::new(),
                 stores: n.stores,
                 factory: n.factory,
+                writes: n.writes,
             })
             .collect();
         for i in 0..nodes.len() {
@@ -194,6 +199,7 @@ impl Graph {
                         } => sink_topics.push(t.clone()),
                         _ => {}
                     }
+                    sink_topics.extend(nodes[m].writes.iter().cloned());
                     stores.extend(nodes[m].stores.iter().cloned());
                 }
                 SubTopology {

@@ -246,6 +246,7 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
             values: Some(values),
             store: Some(names.store),
             send_old_values: vec![send_old],
+            grace_ms: None,
         }
     }
 }

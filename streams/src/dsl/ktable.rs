@@ -50,6 +50,9 @@ pub struct KTable<'b, K, V> {
     /// Flags to raise so that this table's updates carry old values: this node's and, for
     /// operators that are not materialized, their upstream's.
     pub(crate) send_old_values: Vec<SendOldValues>,
+    /// For a windowed table: how long after a window's end it still changes (the grace;
+    /// for sessions gap + grace), which `suppress(until_window_closes)` waits for.
+    pub(crate) grace_ms: Option<i64>,
 }
 
 impl<K, V> Clone for KTable<'_, K, V> {
@@ -61,6 +64,7 @@ impl<K, V> Clone for KTable<'_, K, V> {
             values: self.values.clone(),
             store: self.store.clone(),
             send_old_values: self.send_old_values.clone(),
+            grace_ms: self.grace_ms,
         }
     }
 }

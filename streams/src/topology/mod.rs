@@ -84,6 +84,8 @@ pub(crate) struct NodeSpec {
     pub(crate) children: Vec<usize>,
     pub(crate) stores: Vec<String>,
     pub(crate) factory: NodeFactory,
+    /// Topics written besides sinks (late-records topics).
+    pub(crate) writes: Vec<TopicName>,
 }
 
 /// How many partitions an internal topic gets: a number, or the largest count of other
