@@ -1,1 +1,623 @@
-//! (being written)
+//! Time-windowed count / reduce / aggregate (Kafka's `KStreamWindowAggregate` and
+//! `AbstractKStreamTimeWindowAggregateProcessor`), and the parts the sliding-window
+//! aggregation shares with it ([`WindowedCore`]).
+//!
+//! Each record is added to every window `windows_for(timestamp)` gives whose end is still
+//! after the close time `observed stream time - grace`; the observed stream time is this
+//! processor's own (the largest timestamp that reached it), advanced *before* the check, so
+//! a late record may enter some hopping windows and miss others. A window's timestamp is the
+//! largest timestamp aggregated into it. Records with a null key are dropped.
+//!
+//! # Emitting
+//! [`EmitStrategy::OnWindowUpdate`] forwards every update, through the store's cache when
+//! it has one (the old value then comes from the cache's flush) and at once otherwise (the
+//! old value is the one the aggregator started from, as Kafka's `TimestampedTupleForwarder`).
+//! [`EmitStrategy::OnWindowClose`] forwards nothing on update: after each record, at most once
+//! per `windowed_emit_interval_ms` of wall-clock time, it fetches the windows that closed
+//! since the last emit (window starts in `(last close - size, close - size]`) from the store,
+//! in window-start order then key-byte order (Kafka's time-ordered emit-final store), and
+//! forwards each with its stored timestamp. The close time it emitted up to is committed
+//! with the offsets as processor metadata (Kafka's
+//! `addProcessorMetadataKeyValue(storeName, closeTime)`; here the entry
+//! `processor-metadata:<store>` of the task's stream times) and restored at restart, so a
+//! restarted task neither re-emits nor skips windows. The observed stream time is committed
+//! and restored too (Kafka restarts it from nothing), so a restart never reopens a window.
+//!
+//! Emit-final reads a store that shows windows starting exactly `retention` before its
+//! stream time, as Kafka's time-ordered emit-final store does (one millisecond more than
+//! the plain window store, which hides them): the DSL gives that store one more
+//! millisecond of retention.
+//!
+//! # Late records
+//! A record dropped from a window counts once per window in `dropped_records` and
+//! `late_records`. With a late-records topic, each record dropped from at least one window
+//! is also written there once, with its key, value, timestamp and headers plus the header
+//! [`LATE_REASON_HEADER`] naming the closed windows.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use freshet_state_store::{Timestamped, WindowStore};
+use parking_lot::Mutex;
+
+use crate::dsl::ktable::{Change, SendOldValues};
+use crate::dsl::table::ValueGetter;
+use crate::dsl::windowed::EmitStrategy;
+use crate::error::{Error, Result};
+use crate::ops::aggregate::{decode, encode, Aggregator};
+use crate::partitioner::partition_for_key;
+use crate::record::{Headers, Record, SinkRecord};
+use crate::serde::{SerdeRef, Window, Windowed};
+use crate::store::StoreRef;
+use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::topology::TopicName;
+use crate::window::TimeWindows;
+
+/// The header a record written to a late-records topic carries: why it was dropped.
+pub const LATE_REASON_HEADER: &str = "__freshet.late.reason";
+
+/// Makes the starting aggregate of a new window (`None`: Kafka's null, which `reduce` uses
+/// so that the first value becomes the aggregate).
+pub(crate) type Initializer<VA> = Arc<dyn Fn() -> Option<VA> + Send + Sync>;
+
+/// `(windowed key bytes, new, old)` as a caching window store hands its updates downstream.
+type WindowFlushed = (Windowed<Bytes>, Option<Timestamped>, Option<Timestamped>);
+
+/// Updates a caching window store released, waiting to be forwarded (its listener runs
+/// while the store is locked and cannot forward itself).
+#[derive(Clone, Default)]
+struct WindowFlushQueue(Arc<Mutex<Vec<WindowFlushed>>>);
+
+/// Where records dropped as late also go.
+pub(crate) struct LateRecords<V> {
+    pub(crate) topic: TopicName,
+    pub(crate) values: SerdeRef<V>,
+}
+
+impl<V> Clone for LateRecords<V> {
+    fn clone(&self) -> Self {
+        LateRecords {
+            topic: self.topic.clone(),
+            values: self.values.clone(),
+        }
+    }
+}
+
+/// What the time and sliding window aggregations share: the store and how updates go
+/// downstream, the observed stream time, emit-final and late records.
+pub(crate) struct WindowedCore<K, V, VA> {
+    pub(crate) store_name: String,
+    pub(crate) keys: SerdeRef<K>,
+    pub(crate) values: SerdeRef<VA>,
+    pub(crate) emit: EmitStrategy,
+    /// Updates go downstream through the store's cache (the store has a caching layer).
+    pub(crate) caching: bool,
+    pub(crate) send_old: SendOldValues,
+    pub(crate) grace: i64,
+    pub(crate) late: Option<LateRecords<V>>,
+    /// The aggregation logic.
+    pub(crate) initializer: Initializer<VA>,
+    pub(crate) aggregator: Aggregator<K, V, VA>,
+    store: Option<StoreRef>,
+    queue: WindowFlushQueue,
+    sending_old: bool,
+    /// The largest timestamp that reached this processor (-1: none).
+    pub(crate) observed: i64,
+    /// The close time emit-final last emitted up to.
+    last_emit: Option<i64>,
+    /// Wall-clock time before which emit-final does not look for closed windows.
+    next_emit: i64,
+    /// Why the record being processed was dropped from some windows.
+    late_reasons: Vec<String>,
+}
+
+/// The record being processed, with its key's bytes.
+pub(crate) struct Current<K, V> {
+    pub(crate) record: Record<K, V>,
+    pub(crate) key: Bytes,
+}
+
+impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        store_name: String,
+        keys: SerdeRef<K>,
+        values: SerdeRef<VA>,
+        emit: EmitStrategy,
+        caching: bool,
+        send_old: SendOldValues,
+        grace: i64,
+        late: Option<LateRecords<V>>,
+        initializer: Initializer<VA>,
+        aggregator: Aggregator<K, V, VA>,
+    ) -> Self {
+        WindowedCore {
+            store_name,
+            keys,
+            values,
+            emit,
+            caching: caching && emit == EmitStrategy::OnWindowUpdate,
+            send_old,
+            grace,
+            late,
+            initializer,
+            aggregator,
+            store: None,
+            queue: WindowFlushQueue::default(),
+            sending_old: false,
+            observed: -1,
+            last_emit: None,
+            next_emit: 0,
+            late_reasons: Vec::new(),
+        }
+    }
+
+    fn what(&self) -> String {
+        format!("store {}", self.store_name)
+    }
+
+    pub(crate) fn store(&self) -> Result<&StoreRef> {
+        self.store.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "window aggregation over {} used before init",
+                self.store_name
+            ))
+        })
+    }
+
+    /// Gets the store and, when updates go through its cache, listens to it.
+    pub(crate) fn init(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        let store = ctx.store(&self.store_name)?;
+        self.sending_old = self.send_old.get();
+        if self.caching {
+            let queue = self.queue.0.clone();
+            store.with_window(|s| {
+                s.set_flush_listener(
+                    move |w: &Windowed<Bytes>,
+                          new: Option<&Timestamped>,
+                          old: Option<&Timestamped>| {
+                        queue.lock().push((w.clone(), new.cloned(), old.cloned()));
+                    },
+                    self.sending_old,
+                );
+                Ok(())
+            })?;
+        }
+        self.store = Some(store);
+        Ok(())
+    }
+
+    /// Takes the record and its key bytes; `None` (counted as dropped) for a null key, or,
+    /// with `null_values` (sliding windows), for a null value (detected with `values`
+    /// when the value serde is known).
+    pub(crate) fn take(
+        &self,
+        ctx: &mut NodeContext<'_>,
+        record: &mut dyn Any,
+        null_values: bool,
+        values: Option<&SerdeRef<V>>,
+    ) -> Result<Option<Current<K, V>>> {
+        let r: Record<K, V> = take_record(ctx.name(), record)?;
+        let key = match self.keys.serialize_nullable(&r.key) {
+            Ok(k) => k,
+            Err(reason) => {
+                return Err(Error::Serde {
+                    context: self.what(),
+                    reason,
+                })
+            }
+        };
+        let null_value = match values {
+            Some(v) if null_values => matches!(v.serialize_nullable(&r.value), Ok(None)),
+            _ => false,
+        };
+        match key {
+            Some(k) if !null_value => Ok(Some(Current {
+                record: r,
+                key: Bytes::from(k),
+            })),
+            _ => {
+                let what = if null_values {
+                    "null key or value"
+                } else {
+                    "null key"
+                };
+                let origin = origin(ctx);
+                ctx.record_dropped(&format!("Skipping record due to {what}. {origin}"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Advances the observed stream time to `timestamp`; gives the close time.
+    pub(crate) fn observe(&mut self, timestamp: i64) -> i64 {
+        self.observed = self.observed.max(timestamp);
+        self.observed.saturating_sub(self.grace)
+    }
+
+    /// The aggregate of `key` in the window starting at `start`.
+    pub(crate) fn fetch_one(&self, key: &[u8], start: i64) -> Result<Option<(VA, i64)>> {
+        let found = self.store()?.with_window(|s| s.fetch_one(key, start))?;
+        found
+            .map(|t| Ok((decode(&self.values, &t.value, &self.what())?, t.timestamp)))
+            .transpose()
+    }
+
+    /// `(window start, value)` of `key` for starts in `[from, to]`, ascending or
+    /// (`reverse`) descending.
+    pub(crate) fn fetch(
+        &self,
+        key: &[u8],
+        from: i64,
+        to: i64,
+        reverse: bool,
+    ) -> Result<Vec<(i64, Timestamped)>> {
+        self.store()?.with_window(|s| {
+            let it = if reverse {
+                s.backward_fetch(key, from, to)?
+            } else {
+                s.fetch(key, from, to)?
+            };
+            it.collect::<freshet_state_store::Result<Vec<_>>>()
+        })
+    }
+
+    pub(crate) fn decode_value(&self, bytes: &[u8]) -> Result<VA> {
+        decode(&self.values, bytes, &self.what())
+    }
+
+    /// Folds the current record into `old` (the window's aggregate and timestamp, `None`:
+    /// Kafka's null), stores the result in `window` and forwards it.
+    pub(crate) fn aggregate_into(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+        window: Window,
+        old: Option<(VA, i64)>,
+    ) -> Result<()> {
+        let ts = cur.record.timestamp;
+        let (old, new_ts) = match old {
+            None => (None, ts),
+            Some((agg, t)) => (Some(agg), ts.max(t)),
+        };
+        let forward_old =
+            self.sending_old && !self.caching && self.emit == EmitStrategy::OnWindowUpdate;
+        let (input, kept) = if forward_old {
+            (old.clone(), old)
+        } else {
+            (old, None)
+        };
+        let new = (self.aggregator)(&cur.record.key, &cur.record.value, input);
+        let bytes = encode(&self.values, &new, &self.what())?;
+        self.put(ctx, &cur.key, window.start, bytes, new_ts)?;
+        self.forward_update(ctx, cur, window, kept, new, new_ts)
+    }
+
+    /// Puts an aggregate (already encoded) and forwards what the cache released.
+    pub(crate) fn put(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        key: &Bytes,
+        start: i64,
+        value: Bytes,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.store()?
+            .with_window(|s| s.put(key, Some(Timestamped { value, timestamp }), start))?;
+        self.forward_flushed(ctx)
+    }
+
+    /// Forwards an update at once when the store has no cache (emit on update only).
+    pub(crate) fn forward_update(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+        window: Window,
+        old: Option<VA>,
+        new: VA,
+        timestamp: i64,
+    ) -> Result<()> {
+        if self.emit == EmitStrategy::OnWindowClose || self.caching {
+            return Ok(());
+        }
+        let old = if self.sending_old { old } else { None };
+        ctx.forward(Record {
+            key: Windowed::new(cur.record.key.clone(), window),
+            value: Change {
+                new: Some(new),
+                old,
+            },
+            timestamp,
+            headers: cur.record.headers.clone(),
+        })
+    }
+
+    /// Forwards what the store's cache released (flush or eviction), as table changes.
+    fn forward_flushed(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        if !self.caching {
+            return Ok(());
+        }
+        let flushed = std::mem::take(&mut *self.queue.0.lock());
+        for (w, new, old) in flushed {
+            let what = self.what();
+            let key = decode(&self.keys, &w.key, &what)?;
+            let ts = new
+                .as_ref()
+                .or(old.as_ref())
+                .map_or(ctx.stream_time(), |v| v.timestamp);
+            let change = Change {
+                new: new
+                    .map(|v| decode(&self.values, &v.value, &what))
+                    .transpose()?,
+                old: old
+                    .map(|v| decode(&self.values, &v.value, &what))
+                    .transpose()?,
+            };
+            ctx.forward(Record::new(Windowed::new(key, w.window), change, ts))?;
+        }
+        Ok(())
+    }
+
+    /// Counts the current record as dropped from one closed window and remembers why.
+    pub(crate) fn drop_late(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+        window: &str,
+        close: i64,
+        reason: String,
+    ) {
+        let origin = origin(ctx);
+        ctx.record_dropped(&format!(
+            "Skipping record for expired window. {origin} timestamp=[{}] window={window} expiration=[{close}] streamTime=[{}]",
+            cur.record.timestamp, self.observed
+        ));
+        ctx.record_late();
+        self.late_reasons.push(reason);
+    }
+
+    /// Writes the current record to the late-records topic if it was dropped from any
+    /// window.
+    pub(crate) fn send_late(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+    ) -> Result<()> {
+        if self.late_reasons.is_empty() {
+            return Ok(());
+        }
+        let reason = std::mem::take(&mut self.late_reasons).join("; ");
+        let Some(late) = &self.late else {
+            return Ok(());
+        };
+        let topic = late.topic.resolve(&ctx.config().application_id);
+        let value = late
+            .values
+            .serialize_nullable(&cur.record.value)
+            .map_err(|reason| Error::Serde {
+                context: format!("value for late-records topic {topic}"),
+                reason,
+            })?;
+        let partition = ctx
+            .partitions_of(&topic)
+            .map(|n| partition_for_key(&cur.key, n));
+        let mut headers: Headers = cur.record.headers.clone();
+        headers.push((LATE_REASON_HEADER.to_string(), Bytes::from(reason)));
+        ctx.send(SinkRecord {
+            topic,
+            partition,
+            key: Some(cur.key.clone()),
+            value: value.map(Bytes::from),
+            timestamp: cur.record.timestamp,
+            headers,
+        });
+        Ok(())
+    }
+
+    /// Emit-final: after a record, forwards the windows that closed since the last emit.
+    /// `bounds(last emit, close)` gives the window starts to fetch, `None` when there is
+    /// nothing new to emit.
+    pub(crate) fn maybe_emit_final(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+        close: i64,
+        bounds: impl FnOnce(Option<i64>, i64) -> Option<(i64, i64)>,
+    ) -> Result<()> {
+        if self.emit != EmitStrategy::OnWindowClose {
+            return Ok(());
+        }
+        let now = ctx.wall_clock();
+        if now < self.next_emit {
+            return Ok(());
+        }
+        self.next_emit = now.saturating_add(ctx.config().windowed_emit_interval_ms);
+        if self.last_emit.is_some_and(|last| last >= close) {
+            return Ok(());
+        }
+        let Some((lower, upper)) = bounds(self.last_emit, close) else {
+            return Ok(());
+        };
+        let mut closed = self.store()?.with_window(|s| {
+            s.fetch_all(lower, upper)?
+                .collect::<freshet_state_store::Result<Vec<_>>>()
+        })?;
+        // Kafka's emit-final store orders by time first, then key bytes.
+        closed.sort_by(|(a, _), (b, _)| (a.window.start, &a.key).cmp(&(b.window.start, &b.key)));
+        for (w, v) in closed {
+            let what = self.what();
+            let key = decode(&self.keys, &w.key, &what)?;
+            let value = decode(&self.values, &v.value, &what)?;
+            ctx.forward(Record {
+                key: Windowed::new(key, w.window),
+                value: Change {
+                    new: Some(value),
+                    old: None,
+                },
+                timestamp: v.timestamp,
+                headers: cur.record.headers.clone(),
+            })?;
+        }
+        self.last_emit = Some(close);
+        Ok(())
+    }
+
+    /// Commit step 1: flushes the cache and forwards what it held.
+    pub(crate) fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        if self.caching {
+            self.store()?.with_window(|s| s.flush())?;
+            self.forward_flushed(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's `processorMetadataForKey(storeName)` entry.
+    fn metadata_key(&self) -> String {
+        format!("processor-metadata:{}", self.store_name)
+    }
+
+    pub(crate) fn processor_metadata(&self) -> Vec<(String, i64)> {
+        match self.last_emit {
+            Some(t) if self.emit == EmitStrategy::OnWindowClose => {
+                vec![(self.metadata_key(), t)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub(crate) fn restore_processor_metadata(&mut self, metadata: &BTreeMap<String, i64>) {
+        if self.emit == EmitStrategy::OnWindowClose {
+            if let Some(&t) = metadata.get(&self.metadata_key()) {
+                self.last_emit = Some(self.last_emit.map_or(t, |l| l.max(t)));
+            }
+        }
+    }
+}
+
+/// Reads a windowed aggregation's store by windowed key (Kafka's
+/// `KStreamWindowAggregateValueGetter`): the aggregate of the key in the window starting at
+/// the key's window start.
+pub(crate) struct WindowValueGetter<K, VA> {
+    pub(crate) store: StoreRef,
+    pub(crate) keys: SerdeRef<K>,
+    pub(crate) values: SerdeRef<VA>,
+}
+
+impl<K: Data, VA: Data> ValueGetter<Windowed<K>, VA> for WindowValueGetter<K, VA> {
+    fn get(&self, key: &Windowed<K>) -> Result<Option<(VA, i64)>> {
+        let what = format!("store {}", self.store.name);
+        let k = match self.keys.serialize_nullable(&key.key) {
+            Ok(Some(k)) => k,
+            Ok(None) => return Ok(None),
+            Err(reason) => {
+                return Err(Error::Serde {
+                    context: what,
+                    reason,
+                })
+            }
+        };
+        let found = self
+            .store
+            .with_window(|s| s.fetch_one(&k, key.window.start))?;
+        found
+            .map(|t| Ok((decode(&self.values, &t.value, &what)?, t.timestamp)))
+            .transpose()
+    }
+}
+
+/// Where the record being processed came from, as Kafka logs it.
+fn origin(ctx: &NodeContext<'_>) -> String {
+    match ctx.record_metadata() {
+        Some(m) => format!(
+            "topic=[{}] partition=[{}] offset=[{}]",
+            m.topic, m.partition, m.offset
+        ),
+        None => "Topic, partition, and offset not known.".to_string(),
+    }
+}
+
+/// The time-windowed aggregation node.
+pub(crate) struct WindowAggregateNode<K, V, VA> {
+    pub(crate) core: WindowedCore<K, V, VA>,
+    pub(crate) windows: TimeWindows,
+}
+
+impl<K: Data, V: Data, VA: Data> WindowAggregateNode<K, V, VA> {
+    /// Kafka's emit range for time windows: starts in
+    /// `(max(0, last - size), close - size]`, and only when the newly closed range covers
+    /// a window the last emit did not.
+    fn bounds(windows: TimeWindows, last: Option<i64>, close: i64) -> Option<(i64, i64)> {
+        let size = windows.size();
+        let upper = close.checked_sub(size)?;
+        if upper < 0 {
+            return None;
+        }
+        let Some(last) = last else {
+            return Some((0, upper));
+        };
+        let lower = last.saturating_sub(size).max(0).saturating_add(1);
+        if windows.windows_for(upper) == windows.windows_for(lower - 1) {
+            return None;
+        }
+        Some((lower, upper))
+    }
+}
+
+impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
+    fn init(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        self.core.init(ctx)
+    }
+
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+        let Some(cur) = self.core.take(ctx, record, false, None)? else {
+            return Ok(());
+        };
+        let ts = cur.record.timestamp;
+        let close = self.core.observe(ts);
+        for (start, window) in self.windows.windows_for(ts) {
+            if window.end > close {
+                let old = match self.core.fetch_one(&cur.key, start)? {
+                    Some(found) => Some(found),
+                    None => (self.core.initializer)().map(|a| (a, ts)),
+                };
+                // A window new to the store starts from the initializer at the record's
+                // timestamp (Kafka: `newTimestamp = record.timestamp()`).
+                self.core.aggregate_into(ctx, &cur, window, old)?;
+            } else {
+                let reason = format!(
+                    "window closed: window end {} <= stream time {} - grace {}",
+                    window.end, self.core.observed, self.core.grace
+                );
+                let shown = format!("[{start},{})", window.end);
+                self.core.drop_late(ctx, &cur, &shown, close, reason);
+            }
+        }
+        self.core.send_late(ctx, &cur)?;
+        let windows = self.windows;
+        self.core.maybe_emit_final(ctx, &cur, close, |last, close| {
+            Self::bounds(windows, last, close)
+        })
+    }
+
+    fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        self.core.flush(ctx)
+    }
+
+    fn observed_stream_time(&self) -> Option<i64> {
+        Some(self.core.observed)
+    }
+
+    fn restore_stream_time(&mut self, time: i64) {
+        self.core.observed = self.core.observed.max(time);
+    }
+
+    fn processor_metadata(&self) -> Vec<(String, i64)> {
+        self.core.processor_metadata()
+    }
+
+    fn restore_processor_metadata(&mut self, metadata: &BTreeMap<String, i64>) {
+        self.core.restore_processor_metadata(metadata);
+    }
+}
