@@ -90,6 +90,23 @@ impl StoreBuilder {
         &self.kind
     }
 
+    /// The key serde the store was declared with, when it is one of `K` (interactive
+    /// queries use it).
+    pub fn key_serde<K: 'static>(&self) -> Option<SerdeRef<K>> {
+        self.key_serde
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<SerdeRef<K>>())
+            .cloned()
+    }
+
+    /// The value serde the store was declared with, when it is one of `V`.
+    pub fn value_serde<V: 'static>(&self) -> Option<SerdeRef<V>> {
+        self.value_serde
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<SerdeRef<V>>())
+            .cloned()
+    }
+
     /// Whether writes go to a changelog topic (on unless disabled).
     pub fn logging_enabled(&self) -> bool {
         self.logging

@@ -1,0 +1,132 @@
+//! freshet-runtime: runs a Streams [`Topology`](freshet_streams::Topology) over a log —
+//! the embedded [`freshet_log::Log`], or any [`Broker`](freshet_log::Broker) — with
+//! exactly-once commits by default, restore without wipes, interactive queries and
+//! metrics. [`StreamsApp`] is Kafka's `KafkaStreams`; [`StreamsConfig`] its settings.
+//!
+//! # Examples
+//! ```no_run
+//! use std::sync::Arc;
+//! use freshet_log::{Log, TopicConfig};
+//! use freshet_runtime::{StreamsApp, StreamsConfig};
+//! use freshet_streams::{Materialized, StreamsBuilder};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let log = Arc::new(Log::open("./freshet-data")?);
+//! log.create_topic("page-views", TopicConfig::partitions(4))?;
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream::<String, String>("page-views")
+//!     .group_by_key()
+//!     .count_with(Materialized::named("views"))
+//!     .to_stream()
+//!     .to("views-per-user");
+//! let mut app = StreamsApp::start(StreamsConfig::new("page-counter"), builder.build()?, log).await?;
+//! app.wait_until_caught_up().await?;
+//! let views = app.store::<String, i64>("views")?;
+//! println!("ann viewed {:?} pages", views.get(&"ann".to_string())?);
+//! app.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Tasks
+//! [`StreamsApp::start`] resolves the partition counts of repartition topics (fixed, or
+//! the largest of the topics they derive from, through chains), sizes repartition topics
+//! of co-partition groups to match their external topics, fails clearly when joined inputs
+//! are not co-partitioned or an existing topic has another count, and creates repartition
+//! topics, changelog topics (`<application.id>-<store>-changelog`, one partition per task,
+//! compacted — windowed stores also deleted after their retention plus a day) and missing
+//! sink topics (with the sub-topology's partition count, unless
+//! `auto.create.sink.topics=false`). It then makes one task per (sub-topology, partition),
+//! named `<sub-topology>_<partition>`. This instance owns every task (phase 1; sharing tasks
+//! between instances through consumer groups comes later) and spreads them round robin over
+//! `num.stream.threads`.
+//!
+//! # Threading model
+//! Each stream thread is a plain `std::thread` that owns its tasks; the task core is
+//! synchronous and never crosses threads. The thread reaches the (async) [`Broker`](freshet_log::Broker) through
+//! a small tokio runtime the app creates for itself (one worker thread, named
+//! `<application.id>-io`), calling `Handle::block_on`; so the app works the same under any
+//! caller runtime (multi-thread or current-thread), and the async calls of [`StreamsApp`]
+//! (`start`, `close`, `wait_until_caught_up`) only await notifications from the threads.
+//! The runtime is shut down in the background when the app closes.
+//!
+//! A thread loops: fetch its tasks' input partitions in one call (read_committed; it waits
+//! up to `poll.ms` only when no task can process; a partition with
+//! `buffered.records.per.partition` buffered records is not fetched) → hand the records to
+//! their tasks → let each task process while every one of its input partitions has a
+//! buffered record or is caught up to its last stable offset (SEMANTICS.md §3's rule for a
+//! single-process log), up to 1000 records per task per turn → fire due wall-clock
+//! punctuations → commit every `commit.interval.ms`, or sooner when the stores' write
+//! buffers pass `statestore.write.buffer.max.bytes` (checked between records, never inside
+//! one).
+//!
+//! # The commit protocol
+//! Per thread, exactly as ../shared/ARCHITECTURE.md fixes it. Under `exactly_once_v2` (the
+//! default) each thread has one transactional session, `<application.id>-<thread index>`:
+//! 1. every task flushes its caches, and what they forward joins the outputs;
+//! 2. in the thread's one open transaction: every output and repartition record (appended
+//!    one batch per partition; the partition is the sink's choice, else murmur2 of the key
+//!    bytes, else round robin for a null key — outputs are also appended early, inside the
+//!    same transaction, when more than 10 000 wait), the changelog records of every store
+//!    write since the last commit, and each task's input offsets with its stream times
+//!    (the task's, and each stateful operator's observed stream time) as JSON in the offset
+//!    metadata;
+//! 3. commit the transaction;
+//! 4. only then apply to sled: one batch per store tree, with that tree's changelog offset.
+//!
+//! So sled only holds committed data. If steps 2–3 fail the transaction is aborted and the
+//! thread's tasks restart from committed state: their stores restore the committed
+//! changelog after what sled holds (no wipe), their inputs rewind to the committed offsets,
+//! their stream times to the committed ones. A fenced session (another instance took over
+//! the transactional id) stops the app. After a commit, repartition topics are purged below
+//! the committed offsets every `repartition.purge.interval.ms` (and at close).
+//!
+//! Under `at_least_once`, outputs and changelog records are appended without a
+//! transaction, the stores apply, and the offsets (with stream times) are committed last —
+//! through a transaction holding only them, the one way the log seam commits group offsets.
+//! After a crash the work since the last commit is done again.
+//!
+//! # Restore
+//! Before a task processes, each of its stores replays its changelog from the store's
+//! applied offsets up to the last stable offset, read_committed; the store wipes first only
+//! when its local state is missing, the changelog was recreated (its topic id changed) or
+//! the applied offset is past the changelog's end. Then the task resumes from the committed
+//! offsets (a partition without one starts at its beginning, Kafka Streams'
+//! `auto.offset.reset=earliest`) with the committed stream times, so a restart never
+//! reopens a window that was closed. The app is `RUNNING` once every task is restored.
+//!
+//! # Interactive queries
+//! [`StreamsApp::store`], [`StreamsApp::window_store`] and [`StreamsApp::session_store`]
+//! give typed, read-only views over the **committed** state of a store in the local tasks
+//! (Kafka's `KafkaStreams#store`). A key is looked up in the task of its partition —
+//! murmur2 of the key's serialized bytes over the store's task count, as the records were
+//! routed — and only there. A view reads what the last commit applied to sled (never a
+//! write buffer or an uncommitted write), so it lags processing by at most one commit
+//! interval. Calls fail with [`Error::InvalidState`] while the app is not `RUNNING` or
+//! `REBALANCING`.
+//!
+//! # State on disk
+//! One sled database per app instance, in `<state dir>/sled`, where the state dir is
+//! `<data dir>/state/<application.id>` (the data dir defaults to the embedded log's) or
+//! `<state.dir>/<application.id>`; its page cache is `state.sled.cache.bytes`. Each task's
+//! trees are named `<task id>/<tree>`, so tasks' stores of one name never collide.
+
+mod app;
+mod backend;
+mod changelog;
+mod config;
+mod error;
+mod metrics;
+mod query;
+mod state;
+mod task;
+mod thread;
+mod topics;
+
+pub use crate::app::StreamsApp;
+pub use crate::changelog::{BrokerChangelogReader, BrokerChangelogSink, SinkTarget};
+pub use crate::config::{HandlerPolicy, ProcessingGuarantee, StreamsConfig, STREAMS_CONFIG_KEYS};
+pub use crate::error::{Error, Result};
+pub use crate::metrics::{AppMetrics, RestoreProgress, TaskMetricsSnapshot, ThreadMetrics};
+pub use crate::query::{KeyValueStoreView, SessionStoreView, WindowStoreView};
+pub use crate::state::{AppState, StateListener};

@@ -1,0 +1,202 @@
+//! A task as a stream thread runs it: the task core plus where each input partition is
+//! fetched to, what was committed, and the stream times committed in the offset metadata.
+
+use std::collections::BTreeMap;
+
+use freshet_log::{Broker, OffsetAndMetadata};
+use freshet_streams::{StreamTimes, Task, TaskId, TaskMetrics};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::metrics::RestoreProgress;
+
+/// One input partition of a task.
+#[derive(Debug, Clone)]
+pub(crate) struct Input {
+    /// The topic (resolved name); the partition is the task's.
+    pub(crate) topic: String,
+    /// Whether it is a repartition topic of this app (purged after commits).
+    pub(crate) internal: bool,
+    /// The next offset to fetch.
+    pub(crate) position: i64,
+    /// The offset last committed (the next to process after a restart).
+    pub(crate) committed: Option<i64>,
+    /// The last stable offset last seen (it only grows).
+    pub(crate) last_stable: i64,
+    /// For an external topic, its end offset when the app started (the bound of
+    /// `run_until_caught_up`).
+    pub(crate) bound: Option<i64>,
+}
+
+/// A running task and its inputs.
+#[derive(Debug)]
+pub(crate) struct RuntimeTask {
+    pub(crate) id: TaskId,
+    pub(crate) task: Task,
+    pub(crate) inputs: Vec<Input>,
+    /// Counters of earlier incarnations (a task restarted after a failed commit starts its
+    /// core's counters at zero).
+    pub(crate) base: TaskMetrics,
+    pub(crate) restore: RestoreProgress,
+    pub(crate) lag: Option<i64>,
+}
+
+impl RuntimeTask {
+    /// Counters over every incarnation.
+    pub(crate) fn metrics(&self) -> TaskMetrics {
+        let m = self.task.metrics();
+        TaskMetrics {
+            records_in: self.base.records_in + m.records_in,
+            records_out: self.base.records_out + m.records_out,
+            dropped_records: self.base.dropped_records + m.dropped_records,
+            late_records: self.base.late_records + m.late_records,
+            dead_lettered: self.base.dead_lettered + m.dead_lettered,
+        }
+    }
+
+    /// The offsets (with the stream times as metadata) to commit for this task: every input
+    /// a record was taken from, and every input committed before (re-committed with the
+    /// current stream times, so all of a task's offsets carry the same metadata).
+    pub(crate) fn offsets_to_commit(&self) -> Result<Vec<(String, u32, OffsetAndMetadata)>> {
+        let consumed: BTreeMap<String, i64> = self.task.consumed_offsets().into_iter().collect();
+        let metadata = encode_stream_times(&self.task.stream_times())?;
+        Ok(self
+            .inputs
+            .iter()
+            .filter_map(|i| {
+                consumed
+                    .get(&i.topic)
+                    .copied()
+                    .or(i.committed)
+                    .map(|offset| {
+                        (
+                            i.topic.clone(),
+                            self.id.partition,
+                            OffsetAndMetadata {
+                                offset,
+                                metadata: metadata.clone(),
+                            },
+                        )
+                    })
+            })
+            .collect())
+    }
+}
+
+/// [`StreamTimes`] as committed in `OffsetAndMetadata.metadata` (JSON).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StreamTimesJson {
+    /// The task's stream time.
+    task: i64,
+    /// Observed stream time of each stateful operator, by node name (and operators'
+    /// processor metadata, under keys no node name can take).
+    #[serde(default)]
+    nodes: BTreeMap<String, i64>,
+}
+
+pub(crate) fn encode_stream_times(t: &StreamTimes) -> Result<String> {
+    serde_json::to_string(&StreamTimesJson {
+        task: t.task,
+        nodes: t.nodes.clone(),
+    })
+    .map_err(|e| Error::Serde {
+        store: "(offset metadata)".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Decodes committed metadata; `None` for empty or foreign metadata.
+pub(crate) fn decode_stream_times(s: &str) -> Option<StreamTimes> {
+    if s.is_empty() {
+        return None;
+    }
+    match serde_json::from_str::<StreamTimesJson>(s) {
+        Ok(j) => Some(StreamTimes {
+            task: j.task,
+            nodes: j.nodes,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring offset metadata that is not freshet stream times");
+            None
+        }
+    }
+}
+
+/// The element-wise maximum (stream times and the processor metadata kept with them never
+/// go back, so the newest commit of any of a task's inputs wins).
+pub(crate) fn merge_stream_times(into: &mut StreamTimes, other: StreamTimes) {
+    into.task = into.task.max(other.task);
+    for (k, v) in other.nodes {
+        let e = into.nodes.entry(k).or_insert(v);
+        *e = (*e).max(v);
+    }
+}
+
+/// Where a task resumes on `topic`: its committed offset (clamped into the partition's
+/// range: a purged or recreated topic resumes at its start, as `auto.offset.reset=earliest`)
+/// and the stream times committed with it.
+pub(crate) async fn committed_input<B: Broker>(
+    broker: &B,
+    group: &str,
+    topic: &str,
+    partition: u32,
+) -> Result<(Input, Option<StreamTimes>)> {
+    let committed = broker.committed_offset(group, topic, partition).await?;
+    let o = broker.offsets(topic, partition).await?;
+    let (position, times, committed_offset) = match committed {
+        Some(c) if c.offset >= o.start && c.offset <= o.end => {
+            (c.offset, decode_stream_times(&c.metadata), Some(c.offset))
+        }
+        Some(c) => {
+            tracing::warn!(
+                topic,
+                partition,
+                committed = c.offset,
+                start = o.start,
+                end = o.end,
+                "committed offset out of range; resuming at the start"
+            );
+            (o.start, None, None)
+        }
+        None => (o.start, None, None),
+    };
+    Ok((
+        Input {
+            topic: topic.to_string(),
+            internal: false,
+            position,
+            committed: committed_offset,
+            last_stable: o.last_stable,
+            bound: None,
+        },
+        times,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_times_round_trip_through_offset_metadata() {
+        let mut t = StreamTimes {
+            task: 42,
+            ..StreamTimes::default()
+        };
+        t.nodes.insert("KSTREAM-AGGREGATE-0000000002".into(), 40);
+        let s = encode_stream_times(&t).unwrap();
+        assert_eq!(decode_stream_times(&s), Some(t.clone()));
+        assert_eq!(decode_stream_times(""), None);
+        assert_eq!(decode_stream_times("not json"), None);
+        let mut older = StreamTimes {
+            task: 7,
+            ..StreamTimes::default()
+        };
+        older
+            .nodes
+            .insert("KSTREAM-AGGREGATE-0000000002".into(), 50);
+        merge_stream_times(&mut t, older);
+        assert_eq!(t.task, 42);
+        assert_eq!(t.nodes["KSTREAM-AGGREGATE-0000000002"], 50);
+    }
+}

@@ -1,0 +1,739 @@
+//! A stream thread: a `std::thread` that owns its tasks, fetches their input, runs the task
+//! cores and commits (see the crate docs for the threading model and the commit protocol).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use freshet_log::{Broker, FetchOptions, FetchPosition, Isolation};
+use freshet_state_store::{Backend, ThreadCache};
+use freshet_streams::{
+    InputRecord, SinkRecord, StreamTimes, Task, TaskConfig, TaskEnv, TaskId, TaskMetrics, Topology,
+};
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use crate::backend::TaskBackend;
+use crate::changelog::{BrokerChangelogReader, RestoreCounters};
+use crate::config::{ProcessingGuarantee, StreamsConfig};
+use crate::error::{Error, Result};
+use crate::metrics::{Registry, RestoreProgress, TaskMetricsSnapshot, ThreadMetrics};
+use crate::state::{AppState, StateMachine};
+use crate::task::{committed_input, merge_stream_times, RuntimeTask};
+use crate::topics::Plan;
+
+mod commit;
+
+/// Records a thread processes from one task before it looks at its other tasks.
+const RECORDS_PER_TASK_TURN: usize = 1000;
+/// Outputs buffered in a thread before they are appended (inside the open transaction).
+const MAX_PENDING_OUTPUTS: usize = 10_000;
+/// Records between two looks at the write buffers' soft limit.
+const WRITE_BUFFER_CHECK_EVERY: usize = 100;
+/// Consecutive failed commits after which a thread gives up.
+const MAX_FAILED_COMMITS: u32 = 3;
+
+/// What a stream thread tells the app.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ThreadStatus {
+    /// Its tasks are restored.
+    pub(crate) restored: bool,
+    /// In bounded mode: caught up, with nothing uncommitted, as of this epoch.
+    pub(crate) idle_at: Option<u64>,
+    /// It has exited.
+    pub(crate) finished: bool,
+    /// Why it failed.
+    pub(crate) error: Option<String>,
+}
+
+/// What every stream thread of an app shares.
+pub(crate) struct Shared<B: Broker> {
+    pub(crate) broker: Arc<B>,
+    pub(crate) handle: Handle,
+    pub(crate) config: StreamsConfig,
+    pub(crate) topology: Topology,
+    pub(crate) plan: Plan,
+    pub(crate) partitions: Arc<BTreeMap<String, u32>>,
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) state: Arc<StateMachine>,
+    pub(crate) metrics: Arc<Registry>,
+    /// Stop: commit, close tasks, exit.
+    pub(crate) shutdown: AtomicBool,
+    /// Wakes threads waiting in a fetch.
+    pub(crate) wake: Notify,
+    /// Wakes the app waiting for threads (restored, caught up, exited).
+    pub(crate) progress: Notify,
+    /// Bounded mode: threads report whether they are caught up.
+    pub(crate) bounded: AtomicBool,
+    /// Bumped after every commit that wrote to a repartition topic (bounded mode).
+    pub(crate) epoch: AtomicU64,
+    pub(crate) threads: Mutex<Vec<ThreadStatus>>,
+}
+
+impl<B: Broker> std::fmt::Debug for Shared<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("app", &self.config.application_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Broker> Shared<B> {
+    /// Asks every thread to commit and stop.
+    pub(crate) fn stop(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    fn thread_restored(&self, index: usize) {
+        let all = {
+            let mut t = self.threads.lock();
+            t[index].restored = true;
+            t.iter().all(|s| s.restored)
+        };
+        if all {
+            self.state.transition(AppState::Running);
+        }
+        self.progress.notify_waiters();
+    }
+
+    fn thread_exited(&self, index: usize, result: Result<()>) {
+        let (all_done, failed) = {
+            let mut t = self.threads.lock();
+            t[index].finished = true;
+            if let Err(e) = &result {
+                t[index].error = Some(e.to_string());
+            }
+            (
+                t.iter().all(|s| s.finished),
+                t.iter().any(|s| s.error.is_some()),
+            )
+        };
+        if let Err(e) = result {
+            tracing::error!(thread = index, error = %e, "stream thread failed; shutting the app down");
+            self.stop();
+        }
+        if all_done && failed {
+            self.state.transition(AppState::Error);
+        }
+        self.progress.notify_waiters();
+    }
+
+    fn set_idle(&self, index: usize, idle_at: Option<u64>) {
+        let changed = {
+            let mut t = self.threads.lock();
+            let changed = t[index].idle_at != idle_at;
+            t[index].idle_at = idle_at;
+            changed
+        };
+        if changed {
+            self.progress.notify_waiters();
+        }
+    }
+
+    /// Bounded mode: whether every thread is caught up as of the current epoch.
+    pub(crate) fn caught_up(&self) -> bool {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        self.threads.lock().iter().all(|s| s.idle_at == Some(epoch))
+    }
+}
+
+/// Starts stream thread `index` running `tasks`.
+pub(crate) fn spawn<B: Broker>(
+    index: usize,
+    shared: Arc<Shared<B>>,
+    tasks: Vec<TaskId>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let name = format!(
+        "{}-StreamThread-{}",
+        shared.config.application_id(),
+        index + 1
+    );
+    std::thread::Builder::new().name(name).spawn(move || {
+        let cache_bytes = ThreadCache::per_thread(
+            shared.config.cache_max_bytes(),
+            shared.config.num_stream_threads(),
+        );
+        let mut thread = StreamThread {
+            index,
+            shared: shared.clone(),
+            txn: None,
+            txn_open: false,
+            task_ids: tasks,
+            tasks: Vec::new(),
+            route: HashMap::new(),
+            cache: ThreadCache::new(cache_bytes),
+            pending: Vec::new(),
+            wrote_internal: false,
+            dirty: false,
+            last_commit: Instant::now(),
+            last_purge: Instant::now(),
+            last_lag: None,
+            sink_partitions: HashMap::new(),
+            round_robin: HashMap::new(),
+            commits: 0,
+            commit_ms_total: 0.0,
+            commit_ms_max: 0.0,
+            failed_commits: 0,
+            consecutive_failures: 0,
+        };
+        let result = thread.run();
+        shared.thread_exited(index, result);
+    })
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+struct StreamThread<B: Broker> {
+    index: usize,
+    shared: Arc<Shared<B>>,
+    /// The thread's transactional session (`<application.id>-<index>`).
+    txn: Option<B::Transaction>,
+    /// Whether a transaction is begun and not yet committed or aborted.
+    txn_open: bool,
+    task_ids: Vec<TaskId>,
+    tasks: Vec<RuntimeTask>,
+    /// (topic, partition) → (task, input) indices.
+    route: HashMap<(String, u32), (usize, usize)>,
+    cache: ThreadCache,
+    /// Outputs taken from tasks and not yet appended.
+    pending: Vec<SinkRecord>,
+    /// Records went to a repartition topic since the last commit.
+    wrote_internal: bool,
+    /// Something was processed or punctuated since the last commit.
+    dirty: bool,
+    last_commit: Instant,
+    last_purge: Instant,
+    last_lag: Option<Instant>,
+    sink_partitions: HashMap<String, u32>,
+    round_robin: HashMap<String, u32>,
+    commits: u64,
+    commit_ms_total: f64,
+    commit_ms_max: f64,
+    failed_commits: u64,
+    consecutive_failures: u32,
+}
+
+impl<B: Broker> StreamThread<B> {
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.shared.handle.block_on(f)
+    }
+
+    fn transactional_id(&self) -> String {
+        format!("{}-{}", self.shared.config.application_id(), self.index)
+    }
+
+    fn exactly_once(&self) -> bool {
+        self.shared.config.processing_guarantee() == ProcessingGuarantee::ExactlyOnceV2
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.shutdown.load(Ordering::SeqCst)
+    }
+
+    fn run(&mut self) -> Result<()> {
+        let id = self.transactional_id();
+        let acks = self.shared.config.durability();
+        // The session fences an older one with the same id (its open transaction is
+        // aborted) before anything is restored, so restores are not held back by it.
+        let session = self.block_on(self.shared.broker.transaction(&id, acks))?;
+        self.txn = Some(session);
+        for id in self.task_ids.clone() {
+            if self.stopping() {
+                break;
+            }
+            let t = self.open_task(id, TaskMetrics::default())?;
+            self.tasks.push(t);
+        }
+        self.reroute();
+        self.publish();
+        self.shared.thread_restored(self.index);
+        let result = self.run_loop().and_then(|()| self.close_clean());
+        if result.is_err() {
+            self.abort_quietly();
+        }
+        for t in &self.tasks {
+            self.shared.metrics.publish_task(self.snapshot(t));
+        }
+        result
+    }
+
+    /// Creates a task from committed state: opens its stores, restores them from their
+    /// changelogs (applied offsets → last stable offset), positions its inputs at the
+    /// committed offsets and restores the committed stream times.
+    fn open_task(&self, id: TaskId, base: TaskMetrics) -> Result<RuntimeTask> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let name = id.to_string();
+        let partitions = shared.partitions.clone();
+        let env = TaskEnv {
+            backend: Arc::new(TaskBackend::new(shared.backend.clone(), &name)),
+            cache: self.cache.clone(),
+            config: TaskConfig {
+                application_id: config.application_id().to_string(),
+                windowed_emit_interval_ms: 1000,
+                outer_join_emit_interval_ms: 1000,
+                deserialization: config.deserialization_policy(),
+                processing: config.processing_policy(),
+            },
+            partitions_of: Arc::new(move |t: &str| partitions.get(t).copied()),
+            wall_clock: now_ms(),
+            global_stores: Default::default(),
+        };
+        let task_err = |source| Error::Task {
+            task: name.clone(),
+            source,
+        };
+        let mut task = Task::new(
+            &shared.topology,
+            name.clone(),
+            &[id.subtopology],
+            id.partition,
+            env,
+        )
+        .map_err(task_err)?;
+        let counters = Arc::new(RestoreCounters::default());
+        shared.metrics.restoring(id, counters.clone());
+        let started = Instant::now();
+        let mut reader = BrokerChangelogReader::new(&*shared.broker, &shared.handle)
+            .with_counters(counters.clone());
+        let stats = task.restore(&mut reader).map_err(task_err)?;
+        let restore = RestoreProgress {
+            records_read: counters.read.load(Ordering::Relaxed),
+            records_to_read: counters.target.load(Ordering::Relaxed),
+            done: true,
+            wiped: stats.iter().any(|(_, s)| s.wiped),
+        };
+        let applied: u64 = stats.iter().map(|(_, s)| s.records_applied).sum();
+        tracing::info!(
+            task = %name,
+            stores = stats.len(),
+            records = applied,
+            wiped = restore.wiped,
+            ms = started.elapsed().as_millis() as u64,
+            "task restored"
+        );
+        let mut inputs = Vec::new();
+        let mut times: Option<StreamTimes> = None;
+        for topic in task.input_topics() {
+            // A source topic with fewer partitions than the sub-topology has tasks feeds only
+            // the tasks of its partitions (Kafka's partition grouper).
+            if shared
+                .partitions
+                .get(&topic)
+                .is_some_and(|&n| id.partition >= n)
+            {
+                continue;
+            }
+            let (mut input, t) = self.block_on(committed_input(
+                &*shared.broker,
+                config.application_id(),
+                &topic,
+                id.partition,
+            ))?;
+            input.internal = shared.plan.internal.contains(&topic);
+            input.bound = shared
+                .plan
+                .end_offsets
+                .get(&(topic.clone(), id.partition))
+                .copied();
+            if let Some(t) = t {
+                match &mut times {
+                    Some(all) => merge_stream_times(all, t),
+                    None => times = Some(t),
+                }
+            }
+            inputs.push(input);
+        }
+        match &times {
+            Some(t) => task.restore_stream_times(t).map_err(task_err)?,
+            None => task.init().map_err(task_err)?,
+        }
+        let rt = RuntimeTask {
+            id,
+            task,
+            inputs,
+            base,
+            restore,
+            lag: None,
+        };
+        shared.metrics.publish_task(self.snapshot(&rt));
+        Ok(rt)
+    }
+
+    fn reroute(&mut self) {
+        self.route.clear();
+        for (ti, t) in self.tasks.iter().enumerate() {
+            for (ii, input) in t.inputs.iter().enumerate() {
+                self.route
+                    .insert((input.topic.clone(), t.id.partition), (ti, ii));
+            }
+        }
+    }
+
+    fn run_loop(&mut self) -> Result<()> {
+        let commit_every = Duration::from_millis(self.shared.config.commit_interval_ms());
+        while !self.stopping() {
+            let any_ready = self.refresh_readiness()?;
+            let wait = if any_ready {
+                Duration::ZERO
+            } else {
+                let poll = Duration::from_millis(self.shared.config.poll_ms());
+                if self.dirty {
+                    poll.min(commit_every.saturating_sub(self.last_commit.elapsed()))
+                } else {
+                    poll
+                }
+            };
+            self.fetch(wait)?;
+            self.process()?;
+            self.punctuate()?;
+            let bounded = self.shared.bounded.load(Ordering::SeqCst);
+            let buffered_over =
+                self.write_buffer_bytes() > self.shared.config.write_buffer_max_bytes();
+            let drained = bounded && self.tasks.iter().all(|t| t.task.buffered() == 0);
+            if self.dirty
+                && (self.last_commit.elapsed() >= commit_every || buffered_over || drained)
+            {
+                self.commit()?;
+            }
+            if bounded {
+                self.report_idle()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_buffer_bytes(&self) -> usize {
+        self.tasks.iter().map(|t| t.task.write_buffer_bytes()).sum()
+    }
+
+    /// Refreshes the last stable offset of empty, seemingly caught-up inputs of tasks with
+    /// buffered records; returns whether any task can process.
+    fn refresh_readiness(&mut self) -> Result<bool> {
+        let bounded = self.shared.bounded.load(Ordering::SeqCst);
+        let mut any = false;
+        for ti in 0..self.tasks.len() {
+            if self.tasks[ti].task.buffered() == 0 {
+                continue;
+            }
+            let mut ready = true;
+            for ii in 0..self.tasks[ti].inputs.len() {
+                let t = &self.tasks[ti];
+                let input = &t.inputs[ii];
+                if t.task.buffered_in(&input.topic) > 0 {
+                    continue;
+                }
+                if bounded && input.bound.is_some_and(|b| input.position >= b) {
+                    continue;
+                }
+                if input.position < input.last_stable {
+                    ready = false;
+                    break;
+                }
+                let (topic, p) = (input.topic.clone(), t.id.partition);
+                let o = self.block_on(self.shared.broker.offsets(&topic, p))?;
+                let input = &mut self.tasks[ti].inputs[ii];
+                input.last_stable = input.last_stable.max(o.last_stable);
+                if input.position < input.last_stable {
+                    ready = false;
+                    break;
+                }
+            }
+            any |= ready;
+        }
+        Ok(any)
+    }
+
+    /// Whether task `ti` may process its next record: every input has a buffered record or
+    /// is caught up (SEMANTICS.md §3's rule for a single-process log), by the last stable
+    /// offsets last seen.
+    fn ready(&self, ti: usize) -> bool {
+        let bounded = self.shared.bounded.load(Ordering::Relaxed);
+        let t = &self.tasks[ti];
+        t.task.buffered() > 0
+            && t.inputs.iter().all(|i| {
+                i.position >= i.last_stable
+                    || (bounded && i.bound.is_some_and(|b| i.position >= b))
+                    || t.task.buffered_in(&i.topic) > 0
+            })
+    }
+
+    fn fetch(&mut self, wait: Duration) -> Result<()> {
+        let max_buffered = self.shared.config.buffered_records_per_partition();
+        let bounded = self.shared.bounded.load(Ordering::SeqCst);
+        let mut positions: Vec<FetchPosition> = Vec::new();
+        for t in &self.tasks {
+            for i in &t.inputs {
+                if t.task.buffered_in(&i.topic) >= max_buffered {
+                    continue;
+                }
+                if bounded && i.bound.is_some_and(|b| i.position >= b) {
+                    continue;
+                }
+                positions.push((i.topic.clone(), t.id.partition, i.position));
+            }
+        }
+        if positions.is_empty() {
+            if !wait.is_zero() {
+                // Nothing to fetch (no tasks, or every buffer full): wait, waking for close.
+                let shared = self.shared.clone();
+                self.block_on(async {
+                    let notified = shared.wake.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    if !shared.shutdown.load(Ordering::SeqCst) {
+                        let _ = tokio::time::timeout(wait, notified).await;
+                    }
+                });
+            }
+            return Ok(());
+        }
+        let options = FetchOptions {
+            isolation: Isolation::ReadCommitted,
+            timeout: wait,
+            ..FetchOptions::default()
+        };
+        let shared = self.shared.clone();
+        let fetched = self.block_on(async {
+            let notified = shared.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if shared.shutdown.load(Ordering::SeqCst) {
+                return Ok(Vec::new());
+            }
+            tokio::select! {
+                r = shared.broker.fetch(&positions, &options) => r,
+                () = notified => Ok(Vec::new()),
+            }
+        });
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(freshet_log::Error::OffsetOutOfRange {
+                topic,
+                partition,
+                offset,
+                start,
+                end,
+            }) => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    offset,
+                    start,
+                    end,
+                    "fetch position out of range; resuming at the start"
+                );
+                if let Some(&(ti, ii)) = self.route.get(&(topic.clone(), partition)) {
+                    self.tasks[ti].inputs[ii].position = start;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for f in fetched {
+            let Some(&(ti, ii)) = self.route.get(&(f.topic.clone(), f.partition)) else {
+                continue;
+            };
+            let bound = if bounded {
+                self.tasks[ti].inputs[ii].bound
+            } else {
+                None
+            };
+            let records: Vec<InputRecord> = f
+                .records
+                .into_iter()
+                .filter(|r| bound.is_none_or(|b| r.offset < b))
+                .map(|r| InputRecord {
+                    key: r.key,
+                    value: r.value,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                    offset: r.offset,
+                })
+                .collect();
+            let t = &mut self.tasks[ti];
+            let input = &mut t.inputs[ii];
+            input.position = match bound {
+                Some(b) => f.next_offset.min(b.max(input.position)),
+                None => f.next_offset,
+            };
+            input.last_stable = input.last_stable.max(input.position);
+            if !records.is_empty() {
+                t.task
+                    .add_records(&f.topic, records)
+                    .map_err(|source| Error::Task {
+                        task: t.id.to_string(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets each ready task process a turn of records; stops early (at a record boundary)
+    /// when the write buffers pass their soft limit, so the loop commits.
+    fn process(&mut self) -> Result<()> {
+        let max_buffer = self.shared.config.write_buffer_max_bytes();
+        for ti in 0..self.tasks.len() {
+            let mut n = 0;
+            while n < RECORDS_PER_TASK_TURN && self.ready(ti) {
+                if n % WRITE_BUFFER_CHECK_EVERY == WRITE_BUFFER_CHECK_EVERY - 1
+                    && self.write_buffer_bytes() > max_buffer
+                {
+                    self.take_outputs(ti)?;
+                    return Ok(());
+                }
+                let t = &mut self.tasks[ti];
+                let processed = t.task.process_one().map_err(|source| Error::Task {
+                    task: t.id.to_string(),
+                    source,
+                })?;
+                if !processed {
+                    break;
+                }
+                n += 1;
+                self.dirty = true;
+            }
+            self.take_outputs(ti)?;
+        }
+        Ok(())
+    }
+
+    fn punctuate(&mut self) -> Result<()> {
+        let now = now_ms();
+        for ti in 0..self.tasks.len() {
+            let t = &mut self.tasks[ti];
+            let fired = t
+                .task
+                .punctuate_wall_clock(now)
+                .map_err(|source| Error::Task {
+                    task: t.id.to_string(),
+                    source,
+                })?;
+            if fired > 0 {
+                self.dirty = true;
+                self.take_outputs(ti)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn take_outputs(&mut self, ti: usize) -> Result<()> {
+        let out = self.tasks[ti].task.take_outputs();
+        if !out.is_empty() {
+            self.dirty = true;
+            self.pending.extend(out);
+        }
+        if self.pending.len() >= MAX_PENDING_OUTPUTS {
+            // Under exactly-once they join the open transaction; a failure here is a failed
+            // commit.
+            if let Err(e) = self.append_pending() {
+                return self.commit_failed(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bounded mode: says whether this thread is caught up with nothing uncommitted.
+    fn report_idle(&mut self) -> Result<()> {
+        let epoch = self.shared.epoch.load(Ordering::SeqCst);
+        let mut idle = !self.dirty && self.pending.is_empty() && !self.txn_open;
+        for ti in 0..self.tasks.len() {
+            if !idle {
+                break;
+            }
+            if self.tasks[ti].task.buffered() > 0 {
+                idle = false;
+                break;
+            }
+            for ii in 0..self.tasks[ti].inputs.len() {
+                let (topic, bound, position) = {
+                    let i = &self.tasks[ti].inputs[ii];
+                    (i.topic.clone(), i.bound, i.position)
+                };
+                let p = self.tasks[ti].id.partition;
+                let target = match bound {
+                    Some(b) => b,
+                    None => {
+                        let o = self.block_on(self.shared.broker.offsets(&topic, p))?;
+                        let i = &mut self.tasks[ti].inputs[ii];
+                        i.last_stable = i.last_stable.max(o.last_stable);
+                        o.last_stable
+                    }
+                };
+                if position < target {
+                    idle = false;
+                    break;
+                }
+            }
+        }
+        self.shared.set_idle(self.index, idle.then_some(epoch));
+        Ok(())
+    }
+
+    /// Graceful close: commit what is left, purge, close the tasks.
+    fn close_clean(&mut self) -> Result<()> {
+        if self.dirty || !self.pending.is_empty() || self.txn_open {
+            self.dirty = true;
+            self.commit()?;
+        }
+        self.purge();
+        self.publish();
+        for t in std::mem::take(&mut self.tasks) {
+            let id = t.id;
+            self.shared.metrics.publish_task(self.snapshot(&t));
+            t.task.close().map_err(|source| Error::Task {
+                task: id.to_string(),
+                source,
+            })?;
+        }
+        self.route.clear();
+        Ok(())
+    }
+
+    fn snapshot(&self, t: &RuntimeTask) -> TaskMetricsSnapshot {
+        let m = t.metrics();
+        TaskMetricsSnapshot {
+            task: t.id,
+            thread: self.index,
+            records_in: m.records_in,
+            records_out: m.records_out,
+            dropped_records: m.dropped_records,
+            late_records: m.late_records,
+            dead_lettered: m.dead_lettered,
+            stream_time: t.task.stream_time(),
+            buffered: t.task.buffered(),
+            lag: t.lag,
+            restore: t.restore.clone(),
+        }
+    }
+
+    fn publish(&self) {
+        let registry = &self.shared.metrics;
+        for t in &self.tasks {
+            registry.publish_task(self.snapshot(t));
+        }
+        let commits = self.commits;
+        registry.publish_thread(ThreadMetrics {
+            thread: self.index,
+            commits,
+            failed_commits: self.failed_commits,
+            commit_latency_avg_ms: if commits == 0 {
+                0.0
+            } else {
+                self.commit_ms_total / commits as f64
+            },
+            commit_latency_max_ms: self.commit_ms_max,
+            cache_bytes: self.cache.size_bytes(),
+            cache_max_bytes: self.cache.max_bytes(),
+            write_buffer_bytes: self.write_buffer_bytes(),
+        });
+    }
+}
