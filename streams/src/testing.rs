@@ -40,6 +40,7 @@ use crate::partitioner::partition_for_key;
 use crate::record::{Headers, InputRecord, Record, SinkRecord};
 use crate::serde::{SerdeRef, SerdeRegistry};
 use crate::store::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
+use crate::task::global::GlobalTask;
 use crate::task::{ErrorPolicy, Task, TaskConfig, TaskEnv, TaskMetrics};
 use crate::topology::Topology;
 
@@ -96,6 +97,10 @@ impl ChangelogSink for CountingChangelog {
 
 struct State {
     tasks: Vec<Task>,
+    /// The global task (Kafka's driver: `GlobalStateUpdateTask`), when there are global
+    /// stores, and the topics it reads.
+    global: Option<GlobalTask>,
+    global_topics: BTreeSet<String>,
     outputs: BTreeMap<String, VecDeque<SinkRecord>>,
     produced: BTreeSet<String>,
     internal: BTreeSet<String>,
@@ -135,21 +140,39 @@ impl TopologyTestDriver {
             .iter()
             .map(|t| t.name.resolve(&config.application_id))
             .collect();
+        let env = |global_stores| TaskEnv {
+            backend: Arc::new(MemoryBackend::new()),
+            cache: cache.clone(),
+            config: TaskConfig {
+                application_id: config.application_id.clone(),
+                windowed_emit_interval_ms: 0,
+                outer_join_emit_interval_ms: 0,
+                deserialization: config.deserialization.clone(),
+                processing: config.processing.clone(),
+            },
+            partitions_of: Arc::new(move |_| Some(partitions)),
+            wall_clock: config.wall_clock_start,
+            global_stores,
+        };
+        // The global stores first: every task reads them.
+        let global = if topology.global_stores().is_empty() {
+            None
+        } else {
+            let mut g = GlobalTask::new(&topology, env(Default::default()))?;
+            g.init()?;
+            Some(g)
+        };
+        let global_stores = global
+            .as_ref()
+            .map(GlobalTask::global_stores)
+            .unwrap_or_default();
+        let global_topics = global
+            .as_ref()
+            .map(|g| g.topics().into_iter().collect())
+            .unwrap_or_default();
         let mut tasks = Vec::new();
         for p in 0..partitions {
-            let env = TaskEnv {
-                backend: Arc::new(MemoryBackend::new()),
-                cache: cache.clone(),
-                config: TaskConfig {
-                    application_id: config.application_id.clone(),
-                    windowed_emit_interval_ms: 0,
-                    outer_join_emit_interval_ms: 0,
-                    deserialization: config.deserialization.clone(),
-                    processing: config.processing.clone(),
-                },
-                partitions_of: Arc::new(move |_| Some(partitions)),
-                wall_clock: config.wall_clock_start,
-            };
+            let env = env(global_stores.clone());
             let mut task = Task::new(&topology, format!("0_{p}"), &subs, p, env)?;
             task.init()?;
             tasks.push(task);
@@ -157,6 +180,8 @@ impl TopologyTestDriver {
         Ok(TopologyTestDriver {
             state: RefCell::new(State {
                 tasks,
+                global,
+                global_topics,
                 outputs: BTreeMap::new(),
                 produced: BTreeSet::new(),
                 internal,
@@ -236,6 +261,9 @@ impl TopologyTestDriver {
                 "partition {p} of {topic}: the driver has {n} partitions"
             )));
         }
+        if state.global_topics.contains(topic) {
+            return state.update_global(topic, p, key, value, timestamp, headers);
+        }
         state.enqueue(topic, p, key, value, timestamp, headers)?;
         state.run(p as usize)
     }
@@ -303,11 +331,12 @@ impl TopologyTestDriver {
     }
 
     fn store_ref(&self, name: &str, partition: u32) -> Result<crate::store::StoreRef> {
-        self.state
-            .borrow()
+        let state = self.state.borrow();
+        state
             .tasks
             .get(partition as usize)
             .and_then(|t| t.store_ref(name))
+            .or_else(|| state.global.as_ref().and_then(|g| g.store_ref(name)))
             .ok_or_else(|| {
                 Error::InvalidArgument(format!("no store {name} on partition {partition}"))
             })
@@ -333,7 +362,15 @@ impl State {
             offset: *offset,
         };
         *offset += 1;
-        self.tasks[p as usize].add_records(topic, [record])
+        let n = self.tasks.len();
+        self.tasks
+            .get_mut(p as usize)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "partition {p} of {topic}: the driver has {n} partitions"
+                ))
+            })?
+            .add_records(topic, [record])
     }
 
     /// Processes everything buffered on partition `p`, committing after each record and
@@ -359,20 +396,71 @@ impl State {
         task.stores(|s| s.apply())
     }
 
+    /// Processes a record of a global topic at once and commits the global stores (Kafka's
+    /// driver: `processGlobalRecord`).
+    fn update_global(
+        &mut self,
+        topic: &str,
+        p: u32,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<()> {
+        let offset = self.offsets.entry((topic.to_string(), p)).or_insert(0);
+        let record = InputRecord {
+            key,
+            value,
+            timestamp,
+            headers,
+            offset: *offset,
+        };
+        *offset += 1;
+        let Some(global) = self.global.as_mut() else {
+            return Err(Error::UnknownTopic(topic.to_string()));
+        };
+        global.add_records(topic, p, [record])?;
+        global.process()?;
+        global.commit()?;
+        for r in global.take_outputs() {
+            self.produced.insert(r.topic.clone());
+            self.outputs.entry(r.topic.clone()).or_default().push_back(r);
+        }
+        Ok(())
+    }
+
     fn route_outputs(&mut self, p: usize) -> Result<()> {
         let outputs = self.tasks[p].take_outputs();
+        let mut to_run = BTreeSet::new();
         for r in outputs {
             self.produced.insert(r.topic.clone());
-            if self.internal.contains(&r.topic) {
+            if self.global_topics.contains(&r.topic) {
+                // Written to a global topic: the global store reads it back, as in Kafka.
+                let target = r.partition.unwrap_or(0);
+                let (key, value, headers) = (r.key.clone(), r.value.clone(), r.headers.clone());
+                self.update_global(&r.topic, target, key, value, r.timestamp, headers)?;
+            }
+            // As Kafka's driver: every record can be read as output, and records written to
+            // an internal topic or to a topic the topology reads go back in at once.
+            let read_back = self.internal.contains(&r.topic)
+                || self
+                    .tasks
+                    .first()
+                    .is_some_and(|t| t.input_topics().contains(&r.topic));
+            self.outputs
+                .entry(r.topic.clone())
+                .or_default()
+                .push_back(r.clone());
+            if read_back {
                 let target = r.partition.unwrap_or(0);
                 self.enqueue(&r.topic, target, r.key, r.value, r.timestamp, r.headers)?;
-                self.run(target as usize)?;
-            } else {
-                self.outputs
-                    .entry(r.topic.clone())
-                    .or_default()
-                    .push_back(r);
+                to_run.insert(target as usize);
             }
+        }
+        // As Kafka's driver: every output of a record is captured before any record read
+        // back is processed.
+        for target in to_run {
+            self.run(target)?;
         }
         Ok(())
     }

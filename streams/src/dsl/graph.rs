@@ -35,8 +35,17 @@ pub(crate) struct Graph {
     pub(crate) errors: Vec<String>,
     pub(crate) internal_topics: Vec<InternalTopic>,
     pub(crate) copartition: Vec<BTreeSet<TopicName>>,
+    /// Per table node: how its values are read and how it sends old values (a
+    /// `dsl::table::TableEntry<K, V>`, erased; see `dsl/table.rs`).
+    pub(crate) table_entries: BTreeMap<usize, Arc<dyn std::any::Any + Send + Sync>>,
+    /// Per stream node: the repartition source its last join made (Kafka's
+    /// `KStreamImpl.repartitionNode`, reused by later unnamed joins; see `dsl/table.rs`).
+    pub(crate) join_repartitions: BTreeMap<usize, usize>,
     /// Stores and internal topics named from the counter (build warns about them).
     pub(crate) generated_names: Vec<String>,
+    /// Sources of global stores: each with its processor forms a global store's
+    /// sub-topology, run by the global task instead of a task.
+    pub(crate) global_sources: Vec<usize>,
 }
 
 impl Graph {
@@ -184,9 +193,13 @@ impl Graph {
                 nodes[p].children.push(i);
             }
         }
-        let subtopologies: Vec<SubTopology> = split(&nodes)
+        let groups = split(&nodes);
+        let global_stores =
+            crate::task::global::global_store_groups(&groups, &self.global_sources, &nodes)?;
+        let subtopologies: Vec<SubTopology> = groups
             .into_iter()
             .enumerate()
+            .filter(|(id, _)| !global_stores.iter().any(|g| g.id as usize == *id))
             .map(|(id, members)| {
                 let mut source_topics = Vec::new();
                 let mut sink_topics = Vec::new();
@@ -242,6 +255,7 @@ impl Graph {
                 nodes,
                 stores: self.stores,
                 subtopologies,
+                global_stores,
                 internal_topics,
                 copartition_groups: self.copartition,
                 warnings,

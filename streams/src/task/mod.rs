@@ -30,6 +30,7 @@ use crate::record::{InputRecord, RecordMetadata, SinkRecord};
 use crate::store::{StoreInstance, StoreKind, StoreRef};
 use crate::topology::{NodeKind, Topology};
 
+pub(crate) mod global;
 pub(crate) mod node;
 pub(crate) mod punctuation;
 
@@ -111,6 +112,9 @@ pub struct TaskEnv {
     pub partitions_of: PartitionsOf,
     /// The wall clock at start, ms.
     pub wall_clock: i64,
+    /// The global stores every operator can read ([`GlobalTask::global_stores`](crate::GlobalTask::global_stores));
+    /// empty (`GlobalStores::default()`) when the topology has none.
+    pub global_stores: global::GlobalStores,
 }
 
 impl fmt::Debug for TaskEnv {
@@ -142,7 +146,10 @@ pub struct TaskMetrics {
 pub struct StreamTimes {
     /// The task's stream time (-1: none yet).
     pub task: i64,
-    /// Each stateful operator's observed stream time, by node name.
+    /// Each stateful operator's observed stream time, by node name; and operators'
+    /// processor metadata (Kafka's, e.g. the close time an emit-final aggregation emitted
+    /// up to) under keys `processor-metadata:<key>` (Kafka's name rules keep `:` out of
+    /// node names).
     pub nodes: BTreeMap<String, i64>,
 }
 
@@ -161,6 +168,8 @@ pub(crate) struct TaskCore {
     pub(crate) metrics: TaskMetrics,
     pub(crate) config: TaskConfig,
     pub(crate) partitions_of: PartitionsOf,
+    /// The global stores (kept by the global task), readable by every node.
+    pub(crate) global_stores: global::GlobalStores,
 }
 
 impl TaskCore {
@@ -223,6 +232,8 @@ struct Head {
     record: Box<dyn Any + Send>,
     timestamp: i64,
     offset: i64,
+    /// The source record as read (a processing error's dead letter is the source record).
+    raw: InputRecord,
 }
 
 /// One input partition of a task.
@@ -322,6 +333,7 @@ impl Task {
                 metrics: TaskMetrics::default(),
                 config: env.config,
                 partitions_of: env.partitions_of,
+                global_stores: env.global_stores,
             },
             queues,
             initialized: false,
@@ -376,6 +388,9 @@ impl Task {
             {
                 node.restore_stream_time(t);
             }
+        }
+        for node in self.core.nodes.iter_mut().flatten() {
+            node.restore_processor_metadata(&times.nodes);
         }
         Ok(())
     }
@@ -466,7 +481,7 @@ impl Task {
         let result = self.core.dispatch(source, &mut *head.record);
         let meta = self.core.current.take();
         if let Err(e) = result {
-            self.handle_processing_error(e, meta)?;
+            self.handle_processing_error(e, meta, head.raw)?;
         }
         let now = self.core.stream_time;
         self.core.punctuate(PunctuationType::StreamTime, now)?;
@@ -494,6 +509,7 @@ impl Task {
                         record,
                         timestamp,
                         offset: raw.offset,
+                        raw,
                     });
                     return Ok(());
                 }
@@ -512,14 +528,17 @@ impl Task {
         }
     }
 
+    /// Applies the processing policy to an error raised while `raw` (the source record)
+    /// went through the operators; a dead letter is the source record (KIP-1034).
     fn handle_processing_error(
         &mut self,
         error: Error,
         meta: Option<RecordMetadata>,
+        raw: InputRecord,
     ) -> Result<()> {
         let policy = self.core.config.processing.clone();
         let topic = meta.as_ref().map(|m| m.topic.clone()).unwrap_or_default();
-        self.apply_policy(&policy, error, &topic, None)
+        self.apply_policy(&policy, error, &topic, Some(raw))
     }
 
     fn apply_policy(
@@ -638,6 +657,9 @@ impl Task {
         for (i, n) in self.core.nodes.iter().enumerate() {
             if let Some(t) = n.as_ref().and_then(|n| n.observed_stream_time()) {
                 nodes.insert(self.core.topology.nodes[i].name.clone(), t);
+            }
+            if let Some(n) = n {
+                nodes.extend(n.processor_metadata());
             }
         }
         StreamTimes {

@@ -38,6 +38,16 @@ pub(crate) trait Node: Send {
     }
     /// Restores the observed stream time committed last.
     fn restore_stream_time(&mut self, _time: i64) {}
+    /// Values besides the stream time to commit with the offsets (Kafka's processor
+    /// metadata, e.g. the close time an emit-final aggregation emitted up to), keyed
+    /// `processor-metadata:<key>` with a key unique in the topology (Kafka keys them by
+    /// store name); they travel in [`StreamTimes::nodes`](crate::StreamTimes).
+    fn processor_metadata(&self) -> Vec<(String, i64)> {
+        Vec::new()
+    }
+    /// Restores this operator's entries of the processor metadata committed last (given
+    /// all committed entries).
+    fn restore_processor_metadata(&mut self, _metadata: &std::collections::BTreeMap<String, i64>) {}
 }
 
 /// Takes the typed record out of what [`Node::process`] received.
@@ -144,8 +154,12 @@ impl<'a> NodeContext<'a> {
         self.core.partition
     }
 
-    /// The store `name`, which must be connected to this node.
+    /// The store `name`, which must be connected to this node, or a global store (which
+    /// every node may read without being connected to it, as in Kafka).
     pub(crate) fn store(&self, name: &str) -> Result<StoreRef> {
+        if let Some(global) = self.core.global_stores.get(name) {
+            return Ok(global);
+        }
         let spec = &self.core.topology.nodes[self.node];
         if !spec.stores.iter().any(|s| s == name) {
             return Err(Error::UnknownStore {

@@ -124,10 +124,30 @@ pub struct SubTopology {
     pub stores: Vec<String>,
 }
 
+/// A global store's sub-topology (Kafka's "Sub-topology: N for global store (will not
+/// generate tasks)"): a source reading every partition of `topic` and the processor that
+/// keeps `store`. No task runs it; one [`GlobalTask`](crate::GlobalTask) per application
+/// instance does, and every task can read the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalStoreTopology {
+    /// Its number, in the same sequence as the sub-topologies (whose ids it skips).
+    pub id: u32,
+    /// The topic it reads (all partitions; the topic is the store's changelog).
+    pub topic: TopicName,
+    /// The store it keeps.
+    pub store: String,
+    /// The source node.
+    pub(crate) source: usize,
+    /// The processor that writes the store.
+    pub(crate) processor: usize,
+}
+
 pub(crate) struct TopologyInner {
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) stores: BTreeMap<String, Arc<StoreBuilder>>,
     pub(crate) subtopologies: Vec<SubTopology>,
+    /// Global stores' sub-topologies (not in `subtopologies`: they generate no tasks).
+    pub(crate) global_stores: Vec<GlobalStoreTopology>,
     pub(crate) internal_topics: Vec<InternalTopic>,
     pub(crate) copartition_groups: Vec<BTreeSet<TopicName>>,
     pub(crate) warnings: Vec<String>,
@@ -162,6 +182,11 @@ impl Topology {
     /// The sub-topologies, by id.
     pub fn subtopologies(&self) -> &[SubTopology] {
         &self.inner.subtopologies
+    }
+
+    /// The global stores' sub-topologies, read by a [`GlobalTask`](crate::GlobalTask).
+    pub fn global_stores(&self) -> &[GlobalStoreTopology] {
+        &self.inner.global_stores
     }
 
     /// Internal topics to create (repartition topics), with their partition counts.
