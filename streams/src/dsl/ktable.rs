@@ -86,11 +86,12 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
         self.store.as_deref()
     }
 
-    /// Makes this table's updates carry old values (Kafka's `enableSendingOldValues`).
+    /// Makes this table's updates carry old values (Kafka's `enableSendingOldValues(true)`):
+    /// through the table's entry (see `dsl/table.rs`), which passes the request upstream
+    /// past operators that are not materialized and materializes a source table; a table
+    /// without an entry raises its `send_old_values` flags.
     pub(crate) fn enable_send_old_values(&self) {
-        for f in &self.send_old_values {
-            f.enable();
-        }
+        crate::dsl::table::entry_of(self).enable(self.builder, true);
     }
 
     /// The stream of this table's updates: each new value, `None` for a delete (Kafka's
