@@ -62,6 +62,8 @@ fn cases() -> Vec<Case> {
 
 type Extractor = fn(&String) -> Option<String>;
 
+// The extractor's argument type is the table's value type, `&String`.
+#[allow(clippy::ptr_arg)]
 fn split_extractor(value: &String) -> Option<String> {
     value.split('|').nth(1).map(str::to_string)
 }
@@ -500,6 +502,7 @@ fn subscription_store_key(lhs: &str, rhs: &str) -> Bytes {
 
 #[test]
 fn should_emit_record_when_old_and_new_fk_differ() -> Result<()> {
+    #[allow(clippy::ptr_arg)]
     fn extractor(value: &String) -> Option<String> {
         let split = value.split('|').nth(1)?;
         // "returnNull": the new foreign key is null.
@@ -652,13 +655,13 @@ fn names_topics_and_copartitioning() -> Result<()> {
     let text = topology.describe().to_string();
     for line in [
         "Processor: KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-0000000007 (stores: [])",
-        "Sink: KSTREAM-SINK-0000000008 (topic: KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-0000000006-topic)",
-        "Source: KSTREAM-SOURCE-0000000009 (topics: [KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-0000000006-topic])",
+        "Sink: KTABLE-SINK-0000000008 (topic: KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-0000000006-topic)",
+        "Source: KTABLE-SOURCE-0000000009 (topics: [KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-0000000006-topic])",
         "Processor: KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-0000000011 (stores: [KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE-0000000010])",
         "Processor: KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-0000000012 (stores: [right-STATE-STORE-0000000003])",
         "Processor: KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-0000000013 (stores: [KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE-0000000010])",
-        "Sink: KSTREAM-SINK-0000000015 (topic: KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-0000000014-topic)",
-        "Source: KSTREAM-SOURCE-0000000016 (topics: [KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-0000000014-topic])",
+        "Sink: KTABLE-SINK-0000000015 (topic: KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-0000000014-topic)",
+        "Source: KTABLE-SOURCE-0000000016 (topics: [KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-0000000014-topic])",
         "Processor: KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR-0000000017 (stores: [left-STATE-STORE-0000000000])",
         "Processor: KTABLE-FK-JOIN-OUTPUT-0000000018 (stores: [])",
         "Processor: KTABLE-TOSTREAM-0000000020 (stores: [])",
