@@ -182,7 +182,8 @@ impl<'a, 'b, K: Data, V: Data> ProcessorContext<'a, 'b, K, V> {
             interval,
             kind,
             Box::new(move |ctx: &mut NodeContext<'_>, now| {
-                punctuator(&mut ProcessorContext::new(ctx), now)
+                let node = ctx.name().to_string();
+                punctuator(&mut ProcessorContext::new(ctx), now).map_err(|e| with_node(e, &node))
             }),
         )
     }
@@ -226,7 +227,7 @@ where
 }
 
 /// Names the node in a processor's own error.
-fn with_node(e: Error, node: &str) -> Error {
+pub(crate) fn with_node(e: Error, node: &str) -> Error {
     match e {
         Error::Processing { node: n, message } if n.is_empty() => Error::Processing {
             node: node.to_string(),

@@ -113,7 +113,12 @@ impl StreamsBuilder {
         topics: &[&str],
         consumed: Consumed<K, V>,
     ) -> KStream<'_, K, V> {
-        let what = format!("source of {}", topics.join(", "));
+        // The name `add_source` gives the node (serde lookups take no index).
+        let node_name = consumed
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("KSTREAM-SOURCE-{:010}", self.graph.borrow().index));
+        let what = format!("source {node_name} (of {})", topics.join(", "));
         let keys = self.serde_for(consumed.keys, &what);
         let values = self.serde_for(consumed.values, &what);
         let topics = topics

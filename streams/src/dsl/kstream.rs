@@ -478,13 +478,18 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         extractor: impl Fn(&Record<K, V>) -> String + Send + Sync + 'static,
         produced: Produced<K, V>,
     ) {
-        self.add_sink(
+        // describe() shows the extractor's type name (see `topology::describe`).
+        let label = std::any::type_name_of_val(&extractor).to_string();
+        let node = self.add_sink(
             produced.name,
             SinkTarget::Dynamic(Arc::new(extractor)),
             produced.keys,
             produced.values,
             produced.partitioner,
         );
+        self.builder.graph.borrow_mut().nodes[node].kind = NodeKind::Sink {
+            topic: SinkTopic::Dynamic(label),
+        };
     }
 
     pub(crate) fn add_sink(
@@ -495,9 +500,15 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         values: Option<SerdeRef<V>>,
         partitioner: Option<Arc<dyn StreamPartitioner<K, V>>>,
     ) -> usize {
+        // The node's name first (serde lookups take no index), so errors can name it.
+        let name = self
+            .builder
+            .graph
+            .borrow_mut()
+            .name_or(name, "KSTREAM-SINK-");
         let what = match &target {
-            SinkTarget::Fixed(t) => format!("sink to {}", t.shown()),
-            SinkTarget::Dynamic(_) => "sink with a topic extractor".to_string(),
+            SinkTarget::Fixed(t) => format!("sink {} (to {})", name.0, t.shown()),
+            SinkTarget::Dynamic(_) => format!("sink {} (with a topic extractor)", name.0),
         };
         let keys = self
             .builder
@@ -507,9 +518,8 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
             .serde_for(values.or_else(|| self.values.clone()), &what);
         let topic = match &target {
             SinkTarget::Fixed(t) => SinkTopic::Fixed(t.clone()),
-            SinkTarget::Dynamic(_) => {
-                SinkTopic::Dynamic(std::any::type_name_of_val(&target).to_string())
-            }
+            // Labelled by the caller (`to_dynamic`).
+            SinkTarget::Dynamic(_) => SinkTopic::Dynamic(String::new()),
         };
         let sink = SinkNode {
             target,
@@ -518,7 +528,6 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
             partitioner,
         };
         let mut g = self.builder.graph.borrow_mut();
-        let name = g.name_or(name, "KSTREAM-SINK-");
         g.add(
             name,
             NodeKind::Sink { topic },
@@ -683,7 +692,8 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         let mut g = self.builder.graph.borrow_mut();
         let (sink_gen, si) = g.new_name("KSTREAM-SINK-");
         let (filter_gen, fi) = g.new_name("KSTREAM-FILTER-");
-        let (source_gen, so) = g.new_name("KSTREAM-SOURCE-");
+        // The source's index is taken by `add_source` below (it always takes one).
+        let (source_gen, so) = (format!("KSTREAM-SOURCE-{:010}", g.index), g.index);
         let kafka_generated = is_generated(prefix);
         let (sink_name, filter_name, source_name) = if kafka_generated {
             (

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::marker::PhantomData;
 
 use crate::error::Result;
-use crate::processor::{Processor, ProcessorContext};
+use crate::processor::{with_node, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::task::node::{take_record, Data, Node, NodeContext};
 
@@ -23,7 +23,10 @@ where
     V2: Data,
 {
     fn init(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
-        self.processor.init(&mut ProcessorContext::new(ctx))
+        let name = ctx.name().to_string();
+        self.processor
+            .init(&mut ProcessorContext::new(ctx))
+            .map_err(|e| with_node(e, &name))
     }
 
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
@@ -31,10 +34,14 @@ where
         ctx.fixed_key = Some(Box::new(r.key.clone()));
         let result = self.processor.process(&mut ProcessorContext::new(ctx), r);
         ctx.fixed_key = None;
-        result
+        let name = ctx.name().to_string();
+        result.map_err(|e| with_node(e, &name))
     }
 
     fn close(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
-        self.processor.close(&mut ProcessorContext::new(ctx))
+        let name = ctx.name().to_string();
+        self.processor
+            .close(&mut ProcessorContext::new(ctx))
+            .map_err(|e| with_node(e, &name))
     }
 }

@@ -274,7 +274,7 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
             },
         );
         let subscription_source = builder.add_source::<Option<KO>, SubscriptionWrapper<K>>(
-            None,
+            Some(ktable_source_name(builder)),
             vec![subscription_topic.clone()],
             nullable_fk,
             wrapper_serde.clone(),
@@ -383,7 +383,7 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
                 partitioner: Some(to_primary_partition),
             };
             let mut g = builder.graph.borrow_mut();
-            let name = g.name_or(None, "KSTREAM-SINK-");
+            let name = g.name_or(None, "KTABLE-SINK-");
             g.add(
                 name,
                 NodeKind::Sink {
@@ -394,7 +394,7 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
             );
         }
         let response_source = builder.add_source::<K, ResponseWrapper<VO>>(
-            None,
+            Some(ktable_source_name(builder)),
             vec![response_topic.clone()],
             pk_serde.clone(),
             response_serde,
@@ -467,6 +467,13 @@ const SUBSCRIPTION_RESPONSE_RESOLVER_PROCESSOR: &str =
     "KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR-";
 const FK_JOIN_OUTPUT_NAME: &str = "KTABLE-FK-JOIN-OUTPUT-";
 
+/// The name `add_source` will give the next source of this join: Kafka names the FK
+/// join's sinks and sources with `KTableImpl`'s `KTABLE-SINK-` / `KTABLE-SOURCE-` prefixes
+/// (`add_source` takes the index itself).
+fn ktable_source_name(builder: &crate::StreamsBuilder) -> String {
+    format!("KTABLE-SOURCE-{:010}", builder.graph.borrow().index)
+}
+
 /// Adds a sink named from the counter under `parent`.
 fn add_sink<K: Data, V: Data>(
     builder: &crate::StreamsBuilder,
@@ -475,7 +482,7 @@ fn add_sink<K: Data, V: Data>(
     sink: SinkNode<K, V>,
 ) -> usize {
     let mut g = builder.graph.borrow_mut();
-    let name = g.name_or(None, "KSTREAM-SINK-");
+    let name = g.name_or(None, "KTABLE-SINK-");
     g.add(
         name,
         NodeKind::Sink {

@@ -50,6 +50,16 @@ impl<K, V> Clone for SinkNode<K, V> {
 impl<K: Data, V: Data> Node for SinkNode<K, V> {
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
         let r = take_record::<K, V>(ctx.name(), record)?;
+        // Kafka's `SinkNode`: a record with a negative timestamp cannot be written.
+        if r.timestamp < 0 {
+            return Err(Error::Processing {
+                node: ctx.name().to_string(),
+                message: format!(
+                    "invalid (negative) timestamp of {} for output record",
+                    r.timestamp
+                ),
+            });
+        }
         let topic = match &self.target {
             SinkTarget::Fixed(t) => t.resolve(&ctx.config().application_id),
             SinkTarget::Dynamic(f) => f(&r),
@@ -67,14 +77,28 @@ impl<K: Data, V: Data> Node for SinkNode<K, V> {
             .serialize_nullable(&r.value)
             .map_err(|e| serde_err("value", e))?;
         let count = ctx.partitions_of(&topic);
-        let partition = match (&self.partitioner, count) {
+        // The partitioner's choice; without one, or when it returns `None`, the default
+        // partitioner: murmur2 of the key bytes (Kafka: an empty `partitions()` result falls
+        // back to the producer's partitioner).
+        let chosen = match (&self.partitioner, count) {
             (Some(p), Some(n)) => p.partition(&topic, &r.key, &r.value, n),
-            (_, Some(n)) => self
+            _ => None,
+        };
+        let partition = match (chosen, count) {
+            // Kafka's producer refuses a partition out of range.
+            (Some(p), Some(n)) if p >= n => {
+                return Err(Error::InvalidArgument(format!(
+                    "the partitioner of sink {} chose partition {p} of {topic}, which has {n}",
+                    ctx.name()
+                )))
+            }
+            (Some(p), _) => Some(p),
+            (None, Some(n)) => self
                 .keys
                 .partition_bytes(&r.key)
                 .map_err(|e| serde_err("key", e))?
                 .map(|b| partition_for_key(&b, n)),
-            (_, None) => None,
+            (None, None) => None,
         };
         ctx.send(SinkRecord {
             topic,
