@@ -353,3 +353,15 @@ fn an_empty_builder_builds_an_empty_topology() -> Result<()> {
     assert!(topology.warnings().is_empty());
     Ok(())
 }
+
+#[test]
+fn a_topic_read_by_two_sources_is_refused() {
+    let builder = freshet_streams::StreamsBuilder::new();
+    builder.stream::<String, String>("a").to("b");
+    builder.stream::<String, String>("a").to("c");
+    let err = builder.build().map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.contains("topic a has already been registered by another source (KSTREAM-SOURCE-0000000000, then KSTREAM-SOURCE-0000000002)"),
+        "{err}"
+    );
+}

@@ -162,9 +162,23 @@ impl Graph {
     pub(crate) fn build(self) -> Result<Topology> {
         let mut errors = self.errors;
         let mut seen = BTreeSet::new();
+        let mut read_by: BTreeMap<&TopicName, &str> = BTreeMap::new();
         for n in &self.nodes {
             if !seen.insert(n.name.as_str()) {
                 errors.push(format!("node name {} is used twice", n.name));
+            }
+            // As Kafka: one source per topic (a second one would starve: a task feeds a
+            // topic's records to one source).
+            if let NodeKind::Source { topics, .. } = &n.kind {
+                for t in topics {
+                    if let Some(first) = read_by.insert(t, n.name.as_str()) {
+                        errors.push(format!(
+                            "topic {} has already been registered by another source ({first}, then {}); read it once and reuse the stream",
+                            t.shown(),
+                            n.name
+                        ));
+                    }
+                }
             }
             for s in &n.stores {
                 if !self.stores.contains_key(s) {
