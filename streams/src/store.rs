@@ -80,6 +80,13 @@ impl StoreBuilder {
         self
     }
 
+    /// Sets whether the store is changelogged and cached.
+    pub(crate) fn with_settings(mut self, logging: bool, caching: bool) -> StoreBuilder {
+        self.logging = logging;
+        self.caching = caching;
+        self
+    }
+
     /// The store's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -236,34 +243,6 @@ impl StoreRef {
         }
     }
 
-    fn serdes<K: 'static, V: 'static>(
-        &self,
-        keys: Option<SerdeRef<K>>,
-        values: Option<SerdeRef<V>>,
-    ) -> Result<(SerdeRef<K>, SerdeRef<V>)> {
-        fn pick<T: 'static>(
-            given: Option<SerdeRef<T>>,
-            declared: &Option<Arc<dyn Any + Send + Sync>>,
-            store: &str,
-        ) -> Result<SerdeRef<T>> {
-            given
-                .or_else(|| {
-                    declared
-                        .as_ref()
-                        .and_then(|s| s.downcast_ref::<SerdeRef<T>>())
-                        .cloned()
-                })
-                .ok_or_else(|| Error::TypeMismatch {
-                    node: format!("store {store}"),
-                    expected: std::any::type_name::<T>(),
-                })
-        }
-        Ok((
-            pick(keys, &self.builder.key_serde, &self.name)?,
-            pick(values, &self.builder.value_serde, &self.name)?,
-        ))
-    }
-
     /// Runs `f` on the key-value store.
     pub(crate) fn with_kv<T>(
         &self,
@@ -332,26 +311,94 @@ fn decode<T>(serde: &SerdeRef<T>, bytes: &[u8], store: &str) -> Result<T> {
     })
 }
 
-/// A key-value store, typed (Kafka's `TimestampedKeyValueStore`): each value with its
-/// timestamp.
-pub struct KeyValueStoreHandle<K, V> {
+/// What the typed handles share: the store and its serdes, and the (de)serialization of
+/// keys and timestamped values.
+struct TypedStore<K, V> {
     store: StoreRef,
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
 }
 
+impl<K, V> Clone for TypedStore<K, V> {
+    fn clone(&self) -> Self {
+        TypedStore {
+            store: self.store.clone(),
+            keys: self.keys.clone(),
+            values: self.values.clone(),
+        }
+    }
+}
+
+impl<K: 'static, V: 'static> TypedStore<K, V> {
+    /// A handle on `store` with the given serdes, else the ones it was declared with.
+    fn new(
+        store: StoreRef,
+        keys: Option<SerdeRef<K>>,
+        values: Option<SerdeRef<V>>,
+    ) -> Result<Self> {
+        let mismatch = |expected| Error::TypeMismatch {
+            node: format!("store {}", store.name),
+            expected,
+        };
+        let keys = keys
+            .or_else(|| store.builder.key_serde())
+            .ok_or_else(|| mismatch(std::any::type_name::<K>()))?;
+        let values = values
+            .or_else(|| store.builder.value_serde())
+            .ok_or_else(|| mismatch(std::any::type_name::<V>()))?;
+        Ok(TypedStore {
+            store,
+            keys,
+            values,
+        })
+    }
+
+    fn key(&self, key: &K) -> Result<Bytes> {
+        encode(&self.keys, key, &self.store.name)
+    }
+
+    fn value(&self, value: &V, timestamp: i64) -> Result<Timestamped> {
+        let value = encode(&self.values, value, &self.store.name)?;
+        Ok(Timestamped { value, timestamp })
+    }
+
+    /// `(value, timestamp)` of a stored value.
+    fn read(&self, stored: &Timestamped) -> Result<(V, i64)> {
+        let value = decode(&self.values, &stored.value, &self.store.name)?;
+        Ok((value, stored.timestamp))
+    }
+
+    /// `(windowed key, value, timestamp)` of each stored window or session.
+    fn read_windowed(
+        &self,
+        raw: Vec<(Windowed<Bytes>, Timestamped)>,
+    ) -> Result<Vec<(Windowed<K>, V, i64)>> {
+        raw.into_iter()
+            .map(|(w, stored)| {
+                let key = decode(&self.keys, &w.key, &self.store.name)?;
+                let (value, timestamp) = self.read(&stored)?;
+                Ok((Windowed::new(key, w.window), value, timestamp))
+            })
+            .collect()
+    }
+}
+
+/// A key-value store, typed (Kafka's `TimestampedKeyValueStore`): each value with its
+/// timestamp.
+pub struct KeyValueStoreHandle<K, V> {
+    inner: TypedStore<K, V>,
+}
+
 impl<K, V> std::fmt::Debug for KeyValueStoreHandle<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyValueStoreHandle({})", self.store.name)
+        write!(f, "KeyValueStoreHandle({})", self.inner.store.name)
     }
 }
 
 impl<K, V> Clone for KeyValueStoreHandle<K, V> {
     fn clone(&self) -> Self {
         KeyValueStoreHandle {
-            store: self.store.clone(),
-            keys: self.keys.clone(),
-            values: self.values.clone(),
+            inner: self.inner.clone(),
         }
     }
 }
@@ -362,54 +409,39 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
         keys: Option<SerdeRef<K>>,
         values: Option<SerdeRef<V>>,
     ) -> Result<Self> {
-        let (keys, values) = store.serdes(keys, values)?;
-        Ok(KeyValueStoreHandle {
-            store,
-            keys,
-            values,
-        })
+        TypedStore::new(store, keys, values).map(|inner| KeyValueStoreHandle { inner })
     }
 
     /// The value of `key` and its timestamp.
     pub fn get(&self, key: &K) -> Result<Option<(V, i64)>> {
-        let k = encode(&self.keys, key, &self.store.name)?;
-        let found = self.store.with_kv(|s| s.get(&k))?;
-        found
-            .map(|t| {
-                Ok((
-                    decode(&self.values, &t.value, &self.store.name)?,
-                    t.timestamp,
-                ))
-            })
-            .transpose()
+        let k = self.inner.key(key)?;
+        let found = self.inner.store.with_kv(|s| s.get(&k))?;
+        found.map(|t| self.inner.read(&t)).transpose()
     }
 
     /// Sets `key` to `value` at `timestamp`.
     pub fn put(&self, key: &K, value: &V, timestamp: i64) -> Result<()> {
-        let k = encode(&self.keys, key, &self.store.name)?;
-        let value = encode(&self.values, value, &self.store.name)?;
-        self.store
-            .with_kv(|s| s.put(k, Some(Timestamped { value, timestamp })))
+        let (k, v) = (self.inner.key(key)?, self.inner.value(value, timestamp)?);
+        self.inner.store.with_kv(|s| s.put(k, Some(v)))
     }
 
     /// Deletes `key`.
     pub fn delete(&self, key: &K) -> Result<()> {
-        let k = encode(&self.keys, key, &self.store.name)?;
-        self.store.with_kv(|s| s.put(k, None))
+        let k = self.inner.key(key)?;
+        self.inner.store.with_kv(|s| s.put(k, None))
     }
 
     /// Every entry, in key-byte order.
     pub fn all(&self) -> Result<Vec<(K, V, i64)>> {
         let raw = self
+            .inner
             .store
             .with_kv(|s| s.all()?.collect::<freshet_state_store::Result<Vec<_>>>())?;
         raw.into_iter()
-            .map(|(k, v)| {
-                Ok((
-                    decode(&self.keys, &k, &self.store.name)?,
-                    decode(&self.values, &v.value, &self.store.name)?,
-                    v.timestamp,
-                ))
+            .map(|(k, stored)| {
+                let key = decode(&self.inner.keys, &k, &self.inner.store.name)?;
+                let (value, timestamp) = self.inner.read(&stored)?;
+                Ok((key, value, timestamp))
             })
             .collect()
     }
@@ -417,23 +449,19 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
 
 /// A window store, typed.
 pub struct WindowStoreHandle<K, V> {
-    store: StoreRef,
-    keys: SerdeRef<K>,
-    values: SerdeRef<V>,
+    inner: TypedStore<K, V>,
 }
 
 impl<K, V> std::fmt::Debug for WindowStoreHandle<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WindowStoreHandle({})", self.store.name)
+        write!(f, "WindowStoreHandle({})", self.inner.store.name)
     }
 }
 
 impl<K, V> Clone for WindowStoreHandle<K, V> {
     fn clone(&self) -> Self {
         WindowStoreHandle {
-            store: self.store.clone(),
-            keys: self.keys.clone(),
-            values: self.values.clone(),
+            inner: self.inner.clone(),
         }
     }
 }
@@ -444,36 +472,28 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
         keys: Option<SerdeRef<K>>,
         values: Option<SerdeRef<V>>,
     ) -> Result<Self> {
-        let (keys, values) = store.serdes(keys, values)?;
-        Ok(WindowStoreHandle {
-            store,
-            keys,
-            values,
-        })
+        TypedStore::new(store, keys, values).map(|inner| WindowStoreHandle { inner })
     }
 
     /// Puts `value` for `key` in the window starting at `window_start`.
     pub fn put(&self, key: &K, value: &V, timestamp: i64, window_start: i64) -> Result<()> {
-        let k = encode(&self.keys, key, &self.store.name)?;
-        let value = encode(&self.values, value, &self.store.name)?;
-        self.store
-            .with_window(|s| s.put(&k, Some(Timestamped { value, timestamp }), window_start))
+        let (k, v) = (self.inner.key(key)?, self.inner.value(value, timestamp)?);
+        self.inner
+            .store
+            .with_window(|s| s.put(&k, Some(v), window_start))
     }
 
     /// `(window start, value, timestamp)` of `key` for windows starting in `[from, to]`.
     pub fn fetch(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V, i64)>> {
-        let k = encode(&self.keys, key, &self.store.name)?;
-        let raw = self.store.with_window(|s| {
+        let k = self.inner.key(key)?;
+        let raw = self.inner.store.with_window(|s| {
             s.fetch(&k, from, to)?
                 .collect::<freshet_state_store::Result<Vec<_>>>()
         })?;
         raw.into_iter()
-            .map(|(start, v)| {
-                Ok((
-                    start,
-                    decode(&self.values, &v.value, &self.store.name)?,
-                    v.timestamp,
-                ))
+            .map(|(start, stored)| {
+                let (value, timestamp) = self.inner.read(&stored)?;
+                Ok((start, value, timestamp))
             })
             .collect()
     }
@@ -481,39 +501,28 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
     /// Every live window: `(windowed key, value, timestamp)`.
     pub fn all(&self) -> Result<Vec<(Windowed<K>, V, i64)>> {
         let raw = self
+            .inner
             .store
             .with_window(|s| s.all()?.collect::<freshet_state_store::Result<Vec<_>>>())?;
-        raw.into_iter()
-            .map(|(w, v)| {
-                Ok((
-                    Windowed::new(decode(&self.keys, &w.key, &self.store.name)?, w.window),
-                    decode(&self.values, &v.value, &self.store.name)?,
-                    v.timestamp,
-                ))
-            })
-            .collect()
+        self.inner.read_windowed(raw)
     }
 }
 
 /// A session store, typed.
 pub struct SessionStoreHandle<K, V> {
-    store: StoreRef,
-    keys: SerdeRef<K>,
-    values: SerdeRef<V>,
+    inner: TypedStore<K, V>,
 }
 
 impl<K, V> std::fmt::Debug for SessionStoreHandle<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SessionStoreHandle({})", self.store.name)
+        write!(f, "SessionStoreHandle({})", self.inner.store.name)
     }
 }
 
 impl<K, V> Clone for SessionStoreHandle<K, V> {
     fn clone(&self) -> Self {
         SessionStoreHandle {
-            store: self.store.clone(),
-            keys: self.keys.clone(),
-            values: self.values.clone(),
+            inner: self.inner.clone(),
         }
     }
 }
@@ -524,26 +533,21 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
         keys: Option<SerdeRef<K>>,
         values: Option<SerdeRef<V>>,
     ) -> Result<Self> {
-        let (keys, values) = store.serdes(keys, values)?;
-        Ok(SessionStoreHandle {
-            store,
-            keys,
-            values,
-        })
+        TypedStore::new(store, keys, values).map(|inner| SessionStoreHandle { inner })
     }
 
     /// Puts `value` for `key` in `session`.
     pub fn put(&self, key: &K, session: Window, value: &V, timestamp: i64) -> Result<()> {
-        let k = encode(&self.keys, key, &self.store.name)?;
-        let value = encode(&self.values, value, &self.store.name)?;
-        self.store
-            .with_session(|s| s.put(&k, session, Some(Timestamped { value, timestamp })))
+        let (k, v) = (self.inner.key(key)?, self.inner.value(value, timestamp)?);
+        self.inner
+            .store
+            .with_session(|s| s.put(&k, session, Some(v)))
     }
 
     /// Removes `key`'s `session`.
     pub fn remove(&self, key: &K, session: Window) -> Result<()> {
-        let k = encode(&self.keys, key, &self.store.name)?;
-        self.store.with_session(|s| s.remove(&k, session))
+        let k = self.inner.key(key)?;
+        self.inner.store.with_session(|s| s.remove(&k, session))
     }
 
     /// Sessions of `key` with `end >= earliest_end` and `start <= latest_start`.
@@ -553,36 +557,25 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
         earliest_end: i64,
         latest_start: i64,
     ) -> Result<Vec<(Window, V, i64)>> {
-        let k = encode(&self.keys, key, &self.store.name)?;
-        let raw = self.store.with_session(|s| {
+        let k = self.inner.key(key)?;
+        let raw = self.inner.store.with_session(|s| {
             s.find_sessions(&k, earliest_end, latest_start)?
                 .collect::<freshet_state_store::Result<Vec<_>>>()
         })?;
         raw.into_iter()
-            .map(|(w, v)| {
-                Ok((
-                    w.window,
-                    decode(&self.values, &v.value, &self.store.name)?,
-                    v.timestamp,
-                ))
+            .map(|(w, stored)| {
+                let (value, timestamp) = self.inner.read(&stored)?;
+                Ok((w.window, value, timestamp))
             })
             .collect()
     }
 
     /// Every live session: `(windowed key, value, timestamp)`.
     pub fn all(&self) -> Result<Vec<(Windowed<K>, V, i64)>> {
-        let raw = self.store.with_session(|s| {
+        let raw = self.inner.store.with_session(|s| {
             s.find_sessions_range(None, None, 0, i64::MAX)?
                 .collect::<freshet_state_store::Result<Vec<_>>>()
         })?;
-        raw.into_iter()
-            .map(|(w, v)| {
-                Ok((
-                    Windowed::new(decode(&self.keys, &w.key, &self.store.name)?, w.window),
-                    decode(&self.values, &v.value, &self.store.name)?,
-                    v.timestamp,
-                ))
-            })
-            .collect()
+        self.inner.read_windowed(raw)
     }
 }

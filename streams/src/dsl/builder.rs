@@ -125,12 +125,13 @@ impl StreamsBuilder {
             .iter()
             .map(|t| TopicName::External((*t).to_string()))
             .collect();
-        let node = self.add_source(
+        let node = self.add_source_with_reset(
             consumed.name,
             topics,
             keys.clone(),
             values.clone(),
             consumed.extractor,
+            consumed.offset_reset,
         );
         KStream::new(self, node, Some(keys), Some(values), false)
     }
@@ -144,13 +145,35 @@ impl StreamsBuilder {
         values: SerdeRef<V>,
         extractor: Option<crate::dsl::options::TimestampExtractor<K, V>>,
     ) -> usize {
+        self.add_source_with_reset(name, topics, keys, values, extractor, None)
+    }
+
+    /// [`add_source`](Self::add_source) with the source's offset reset
+    /// (`Consumed::with_offset_reset`), which the runtime reads back with
+    /// [`Topology::offset_reset`].
+    pub(crate) fn add_source_with_reset<K: Data, V: Data>(
+        &self,
+        name: Option<String>,
+        topics: Vec<TopicName>,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+        extractor: Option<crate::dsl::options::TimestampExtractor<K, V>>,
+        offset_reset: Option<crate::dsl::options::OffsetReset>,
+    ) -> usize {
         let mut g = self.graph.borrow_mut();
         let name = g.name_or(name, "KSTREAM-SOURCE-");
-        let decoder = Arc::new(TypedDecoder {
+        let typed = Arc::new(TypedDecoder {
             keys,
             values,
             extractor,
         });
+        let decoder: Arc<dyn crate::topology::SourceDecoder> = match offset_reset {
+            Some(reset) => Arc::new(ResetDecoder {
+                inner: typed,
+                reset,
+            }),
+            None => typed,
+        };
         g.add(
             name,
             NodeKind::Source { topics, decoder },
@@ -173,5 +196,25 @@ impl StreamsBuilder {
     /// serdes, duplicate names, undeclared stores.
     pub fn build(self) -> Result<Topology> {
         self.graph.into_inner().build()
+    }
+}
+
+/// A source decoder that also carries the source's offset reset.
+struct ResetDecoder {
+    inner: Arc<dyn crate::topology::SourceDecoder>,
+    reset: crate::dsl::options::OffsetReset,
+}
+
+impl crate::topology::SourceDecoder for ResetDecoder {
+    fn decode(
+        &self,
+        raw: &crate::record::InputRecord,
+        partition_time: i64,
+    ) -> std::result::Result<(Box<dyn std::any::Any + Send>, i64), String> {
+        self.inner.decode(raw, partition_time)
+    }
+
+    fn offset_reset(&self) -> Option<crate::dsl::options::OffsetReset> {
+        Some(self.reset)
     }
 }

@@ -42,22 +42,35 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
         KGroupedStream { stream, name }
     }
 
-    /// Takes the store and processor names in Kafka's order; `extra_burn` is Kafka's
-    /// compatibility burn of `count(Materialized)` without a store name.
-    pub(crate) fn names(
+    /// An aggregation's store and processor names, taken in Kafka's order (`extra_burn`:
+    /// Kafka's compatibility burn of `count(Materialized)` without a store name), and its
+    /// store's serdes: `materialized`'s, else the stream's key serde and the registered
+    /// defaults.
+    pub(crate) fn aggregation_store<VA: Data>(
         &self,
-        store: Option<String>,
-        store_prefix: &str,
-        processor_prefix: &str,
+        prefix: &str,
+        materialized: &Materialized<K, VA>,
         extra_burn: bool,
-    ) -> OperatorNames {
-        let mut g = self.stream.builder.graph.borrow_mut();
-        if extra_burn && store.is_none() {
-            g.next_index();
-        }
-        let store = g.store_name_or(store, &format!("{store_prefix}STATE-STORE-"));
-        let processor = g.name_or(None, processor_prefix);
-        OperatorNames { store, processor }
+    ) -> (OperatorNames, SerdeRef<K>, SerdeRef<VA>) {
+        let builder = self.stream.builder;
+        let names = {
+            let mut g = builder.graph.borrow_mut();
+            if extra_burn && materialized.name.is_none() {
+                g.next_index();
+            }
+            let store =
+                g.store_name_or(materialized.name.clone(), &format!("{prefix}STATE-STORE-"));
+            let processor = g.name_or(None, prefix);
+            OperatorNames { store, processor }
+        };
+        let what = format!("store {}", names.store);
+        let keys = materialized
+            .keys
+            .clone()
+            .or_else(|| self.stream.keys.clone());
+        let keys = builder.serde_for(keys, &what);
+        let values = builder.serde_for(materialized.values.clone(), &what);
+        (names, keys, values)
     }
 
     /// The node records reach the aggregation from: the stream, or the source of a
@@ -118,10 +131,7 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
     }
 
     fn count_inner(&self, materialized: Materialized<K, i64>, given: bool) -> KTable<'b, K, i64> {
-        let mut materialized = materialized;
-        if materialized.values.is_none() {
-            materialized.values = Some(Arc::new(BigEndian));
-        }
+        let materialized = materialized.with_default_values(Some(Arc::new(BigEndian)));
         let agg: Aggregator<K, V, i64> = Arc::new(|_, _, old| old.unwrap_or(0) + 1);
         self.aggregate_inner("KSTREAM-AGGREGATE-", materialized, given, agg)
     }
@@ -150,10 +160,7 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<'b, K, V> {
-        let mut materialized = materialized;
-        if materialized.values.is_none() {
-            materialized.values = self.stream.values.clone();
-        }
+        let materialized = materialized.with_default_values(self.stream.values.clone());
         let agg: Aggregator<K, V, V> = Arc::new(move |_, v, old| match old {
             None => v.clone(),
             Some(a) => reducer(a, v.clone()),
@@ -207,19 +214,11 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
         extra_burn: bool,
         aggregator: Aggregator<K, V, VA>,
     ) -> KTable<'b, K, VA> {
-        let names = self.names(materialized.name.clone(), prefix, prefix, extra_burn);
-        let what = format!("store {}", names.store);
-        let builder = self.stream.builder;
-        let keys: SerdeRef<K> = builder.serde_for(
-            materialized.keys.or_else(|| self.stream.keys.clone()),
-            &what,
-        );
-        let values: SerdeRef<VA> = builder.serde_for(materialized.values, &what);
+        let (names, keys, values) = self.aggregation_store(prefix, &materialized, extra_burn);
         let parent = self.repartitioned_parent(&names.store);
-        let mut store = StoreBuilder::new(names.store.clone(), StoreKind::KeyValue)
-            .with_serdes(keys.clone(), values.clone());
-        store.logging = materialized.logging;
-        store.caching = materialized.caching;
+        let store = StoreBuilder::new(names.store.clone(), StoreKind::KeyValue)
+            .with_serdes(keys.clone(), values.clone())
+            .with_settings(materialized.logging, materialized.caching);
         let send_old = SendOldValues::default();
         let (store_name, k, v, flag) = (
             names.store.clone(),
@@ -240,7 +239,7 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
         });
         let node = self.add_stateful(names.processor, parent, store, factory);
         KTable {
-            builder,
+            builder: self.stream.builder,
             node,
             keys: Some(keys),
             values: Some(values),

@@ -43,14 +43,14 @@
 //! # Ok::<(), freshet_streams::Error>(())
 //! ```
 
-use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use freshet_state_store::WindowStoreOptions;
 
 use crate::dsl::graph::Graph;
-use crate::dsl::kstream::{is_generated, KStream};
+use crate::dsl::kstream::KStream;
+use crate::dsl::table::copartition;
 use crate::ops::stateless::stateless;
 use crate::ops::stream_join::{
     FullJoiner, JoinWindowNode, LeftSide, RightSide, StreamJoinNode, Trackers,
@@ -59,7 +59,7 @@ use crate::record::Record;
 use crate::serde::{Serde, SerdeRef};
 use crate::store::{StoreBuilder, StoreKind};
 use crate::task::node::Data;
-use crate::topology::{NodeFactory, NodeKind, PartitionCount, TopicName};
+use crate::topology::{NodeFactory, NodeKind};
 use crate::window::JoinWindows;
 
 /// Options of a stream–stream join (Kafka's `StreamJoined`): the serdes of the key and of
@@ -389,6 +389,21 @@ struct Outer {
     right: bool,
 }
 
+impl Outer {
+    const INNER: Outer = Outer {
+        left: false,
+        right: false,
+    };
+    const LEFT: Outer = Outer {
+        left: true,
+        right: false,
+    };
+    const OUTER: Outer = Outer {
+        left: true,
+        right: true,
+    };
+}
+
 /// Names of one join's processors and stores, taken from the counter in Kafka's order.
 struct JoinNames {
     this_windowed: (String, Option<usize>),
@@ -529,72 +544,7 @@ fn side_store<K: 'static, V: 'static>(
     }
 }
 
-/// The topics of the source nodes `node` reads from, through any number of processors
-/// (Kafka's `subTopologySourceNodes`, as topics).
-fn upstream_topics(g: &Graph, node: usize) -> BTreeSet<TopicName> {
-    let mut topics = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    let mut todo = vec![node];
-    while let Some(n) = todo.pop() {
-        if !seen.insert(n) {
-            continue;
-        }
-        if let NodeKind::Source { topics: t, .. } = &g.nodes[n].kind {
-            topics.extend(t.iter().cloned());
-        }
-        todo.extend(g.nodes[n].parents.iter().copied());
-    }
-    topics
-}
-
 impl<'b, K: Data, V: Data> KStream<'b, K, V> {
-    /// Repartitions one side of a join through `<prefix>-repartition` (Kafka's
-    /// `repartitionForJoin`). The three names are always taken; an unnamed join (whose
-    /// prefix is the stream's own name) reuses the repartition this stream already made for
-    /// a join.
-    pub(crate) fn stream_join_repartition(
-        &self,
-        prefix: &str,
-        keys: Option<SerdeRef<K>>,
-        values: Option<SerdeRef<V>>,
-    ) -> KStream<'b, K, V> {
-        let keys = keys.or_else(|| self.keys.clone());
-        let values = values.or_else(|| self.values.clone());
-        let reuse = {
-            let mut g = self.builder.graph.borrow_mut();
-            let existing = g.join_repartitions.get(&self.node).copied();
-            match existing {
-                Some(source) if g.nodes[self.node].name == prefix => {
-                    for _ in 0..3 {
-                        g.next_index();
-                    }
-                    Some(source)
-                }
-                _ => None,
-            }
-        };
-        let source = match reuse {
-            Some(source) => source,
-            None => {
-                let source = self.repartition_through(
-                    prefix,
-                    is_generated(prefix),
-                    keys.clone(),
-                    values.clone(),
-                    PartitionCount::MaxOf(Vec::new()),
-                    None,
-                );
-                self.builder
-                    .graph
-                    .borrow_mut()
-                    .join_repartitions
-                    .insert(self.node, source);
-                source
-            }
-        };
-        KStream::new(self.builder, source, keys, values, false)
-    }
-
     /// Joins records of this stream and `other` with equal keys whose timestamps are at most
     /// the window apart (Kafka's `join(KStream, ValueJoiner, JoinWindows)`): one result per
     /// pair, at the larger timestamp. Records with a null key or value are dropped.
@@ -678,16 +628,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
             (Some(l), Some(r)) => Some(joiner(k, l, r)),
             _ => None,
         });
-        self.stream_join(
-            other,
-            full,
-            windows,
-            joined,
-            Outer {
-                left: false,
-                right: false,
-            },
-        )
+        self.stream_join(other, full, windows, joined, Outer::INNER)
     }
 
     /// Like [`join`](Self::join), and every record of this stream that finds no partner is
@@ -775,16 +716,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         joined: StreamJoined<K, V, V2>,
     ) -> KStream<'b, K, VR> {
         let full: FullJoiner<K, V, V2, VR> = Arc::new(move |k, l, r| l.map(|l| joiner(k, l, r)));
-        self.stream_join(
-            other,
-            full,
-            windows,
-            joined,
-            Outer {
-                left: true,
-                right: false,
-            },
-        )
+        self.stream_join(other, full, windows, joined, Outer::LEFT)
     }
 
     /// Like [`left_join`](Self::left_join) for both sides: records of either stream that
@@ -869,16 +801,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         joined: StreamJoined<K, V, V2>,
     ) -> KStream<'b, K, VR> {
         let full: FullJoiner<K, V, V2, VR> = Arc::new(move |k, l, r| Some(joiner(k, l, r)));
-        self.stream_join(
-            other,
-            full,
-            windows,
-            joined,
-            Outer {
-                left: true,
-                right: true,
-            },
-        )
+        self.stream_join(other, full, windows, joined, Outer::OUTER)
     }
 
     /// Kafka's `KStreamImpl.doJoin` + `KStreamImplJoin.join`: repartitions the sides that
@@ -892,33 +815,12 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         outer: Outer,
     ) -> KStream<'b, K, VR> {
         let builder = self.builder;
-        let mut this = self.clone();
-        if this.repartition_required {
-            let prefix = match &joined.name {
-                Some(n) => format!("{n}-left"),
-                None => this.node_name(),
-            };
-            this =
-                this.stream_join_repartition(&prefix, joined.keys.clone(), joined.values.clone());
-        }
-        let mut that = other.clone();
-        if that.repartition_required {
-            let prefix = match &joined.name {
-                Some(n) => format!("{n}-right"),
-                None => that.node_name(),
-            };
-            that = that.stream_join_repartition(
-                &prefix,
-                joined.keys.clone(),
-                joined.other_values.clone(),
-            );
-        }
-        {
-            let mut g = builder.graph.borrow_mut();
-            let mut group = upstream_topics(&g, this.node);
-            group.extend(upstream_topics(&g, that.node));
-            g.copartition.push(group);
-        }
+        let side = |suffix: &str| joined.name.as_ref().map(|n| format!("{n}-{suffix}"));
+        let (keys, values) = (joined.keys.clone(), joined.values.clone());
+        let this = self.repartition_for_join(side("left"), keys, values);
+        let (keys, values) = (joined.keys.clone(), joined.other_values.clone());
+        let that = other.repartition_for_join(side("right"), keys, values);
+        copartition(builder, this.node, that.node);
 
         let names = join_names(&mut builder.graph.borrow_mut(), &joined, outer);
         let what = format!("stream-stream join {}", names.merge.0);

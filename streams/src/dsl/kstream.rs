@@ -558,12 +558,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
             None,
             true,
         );
-        let mut g = self.builder.graph.borrow_mut();
-        for s in stores {
-            g.connect(stream.node, s);
-        }
-        drop(g);
-        stream
+        stream.connected_to(stores)
     }
 
     /// Runs a [`Processor`] that keeps each record's key (Kafka's `processValues`): the key
@@ -588,12 +583,17 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
             None,
             self.repartition_required,
         );
+        stream.connected_to(stores)
+    }
+
+    /// This stream, its node connected to `stores`.
+    fn connected_to(self, stores: &[&str]) -> Self {
         let mut g = self.builder.graph.borrow_mut();
         for s in stores {
-            g.connect(stream.node, s);
+            g.connect(self.node, s);
         }
         drop(g);
-        stream
+        self
     }
 
     /// Writes the stream to a repartition topic and reads it back (Kafka's
@@ -747,6 +747,64 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         drop(g);
         self.builder
             .add_source(Some(source_name.0), vec![internal], keys, values, None)
+    }
+
+    /// This stream as a join reads it: itself, or when its key changed upstream, Kafka's
+    /// `KStreamImpl.repartitionForJoin` (for stream-stream and stream-table joins), which
+    /// writes it to `<name>-repartition` (`name`: the join's, else this stream's node name)
+    /// and reads it back. Three indices are always taken; a later join of the same stream
+    /// under the stream's own name (an unnamed join) reuses the repartition its previous
+    /// join made, as Kafka does.
+    pub(crate) fn repartition_for_join(
+        &self,
+        name: Option<String>,
+        keys: Option<SerdeRef<K>>,
+        values: Option<SerdeRef<V>>,
+    ) -> KStream<'b, K, V> {
+        if !self.repartition_required {
+            return self.clone();
+        }
+        let own_name = self.node_name();
+        let name = name.unwrap_or_else(|| own_name.clone());
+        let cached = self
+            .builder
+            .graph
+            .borrow()
+            .join_repartitions
+            .get(&self.node)
+            .copied();
+        let source = match cached {
+            Some(source) if name == own_name => {
+                let mut g = self.builder.graph.borrow_mut();
+                for _ in 0..3 {
+                    g.next_index();
+                }
+                source
+            }
+            _ => {
+                let source = self.repartition_through(
+                    &name,
+                    is_generated(&name),
+                    keys.clone(),
+                    values.clone(),
+                    PartitionCount::MaxOf(Vec::new()),
+                    None,
+                );
+                self.builder
+                    .graph
+                    .borrow_mut()
+                    .join_repartitions
+                    .insert(self.node, source);
+                source
+            }
+        };
+        KStream::new(
+            self.builder,
+            source,
+            keys.or_else(|| self.keys.clone()),
+            values.or_else(|| self.values.clone()),
+            false,
+        )
     }
 
     /// Groups by the current key for an aggregation; repartitions first when the key

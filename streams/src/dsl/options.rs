@@ -363,4 +363,11 @@ impl<K: 'static, V: 'static> Materialized<K, V> {
         self.retention = Some(retention);
         self
     }
+
+    /// These options with `values` as the value serde unless one was given (an
+    /// aggregation's default).
+    pub(crate) fn with_default_values(mut self, values: Option<SerdeRef<V>>) -> Self {
+        self.values = self.values.or(values);
+        self
+    }
 }

@@ -43,19 +43,17 @@
 
 use std::sync::Arc;
 
-use crate::dsl::builder::StreamsBuilder;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::ktable::{KTable, SendOldValues};
 use crate::dsl::options::Materialized;
-use crate::dsl::table::{register_table, TableEntry, ValueGetter, ValueGetterSupplier, ViewFn};
-use crate::dsl::windowed::{EmitStrategy, WindowedBy};
+use crate::dsl::windowed::{note_late_topic, register_store_table, EmitStrategy, WindowedBy};
 use crate::ops::session_aggregate::{
     LateRecords, SessionAggregateNode, SessionAggregateSpec, SessionFns, SessionValueGetter,
 };
 use crate::serde::{BigEndian, SerdeRef, SessionWindowedSerde, Windowed};
 use crate::store::{StoreBuilder, StoreKind};
 use crate::task::node::Data;
-use crate::topology::{NodeFactory, TopicName};
+use crate::topology::NodeFactory;
 use crate::window::{duration_ms, SessionWindows};
 use freshet_state_store::{default_segment_interval, SessionStoreOptions};
 
@@ -222,10 +220,7 @@ impl<'b, K: Data, V: Data> SessionWindowedKStream<'b, K, V> {
         materialized: Materialized<K, i64>,
         extra_burn: bool,
     ) -> KTable<'b, Windowed<K>, i64> {
-        let mut materialized = materialized;
-        if materialized.values.is_none() {
-            materialized.values = Some(Arc::new(BigEndian));
-        }
+        let materialized = materialized.with_default_values(Some(Arc::new(BigEndian)));
         let fns = SessionFns {
             init: Arc::new(|| Some(0)),
             add: Arc::new(|_: &K, _: &V, agg: Option<i64>| agg.unwrap_or(0) + 1),
@@ -291,10 +286,7 @@ impl<'b, K: Data, V: Data> SessionWindowedKStream<'b, K, V> {
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<'b, Windowed<K>, V> {
-        let mut materialized = materialized;
-        if materialized.values.is_none() {
-            materialized.values = self.grouped.stream.values.clone();
-        }
+        let materialized = materialized.with_default_values(self.grouped.stream.values.clone());
         let reducer = Arc::new(reducer);
         let r = reducer.clone();
         let fns = SessionFns {
@@ -402,19 +394,9 @@ impl<'b, K: Data, V: Data> SessionWindowedKStream<'b, K, V> {
         extra_burn: bool,
         fns: SessionFns<K, V, VA>,
     ) -> KTable<'b, Windowed<K>, VA> {
-        let names = self
-            .grouped
-            .names(materialized.name.clone(), prefix, prefix, extra_burn);
-        let what = format!("store {}", names.store);
-        let builder = self.grouped.stream.builder;
-        let keys: SerdeRef<K> = builder.serde_for(
-            materialized
-                .keys
-                .clone()
-                .or_else(|| self.grouped.stream.keys.clone()),
-            &what,
-        );
-        let values: SerdeRef<VA> = builder.serde_for(materialized.values.clone(), &what);
+        let grouped = &self.grouped;
+        let (names, keys, values) = grouped.aggregation_store(prefix, &materialized, extra_burn);
+        let builder = grouped.stream.builder;
         let gap = self.windows.inactivity_gap();
         let grace = self.windows.grace();
         let min_retention = gap.saturating_add(grace);
@@ -440,11 +422,11 @@ impl<'b, K: Data, V: Data> SessionWindowedKStream<'b, K, V> {
             let what = format!("late-records topic {topic}");
             LateRecords {
                 topic: topic.clone(),
-                keys: builder.serde_for(self.grouped.stream.keys.clone(), &what),
-                values: builder.serde_for(self.grouped.stream.values.clone(), &what),
+                keys: builder.serde_for(grouped.stream.keys.clone(), &what),
+                values: builder.serde_for(grouped.stream.values.clone(), &what),
             }
         });
-        let parent = self.grouped.repartitioned_parent(&names.store);
+        let parent = grouped.repartitioned_parent(&names.store);
         let emit_final = self.emit == EmitStrategy::OnWindowClose;
         let segment_interval = default_segment_interval(retention);
         // Kafka's emit-final store (time-ordered) still returns closed sessions until their
@@ -457,10 +439,9 @@ impl<'b, K: Data, V: Data> SessionWindowedKStream<'b, K, V> {
         } else {
             SessionStoreOptions::new(retention)
         };
-        let mut store = StoreBuilder::new(names.store.clone(), StoreKind::Session(options))
-            .with_serdes(keys.clone(), values.clone());
-        store.logging = materialized.logging;
-        store.caching = materialized.caching && !emit_final;
+        let store = StoreBuilder::new(names.store.clone(), StoreKind::Session(options))
+            .with_serdes(keys.clone(), values.clone())
+            .with_settings(materialized.logging, materialized.caching && !emit_final);
         let send_old = SendOldValues::default();
         let spec = SessionAggregateSpec {
             store_name: names.store.clone(),
@@ -477,15 +458,23 @@ impl<'b, K: Data, V: Data> SessionWindowedKStream<'b, K, V> {
         };
         let factory: NodeFactory =
             Arc::new(move || Box::new(SessionAggregateNode::new(spec.clone())));
-        let node = self
-            .grouped
-            .add_stateful(names.processor, parent, store, factory);
-        if let Some(topic) = &self.late_topic {
-            builder.graph.borrow_mut().nodes[node]
-                .writes
-                .push(TopicName::External(topic.clone()));
-        }
-        register_session_table(builder, node, &names.store, &keys, &values, &send_old);
+        let node = grouped.add_stateful(names.processor, parent, store, factory);
+        note_late_topic(builder, node, self.late_topic.as_ref());
+        register_store_table(
+            builder,
+            node,
+            &names.store,
+            &keys,
+            &values,
+            &send_old,
+            |store, keys, values| {
+                Box::new(SessionValueGetter {
+                    store,
+                    keys,
+                    values,
+                })
+            },
+        );
         let windowed_keys: SerdeRef<Windowed<K>> = Arc::new(SessionWindowedSerde::new(keys));
         KTable {
             builder,
@@ -497,41 +486,4 @@ impl<'b, K: Data, V: Data> SessionWindowedKStream<'b, K, V> {
             grace_ms: Some(min_retention),
         }
     }
-}
-
-/// Lets joins read the session table (Kafka's `KStreamSessionWindowAggregate.view()`: the
-/// session store's value for exactly the windowed key's session) and make it send old
-/// values.
-fn register_session_table<K: Data, VA: Data>(
-    builder: &StreamsBuilder,
-    node: usize,
-    store: &str,
-    keys: &SerdeRef<K>,
-    values: &SerdeRef<VA>,
-    send_old: &SendOldValues,
-) {
-    let (store, keys, values) = (store.to_string(), keys.clone(), values.clone());
-    let flag = send_old.clone();
-    let view: ViewFn<Windowed<K>, VA> = Arc::new(move |_| {
-        let (name, keys, values) = (store.clone(), keys.clone(), values.clone());
-        ValueGetterSupplier {
-            stores: vec![store.clone()],
-            make: Arc::new(move |ctx| {
-                Ok(Box::new(SessionValueGetter {
-                    store: ctx.store(&name)?,
-                    keys: keys.clone(),
-                    values: values.clone(),
-                }) as Box<dyn ValueGetter<Windowed<K>, VA>>)
-            }),
-        }
-    });
-    let entry = TableEntry {
-        view,
-        enable_old: Arc::new(move |_, _| {
-            flag.enable();
-            true
-        }),
-        sending: send_old.clone(),
-    };
-    register_table(builder, node, entry);
 }

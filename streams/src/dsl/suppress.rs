@@ -674,6 +674,7 @@ mod kafka_processor_tests {
     struct Harness<K> {
         driver: TopologyTestDriver,
         forwarded: Forwarded<K>,
+        parse_key: fn(&str) -> K,
     }
 
     impl<K: Data> Harness<K> {
@@ -724,6 +725,7 @@ mod kafka_processor_tests {
             Ok(Harness {
                 driver: TopologyTestDriver::new(builder.build()?)?,
                 forwarded,
+                parse_key,
             })
         }
 
@@ -736,6 +738,34 @@ mod kafka_processor_tests {
         fn forwarded(&self) -> Vec<Record<K, Change<i64>>> {
             self.forwarded.lock().map(|f| f.clone()).unwrap_or_default()
         }
+
+        /// Asserts what the suppression forwarded: `(key, "new,old", timestamp)`s.
+        fn assert_forwarded(&self, expected: &[(&str, &str, i64)])
+        where
+            K: PartialEq + std::fmt::Debug,
+        {
+            let expected: Vec<_> = expected
+                .iter()
+                .map(|(k, c, ts)| Record::new((self.parse_key)(k), change(c), *ts))
+                .collect();
+            assert_eq!(self.forwarded(), expected);
+        }
+    }
+
+    impl Harness<String> {
+        fn plain<S: Suppression<String>>(suppressed: S) -> Result<Self> {
+            Harness::new(suppressed, string_key, Arc::new(Utf8), None)
+        }
+    }
+
+    impl Harness<Windowed<String>> {
+        fn windowed<S: Suppression<Windowed<String>>>(
+            suppressed: S,
+            keys: SerdeRef<Windowed<String>>,
+            grace_ms: Option<i64>,
+        ) -> Result<Self> {
+            Harness::new(suppressed, windowed_key, keys, grace_ms)
+        }
     }
 
     fn final_results(grace: i64) -> (Suppressed<UntilWindowCloses>, Option<i64>) {
@@ -747,115 +777,72 @@ mod kafka_processor_tests {
 
     #[test]
     fn zero_time_limit_should_immediately_emit() -> Result<()> {
-        let h = Harness::new(
-            Suppressed::until_time_limit(Duration::ZERO, BufferConfig::unbounded()),
-            string_key,
-            Arc::new(Utf8),
-            None,
-        )?;
+        let h = Harness::plain(Suppressed::until_time_limit(
+            Duration::ZERO,
+            BufferConfig::unbounded(),
+        ))?;
         h.process("hey", ARBITRARY_CHANGE, ARBITRARY_LONG)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new(
-                "hey".to_string(),
-                change(ARBITRARY_CHANGE),
-                ARBITRARY_LONG
-            )]
-        );
+        h.assert_forwarded(&[("hey", ARBITRARY_CHANGE, ARBITRARY_LONG)]);
         Ok(())
     }
 
     #[test]
     fn windowed_zero_time_limit_should_immediately_emit() -> Result<()> {
-        let h = Harness::new(
+        let h = Harness::windowed(
             Suppressed::until_time_limit(Duration::ZERO, BufferConfig::unbounded()),
-            windowed_key,
             time_windowed(100),
             None,
         )?;
         h.process("hey@0/100", ARBITRARY_CHANGE, ARBITRARY_LONG)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new(
-                windowed_key("hey@0/100"),
-                change(ARBITRARY_CHANGE),
-                ARBITRARY_LONG
-            )]
-        );
+        h.assert_forwarded(&[("hey@0/100", ARBITRARY_CHANGE, ARBITRARY_LONG)]);
         Ok(())
     }
 
     #[test]
     fn intermediate_suppression_should_buffer_and_emit_later() -> Result<()> {
-        let h = Harness::new(
-            Suppressed::until_time_limit(Duration::from_millis(1), BufferConfig::unbounded()),
-            string_key,
-            Arc::new(Utf8),
-            None,
-        )?;
+        let h = Harness::plain(Suppressed::until_time_limit(
+            Duration::from_millis(1),
+            BufferConfig::unbounded(),
+        ))?;
         h.process("hey", "-,1", 0)?;
-        assert_eq!(h.forwarded(), vec![]);
+        h.assert_forwarded(&[]);
         h.process("tick", "-,-", 1)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new("hey".to_string(), change("-,1"), 0)]
-        );
+        h.assert_forwarded(&[("hey", "-,1", 0)]);
         Ok(())
     }
 
     #[test]
     fn final_results_suppression_should_buffer_and_emit_at_grace_expiration() -> Result<()> {
         let (s, grace) = final_results(1);
-        let h = Harness::new(s, windowed_key, time_windowed(1), grace)?;
+        let h = Harness::windowed(s, time_windowed(1), grace)?;
         h.process("hey@99/100", ARBITRARY_CHANGE, 99)?;
-        assert_eq!(h.forwarded(), vec![]);
+        h.assert_forwarded(&[]);
         // Stream time 100 would close the window were it not for the grace of 1.
         h.process("dummyKey1@100/101", ARBITRARY_CHANGE, 100)?;
-        assert_eq!(h.forwarded(), vec![]);
+        h.assert_forwarded(&[]);
         // Stream time 101: past the grace.
         h.process("dummyKey2@101/102", ARBITRARY_CHANGE, 101)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new(
-                windowed_key("hey@99/100"),
-                change(ARBITRARY_CHANGE),
-                99
-            )]
-        );
+        h.assert_forwarded(&[("hey@99/100", ARBITRARY_CHANGE, 99)]);
         Ok(())
     }
 
     #[test]
     fn final_results_with_zero_grace_should_still_buffer_until_the_window_end() -> Result<()> {
         let (s, grace) = final_results(0);
-        let h = Harness::new(s, windowed_key, time_windowed(100), grace)?;
+        let h = Harness::windowed(s, time_windowed(100), grace)?;
         h.process("hey@0/100", ARBITRARY_CHANGE, 5)?;
-        assert_eq!(h.forwarded(), vec![]);
+        h.assert_forwarded(&[]);
         h.process("dummyKey@100/200", ARBITRARY_CHANGE, 100)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new(
-                windowed_key("hey@0/100"),
-                change(ARBITRARY_CHANGE),
-                5
-            )]
-        );
+        h.assert_forwarded(&[("hey@0/100", ARBITRARY_CHANGE, 5)]);
         Ok(())
     }
 
     #[test]
     fn final_results_with_zero_grace_at_window_end_should_immediately_emit() -> Result<()> {
         let (s, grace) = final_results(0);
-        let h = Harness::new(s, windowed_key, time_windowed(100), grace)?;
+        let h = Harness::windowed(s, time_windowed(100), grace)?;
         h.process("hey@0/100", ARBITRARY_CHANGE, 100)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new(
-                windowed_key("hey@0/100"),
-                change(ARBITRARY_CHANGE),
-                100
-            )]
-        );
+        h.assert_forwarded(&[("hey@0/100", ARBITRARY_CHANGE, 100)]);
         Ok(())
     }
 
@@ -864,18 +851,18 @@ mod kafka_processor_tests {
     #[test]
     fn final_results_should_drop_tombstones_for_time_windows() -> Result<()> {
         let (s, grace) = final_results(0);
-        let h = Harness::new(s, windowed_key, time_windowed(100), grace)?;
+        let h = Harness::windowed(s, time_windowed(100), grace)?;
         h.process("hey@0/100", "-,5", 100)?;
-        assert_eq!(h.forwarded(), vec![]);
+        h.assert_forwarded(&[]);
         Ok(())
     }
 
     #[test]
     fn final_results_should_drop_tombstones_for_session_windows() -> Result<()> {
         let (s, grace) = final_results(0);
-        let h = Harness::new(s, windowed_key, session_windowed(), grace)?;
+        let h = Harness::windowed(s, session_windowed(), grace)?;
         h.process("hey@0/0", "-,5", 100)?;
-        assert_eq!(h.forwarded(), vec![]);
+        h.assert_forwarded(&[]);
         Ok(())
     }
 
@@ -883,9 +870,8 @@ mod kafka_processor_tests {
     /// may have been emitted.
     #[test]
     fn suppress_should_not_drop_tombstones_for_time_windows() -> Result<()> {
-        let h = Harness::new(
+        let h = Harness::windowed(
             Suppressed::until_time_limit(Duration::ZERO, BufferConfig::max_records(0)),
-            windowed_key,
             time_windowed(100),
             None,
         )?;
@@ -903,33 +889,24 @@ mod kafka_processor_tests {
 
     #[test]
     fn suppress_should_not_drop_tombstones_for_session_windows() -> Result<()> {
-        let h = Harness::new(
+        let h = Harness::windowed(
             Suppressed::until_time_limit(Duration::ZERO, BufferConfig::max_records(0)),
-            windowed_key,
             session_windowed(),
             None,
         )?;
         h.process("hey@0/0", "-,5", 100)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new(windowed_key("hey@0/0"), change("-,5"), 100)]
-        );
+        h.assert_forwarded(&[("hey@0/0", "-,5", 100)]);
         Ok(())
     }
 
     #[test]
     fn suppress_should_not_drop_tombstones_for_ktable() -> Result<()> {
-        let h = Harness::new(
-            Suppressed::until_time_limit(Duration::ZERO, BufferConfig::max_records(0)),
-            string_key,
-            Arc::new(Utf8),
-            None,
-        )?;
+        let h = Harness::plain(Suppressed::until_time_limit(
+            Duration::ZERO,
+            BufferConfig::max_records(0),
+        ))?;
         h.process("hey", "-,5", 100)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new("hey".to_string(), change("-,5"), 100)]
-        );
+        h.assert_forwarded(&[("hey", "-,5", 100)]);
         Ok(())
     }
 
@@ -939,18 +916,13 @@ mod kafka_processor_tests {
 
     #[test]
     fn suppress_should_emit_when_over_record_capacity() -> Result<()> {
-        let h = Harness::new(
-            Suppressed::until_time_limit(hundred_days(), BufferConfig::max_records(1)),
-            string_key,
-            Arc::new(Utf8),
-            None,
-        )?;
+        let h = Harness::plain(Suppressed::until_time_limit(
+            hundred_days(),
+            BufferConfig::max_records(1),
+        ))?;
         h.process("hey", "-,5", 100)?;
         h.process("dummyKey", "-,5", 101)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new("hey".to_string(), change("-,5"), 100)]
-        );
+        h.assert_forwarded(&[("hey", "-,5", 100)]);
         Ok(())
     }
 
@@ -958,33 +930,23 @@ mod kafka_processor_tests {
     fn suppress_should_emit_when_over_byte_capacity() -> Result<()> {
         // Kafka's estimate: 8 + key + prior (the old value, counted once) + new + 8 + 8 +
         // topic + 4: 40 bytes for "hey", 45 for "dummyKey": both exceed 60.
-        let h = Harness::new(
-            Suppressed::until_time_limit(hundred_days(), BufferConfig::max_bytes(60)),
-            string_key,
-            Arc::new(Utf8),
-            None,
-        )?;
+        let h = Harness::plain(Suppressed::until_time_limit(
+            hundred_days(),
+            BufferConfig::max_bytes(60),
+        ))?;
         h.process("hey", "-,5", 100)?;
-        assert_eq!(h.forwarded(), vec![]);
+        h.assert_forwarded(&[]);
         h.process("dummyKey", "-,5", 101)?;
-        assert_eq!(
-            h.forwarded(),
-            vec![Record::new("hey".to_string(), change("-,5"), 100)]
-        );
+        h.assert_forwarded(&[("hey", "-,5", 100)]);
         Ok(())
     }
 
     #[test]
     fn suppress_should_shut_down_when_over_record_capacity() -> Result<()> {
-        let h = Harness::new(
-            Suppressed::until_time_limit(
-                hundred_days(),
-                BufferConfig::max_records(1).shut_down_when_full(),
-            ),
-            string_key,
-            Arc::new(Utf8),
-            None,
-        )?;
+        let h = Harness::plain(Suppressed::until_time_limit(
+            hundred_days(),
+            BufferConfig::max_records(1).shut_down_when_full(),
+        ))?;
         h.process("hey", "-,5", 100)?;
         let err = h
             .process("dummyKey", "-,5", 100)
@@ -1000,15 +962,10 @@ mod kafka_processor_tests {
 
     #[test]
     fn suppress_should_shut_down_when_over_byte_capacity() -> Result<()> {
-        let h = Harness::new(
-            Suppressed::until_time_limit(
-                hundred_days(),
-                BufferConfig::max_bytes(60).shut_down_when_full(),
-            ),
-            string_key,
-            Arc::new(Utf8),
-            None,
-        )?;
+        let h = Harness::plain(Suppressed::until_time_limit(
+            hundred_days(),
+            BufferConfig::max_bytes(60).shut_down_when_full(),
+        ))?;
         h.process("hey", "-,5", 100)?;
         let err = h
             .process("dummyKey", "-,5", 100)

@@ -1,6 +1,6 @@
 //! Windowed groupings: `KGroupedStream::windowed_by` with time, sliding or session windows,
-//! and the time- and sliding-windowed aggregations (Kafka's `TimeWindowedKStream` over
-//! `TimeWindows` and over `SlidingWindows`).
+//! and the time- and sliding-windowed aggregations of [`WindowedKStream`] (Kafka's
+//! `TimeWindowedKStream` over `TimeWindows` and over `SlidingWindows`).
 //!
 //! An aggregation gives a `KTable<Windowed<K>, VA>` kept in a window store; its keys go to
 //! topics with [`TimeWindowedSerde`] (window size: the time windows' size, the sliding
@@ -12,16 +12,17 @@
 //! grace (time windows) or 2 × time difference + grace (sliding windows); a shorter
 //! retention is a build error, as in Kafka.
 //!
-//! Beyond Kafka, [`late_records_to`](TimeWindowedKStream::late_records_to) writes every
+//! Beyond Kafka, [`late_records_to`](WindowedKStream::late_records_to) writes every
 //! record dropped as late to a topic of your choice.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::dsl::builder::StreamsBuilder;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::ktable::{KTable, SendOldValues};
 use crate::dsl::options::Materialized;
-use crate::dsl::table::{register_table, TableEntry, ValueGetter, ValueGetterSupplier, ViewFn};
+use crate::dsl::table::{getter_over, register_table, StoreGetterFn, TableEntry};
 use crate::ops::aggregate::Aggregator;
 use crate::ops::sliding_aggregate::SlidingAggregateNode;
 use crate::ops::window_aggregate::{
@@ -57,8 +58,8 @@ pub enum EmitStrategy {
 }
 
 impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
-    /// Windows the grouping (Kafka's `windowedBy`): [`TimeWindows`](crate::TimeWindows),
-    /// [`SlidingWindows`](crate::SlidingWindows) or [`SessionWindows`](crate::SessionWindows).
+    /// Windows the grouping (Kafka's `windowedBy`): [`TimeWindows`], [`SlidingWindows`] or
+    /// [`SessionWindows`](crate::SessionWindows).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -136,38 +137,240 @@ impl Windows {
     }
 }
 
-/// What a windowed stream carries until an aggregation adds its node.
-struct WindowedSpec<'b, K, V> {
+/// A grouped stream windowed by time or sliding windows, ready for a windowed aggregation
+/// (Kafka's `TimeWindowedKStream`, which serves both): `W` is [`TimeWindows`] for a
+/// [`TimeWindowedKStream`], [`SlidingWindows`] for a [`SlidingWindowedKStream`]. Made by
+/// [`KGroupedStream::windowed_by`]. Records with a null key or value are dropped.
+///
+/// Time windows: a record is added to each of its windows whose end is after `observed
+/// stream time - grace` (this operator's own stream time, advanced before the check) and
+/// dropped from the others. The aggregate's timestamp is the largest timestamp in the
+/// window.
+///
+/// Sliding windows are `[start, start + time difference]`, inclusive at both ends, and exist
+/// only where they hold records; results carry `Window { start, end: start + time
+/// difference }`. A record is dropped entirely when `timestamp + time difference < stream
+/// time - grace`, and a window it would update is skipped when its end is `< stream time -
+/// grace`.
+pub struct WindowedKStream<'b, K, V, W> {
     grouped: KGroupedStream<'b, K, V>,
     windows: Windows,
     emit: EmitStrategy,
     late_topic: Option<String>,
+    _windows: PhantomData<W>,
 }
 
-impl<K, V> Clone for WindowedSpec<'_, K, V> {
-    fn clone(&self) -> Self {
-        WindowedSpec {
-            grouped: KGroupedStream {
-                stream: self.grouped.stream.clone(),
-                name: self.grouped.name.clone(),
-            },
-            windows: self.windows,
-            emit: self.emit,
-            late_topic: self.late_topic.clone(),
-        }
+/// A grouped stream windowed by [`TimeWindows`] (Kafka's `TimeWindowedKStream`); its
+/// aggregations are the methods of [`WindowedKStream`].
+pub type TimeWindowedKStream<'b, K, V> = WindowedKStream<'b, K, V, TimeWindows>;
+
+/// A grouped stream windowed by [`SlidingWindows`] (Kafka's `TimeWindowedKStream` over
+/// sliding windows); its aggregations are the methods of [`WindowedKStream`], over the
+/// windows around each record:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use freshet_streams::{EmitStrategy, Materialized, SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
+/// let builder = StreamsBuilder::new();
+/// let windows = SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?;
+/// builder
+///     .stream::<String, String>("clicks")
+///     .group_by_key()
+///     .windowed_by(windows)
+///     .emit_strategy(EmitStrategy::OnWindowClose)
+///     .count_with(Materialized::named("clicks-within-10ms"))
+///     .to_stream()
+///     .map(|w, n| (format!("[{},{}]", w.window.start, w.window.end), n.unwrap_or(0)))
+///     .to("final-counts");
+/// let driver = TopologyTestDriver::new(builder.build()?)?;
+/// let clicks = driver.input::<String, String>("clicks");
+/// clicks.pipe("ann".into(), "/a".into(), 100)?;
+/// clicks.pipe("ann".into(), "/b".into(), 105)?;
+/// clicks.pipe("ann".into(), "/c".into(), 120)?; // closes the windows ending before 120
+/// // 105's left window holds both records; 100's right window only 105.
+/// let out = driver.output::<String, i64>("final-counts").read_key_values()?;
+/// let expected = [("[90,100]", 1), ("[95,105]", 2), ("[101,111]", 1)];
+/// assert_eq!(out, expected.map(|(w, n)| (w.to_string(), n)));
+/// let store = driver.window_store::<String, i64>("clicks-within-10ms")?;
+/// assert_eq!(store.fetch(&"ann".to_string(), 95, 95)?, vec![(95, 2, 105)]);
+///
+/// // A retention under 2 × time difference + grace is refused when the topology is built.
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream::<String, String>("clicks")
+///     .group_by_key()
+///     .windowed_by(windows)
+///     .count_with(Materialized::named("short").with_retention(Duration::from_millis(15)));
+/// assert!(builder.build().is_err());
+/// # Ok::<(), freshet_streams::Error>(())
+/// ```
+pub type SlidingWindowedKStream<'b, K, V> = WindowedKStream<'b, K, V, SlidingWindows>;
+
+impl<K, V, W> std::fmt::Debug for WindowedKStream<'_, K, V, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.windows {
+            Windows::Time(_) => "TimeWindowedKStream",
+            Windows::Sliding(_) => "SlidingWindowedKStream",
+        };
+        f.debug_struct(name)
+            .field("grouped", &self.grouped)
+            .field("windows", &self.windows)
+            .field("emit", &self.emit)
+            .field("late_topic", &self.late_topic)
+            .finish()
     }
 }
 
-impl<'b, K: Data, V: Data> WindowedSpec<'b, K, V> {
-    fn count(
+impl<'b, K: Data, V: Data> WindowedBy<'b, K, V> for TimeWindows {
+    type Output = TimeWindowedKStream<'b, K, V>;
+    fn windowed(self, grouped: &KGroupedStream<'b, K, V>) -> TimeWindowedKStream<'b, K, V> {
+        WindowedKStream::new(grouped, Windows::Time(self))
+    }
+}
+
+impl<'b, K: Data, V: Data> WindowedBy<'b, K, V> for SlidingWindows {
+    type Output = SlidingWindowedKStream<'b, K, V>;
+    fn windowed(self, grouped: &KGroupedStream<'b, K, V>) -> SlidingWindowedKStream<'b, K, V> {
+        WindowedKStream::new(grouped, Windows::Sliding(self))
+    }
+}
+
+impl<'b, K: Data, V: Data, W> WindowedKStream<'b, K, V, W> {
+    fn new(grouped: &KGroupedStream<'b, K, V>, windows: Windows) -> Self {
+        WindowedKStream {
+            grouped: KGroupedStream::new(grouped.stream.clone(), grouped.name.clone()),
+            windows,
+            emit: EmitStrategy::default(),
+            late_topic: None,
+            _windows: PhantomData,
+        }
+    }
+
+    /// Sets when results are emitted (Kafka's `emitStrategy`): every update (the default)
+    /// or, with [`EmitStrategy::OnWindowClose`], only each window's final result once it
+    /// closes (time windows: `window end <= stream time - grace`; sliding windows: `window
+    /// end < stream time - grace`). Emit-final checks for closed windows after each record,
+    /// at most once per `windowed_emit_interval_ms` of wall-clock time, and its store is
+    /// never cached (as Kafka).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{EmitStrategy, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
+    ///     .emit_strategy(EmitStrategy::OnWindowClose)
+    ///     .count()
+    ///     .to_stream()
+    ///     .map(|w, n| (format!("{}@{}", w.key, w.window.start), n.unwrap_or(0)))
+    ///     .to("final-counts");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let clicks = driver.input::<String, String>("clicks");
+    /// clicks.pipe("ann".into(), "/a".into(), 3)?;
+    /// clicks.pipe("ann".into(), "/b".into(), 5)?;
+    /// let out = driver.output::<String, i64>("final-counts");
+    /// assert!(out.is_empty(), "window [0, 10) is still open");
+    /// clicks.pipe("ann".into(), "/c".into(), 12)?; // stream time 12 closes [0, 10)
+    /// assert_eq!(out.read_key_values()?, vec![("ann@0".to_string(), 2)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
+    pub fn emit_strategy(mut self, strategy: EmitStrategy) -> Self {
+        self.emit = strategy;
+        self
+    }
+
+    /// Also writes every record dropped as late to `topic` (beyond Kafka, which only logs
+    /// and counts them): its key and value (with the grouped stream's serdes), timestamp
+    /// and headers, plus the header [`LATE_REASON_HEADER`] saying which windows had closed.
+    /// A record late for several (hopping or sliding) windows is written once.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{LATE_REASON_HEADER, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_and_grace(Duration::from_millis(10), Duration::from_millis(5))?)
+    ///     .late_records_to("late-clicks")
+    ///     .count();
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let clicks = driver.input::<String, String>("clicks");
+    /// clicks.pipe("ann".into(), "/a".into(), 25)?;
+    /// clicks.pipe("ann".into(), "/old".into(), 3)?; // [0, 10) closed at 25 - 5
+    /// let late = driver.output::<String, String>("late-clicks").read_records()?;
+    /// assert_eq!((late[0].key.as_str(), late[0].value.as_str(), late[0].timestamp), ("ann", "/old", 3));
+    /// assert_eq!(
+    ///     late[0].header(LATE_REASON_HEADER).map(|b| b.as_ref()),
+    ///     Some(b"window closed: window end 10 <= stream time 25 - grace 5".as_ref())
+    /// );
+    /// assert_eq!(driver.metrics(0).map(|m| m.late_records), Some(1));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
+    pub fn late_records_to(mut self, topic: &str) -> Self {
+        self.late_topic = Some(topic.to_string());
+        self
+    }
+
+    /// Counts records per key and window (Kafka's `count()`), in a window store with a
+    /// generated name.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let hopping = TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?
+    ///     .advance_by(Duration::from_millis(5))?;
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by(hopping)
+    ///     .count()
+    ///     .to_stream()
+    ///     .map(|w, n| (format!("{}@{}", w.key, w.window.start), n.unwrap_or(0)))
+    ///     .to("counts");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("clicks").pipe("ann".into(), "/a".into(), 7)?;
+    /// let out = driver.output::<String, i64>("counts").read_key_values()?;
+    /// assert_eq!(out, vec![("ann@0".to_string(), 1), ("ann@5".to_string(), 1)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
+    pub fn count(&self) -> KTable<'b, Windowed<K>, i64> {
+        self.count_inner(Materialized::default(), false)
+    }
+
+    /// [`count`](Self::count) with a store name, serdes, caching, logging and retention.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{Materialized, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
+    ///     .count_with(Materialized::named("clicks-per-10ms"));
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let clicks = driver.input::<String, String>("clicks");
+    /// clicks.pipe("ann".into(), "/a".into(), 3)?;
+    /// clicks.pipe("ann".into(), "/b".into(), 8)?;
+    /// let store = driver.window_store::<String, i64>("clicks-per-10ms")?;
+    /// // (window start, count, timestamp of the latest record)
+    /// assert_eq!(store.fetch(&"ann".to_string(), 0, 10)?, vec![(0, 2, 8)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
+    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<'b, Windowed<K>, i64> {
+        self.count_inner(materialized, true)
+    }
+
+    fn count_inner(
         &self,
         materialized: Materialized<K, i64>,
         given: bool,
     ) -> KTable<'b, Windowed<K>, i64> {
-        let mut materialized = materialized;
-        if materialized.values.is_none() {
-            materialized.values = Some(Arc::new(BigEndian));
-        }
+        let materialized = materialized.with_default_values(Some(Arc::new(BigEndian)));
         // Kafka's compatibility burn: time windows only.
         let burn = given && matches!(self.windows, Windows::Time(_));
         let init: Initializer<i64> = Arc::new(|| Some(0));
@@ -175,15 +378,62 @@ impl<'b, K: Data, V: Data> WindowedSpec<'b, K, V> {
         self.build("KSTREAM-AGGREGATE-", materialized, burn, init, agg)
     }
 
-    fn reduce(
+    /// Combines the values of a key in each window with `reducer`; a window's first value
+    /// is its aggregate (Kafka's `reduce`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, i64>("temperatures")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
+    ///     .reduce(|a, b| a.max(b))
+    ///     .to_stream()
+    ///     .map(|w, max| (w.window.start, max.unwrap_or(i64::MIN)))
+    ///     .to("max-per-window");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let input = driver.input::<String, i64>("temperatures");
+    /// input.pipe("oslo".into(), 3, 1)?;
+    /// input.pipe("oslo".into(), 7, 2)?;
+    /// input.pipe("oslo".into(), 5, 4)?;
+    /// let out = driver.output::<i64, i64>("max-per-window").read_values()?;
+    /// assert_eq!(out, vec![3, 7, 7]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> KTable<'b, Windowed<K>, V> {
+        self.reduce_with(reducer, Materialized::default())
+    }
+
+    /// [`reduce`](Self::reduce) with a store name, serdes, caching, logging and retention.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{Materialized, SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, i64>("temperatures")
+    ///     .group_by_key()
+    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
+    ///     .reduce_with(|a, b| a.min(b), Materialized::named("min-within-10ms"));
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let input = driver.input::<String, i64>("temperatures");
+    /// input.pipe("oslo".into(), 7, 100)?;
+    /// input.pipe("oslo".into(), 3, 104)?;
+    /// let store = driver.window_store::<String, i64>("min-within-10ms")?;
+    /// assert_eq!(store.fetch(&"oslo".to_string(), 94, 94)?, vec![(94, 3, 104)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
+    pub fn reduce_with(
         &self,
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
         materialized: Materialized<K, V>,
     ) -> KTable<'b, Windowed<K>, V> {
-        let mut materialized = materialized;
-        if materialized.values.is_none() {
-            materialized.values = self.grouped.stream.values.clone();
-        }
+        let materialized = materialized.with_default_values(self.grouped.stream.values.clone());
         let init: Initializer<V> = Arc::new(|| None);
         let agg: Aggregator<K, V, V> = Arc::new(move |_, v, old| match old {
             None => v.clone(),
@@ -192,7 +442,63 @@ impl<'b, K: Data, V: Data> WindowedSpec<'b, K, V> {
         self.build("KSTREAM-REDUCE-", materialized, false, init, agg)
     }
 
-    fn aggregate<VA: Data>(
+    /// Folds the values of a key in each window into an aggregate that starts at
+    /// `initializer()` (Kafka's `aggregate`).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("pages")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
+    ///     .aggregate(String::new, |_user, page, visited| visited + page)
+    ///     .to_stream()
+    ///     .map(|w, pages| (w.key.clone(), pages.clone().unwrap_or_default()))
+    ///     .to("paths");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let input = driver.input::<String, String>("pages");
+    /// input.pipe("ann".into(), "/a".into(), 1)?;
+    /// input.pipe("ann".into(), "/b".into(), 2)?;
+    /// let out = driver.output::<String, String>("paths").read_values()?;
+    /// assert_eq!(out, vec!["/a", "/a/b"]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
+    pub fn aggregate<VA: Data>(
+        &self,
+        initializer: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
+    ) -> KTable<'b, Windowed<K>, VA> {
+        self.aggregate_with(initializer, aggregator, Materialized::default())
+    }
+
+    /// [`aggregate`](Self::aggregate) with a store name, serdes, caching, logging and
+    /// retention (at least size + grace for time windows, 2 × time difference + grace for
+    /// sliding windows, as Kafka requires).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{Materialized, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, i64>("payments")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
+    ///     .aggregate_with(
+    ///         || 0i64,
+    ///         |_account, amount, total| total + amount,
+    ///         Materialized::named("totals").with_retention(Duration::from_secs(3600)),
+    ///     );
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let input = driver.input::<String, i64>("payments");
+    /// input.pipe("acct".into(), 5, 1)?;
+    /// input.pipe("acct".into(), 7, 12)?;
+    /// let store = driver.window_store::<String, i64>("totals")?;
+    /// assert_eq!(store.fetch(&"acct".to_string(), 0, 10)?, vec![(0, 5, 1), (10, 7, 12)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
+    pub fn aggregate_with<VA: Data>(
         &self,
         initializer: impl Fn() -> VA + Send + Sync + 'static,
         aggregator: impl Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
@@ -215,14 +521,8 @@ impl<'b, K: Data, V: Data> WindowedSpec<'b, K, V> {
         aggregator: Aggregator<K, V, VA>,
     ) -> KTable<'b, Windowed<K>, VA> {
         let grouped = &self.grouped;
-        let names = grouped.names(materialized.name.clone(), prefix, prefix, extra_burn);
-        let what = format!("store {}", names.store);
+        let (names, keys, values) = grouped.aggregation_store(prefix, &materialized, extra_burn);
         let builder = grouped.stream.builder;
-        let keys: SerdeRef<K> = builder.serde_for(
-            materialized.keys.or_else(|| grouped.stream.keys.clone()),
-            &what,
-        );
-        let values: SerdeRef<VA> = builder.serde_for(materialized.values, &what);
         let windows = self.windows;
         let (size, grace) = (windows.size(), windows.grace());
         let retention = match materialized.retention.map(|r| duration_ms("retention", r)) {
@@ -263,13 +563,12 @@ impl<'b, K: Data, V: Data> WindowedSpec<'b, K, V> {
             Windows::Time(_) => None,
         };
         let parent = grouped.repartitioned_parent(&names.store);
-        let mut store = StoreBuilder::new(names.store.clone(), StoreKind::Window(options))
-            .with_serdes(keys.clone(), values.clone());
-        store.logging = materialized.logging;
         // Emit-final never caches (Kafka's sliding windows; for time windows Kafka's cache
         // would only change what other processors read).
-        store.caching = materialized.caching && !emit_final;
-        let caching = store.caching;
+        let caching = materialized.caching && !emit_final;
+        let store = StoreBuilder::new(names.store.clone(), StoreKind::Window(options))
+            .with_serdes(keys.clone(), values.clone())
+            .with_settings(materialized.logging, caching);
         let send_old = SendOldValues::default();
         let (store_name, k, v, flag, emit) = (
             names.store.clone(),
@@ -302,12 +601,22 @@ impl<'b, K: Data, V: Data> WindowedSpec<'b, K, V> {
             node
         });
         let node = grouped.add_stateful(names.processor, parent, store, factory);
-        if let Some(t) = &self.late_topic {
-            builder.graph.borrow_mut().nodes[node]
-                .writes
-                .push(TopicName::External(t.clone()));
-        }
-        register_window_table(builder, node, &names.store, &keys, &values, &send_old);
+        note_late_topic(builder, node, self.late_topic.as_ref());
+        register_store_table(
+            builder,
+            node,
+            &names.store,
+            &keys,
+            &values,
+            &send_old,
+            |store, keys, values| {
+                Box::new(WindowValueGetter {
+                    store,
+                    keys,
+                    values,
+                })
+            },
+        );
         let windowed: SerdeRef<Windowed<K>> = Arc::new(TimeWindowedSerde::new(keys, size));
         KTable {
             builder,
@@ -321,33 +630,32 @@ impl<'b, K: Data, V: Data> WindowedSpec<'b, K, V> {
     }
 }
 
-/// Lets joins read the windowed table (Kafka's `KStreamWindowAggregate.view()`: a fetch of
-/// the key in the window starting at the windowed key's start) and make it send old values.
-fn register_window_table<K: Data, VA: Data>(
+/// Records that `node` writes the late-records topic, if any.
+pub(crate) fn note_late_topic(builder: &StreamsBuilder, node: usize, late_topic: Option<&String>) {
+    if let Some(t) = late_topic {
+        builder.graph.borrow_mut().nodes[node]
+            .writes
+            .push(TopicName::External(t.clone()));
+    }
+}
+
+/// Lets joins read a windowed table kept in `store` through the getter `make` builds
+/// (Kafka's `KStreamWindowAggregate.view()`: a fetch of the key in the window starting at
+/// the windowed key's start; `KStreamSessionWindowAggregate.view()`: the session store's
+/// value for exactly the windowed key's session) and make it send old values.
+pub(crate) fn register_store_table<K: Data, VA: Data>(
     builder: &StreamsBuilder,
     node: usize,
     store: &str,
     keys: &SerdeRef<K>,
     values: &SerdeRef<VA>,
     send_old: &SendOldValues,
+    make: StoreGetterFn<K, Windowed<K>, VA>,
 ) {
     let (store, keys, values) = (store.to_string(), keys.clone(), values.clone());
     let flag = send_old.clone();
-    let view: ViewFn<Windowed<K>, VA> = Arc::new(move |_| {
-        let (name, keys, values) = (store.clone(), keys.clone(), values.clone());
-        ValueGetterSupplier {
-            stores: vec![store.clone()],
-            make: Arc::new(move |ctx| {
-                Ok(Box::new(WindowValueGetter {
-                    store: ctx.store(&name)?,
-                    keys: keys.clone(),
-                    values: values.clone(),
-                }) as Box<dyn ValueGetter<Windowed<K>, VA>>)
-            }),
-        }
-    });
     let entry = TableEntry {
-        view,
+        view: Arc::new(move |_| getter_over(store.clone(), keys.clone(), values.clone(), make)),
         enable_old: Arc::new(move |_, _| {
             flag.enable();
             true
@@ -355,573 +663,4 @@ fn register_window_table<K: Data, VA: Data>(
         sending: send_old.clone(),
     };
     register_table(builder, node, entry);
-}
-
-/// A grouped stream windowed by [`TimeWindows`] (Kafka's `TimeWindowedKStream`), ready for
-/// a windowed aggregation. Made by [`KGroupedStream::windowed_by`].
-///
-/// A record is added to each of its windows whose end is after `observed stream time -
-/// grace` (this operator's own stream time, advanced before the check) and dropped from the
-/// others. The aggregate's timestamp is the largest timestamp in the window.
-pub struct TimeWindowedKStream<'b, K, V> {
-    spec: WindowedSpec<'b, K, V>,
-}
-
-impl<K, V> std::fmt::Debug for TimeWindowedKStream<'_, K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimeWindowedKStream")
-            .field("grouped", &self.spec.grouped)
-            .field("windows", &self.spec.windows)
-            .field("emit", &self.spec.emit)
-            .field("late_topic", &self.spec.late_topic)
-            .finish()
-    }
-}
-
-impl<'b, K: Data, V: Data> WindowedBy<'b, K, V> for TimeWindows {
-    type Output = TimeWindowedKStream<'b, K, V>;
-    fn windowed(self, grouped: &KGroupedStream<'b, K, V>) -> TimeWindowedKStream<'b, K, V> {
-        TimeWindowedKStream {
-            spec: WindowedSpec {
-                grouped: KGroupedStream {
-                    stream: grouped.stream.clone(),
-                    name: grouped.name.clone(),
-                },
-                windows: Windows::Time(self),
-                emit: EmitStrategy::default(),
-                late_topic: None,
-            },
-        }
-    }
-}
-
-impl<'b, K: Data, V: Data> TimeWindowedKStream<'b, K, V> {
-    /// Sets when results are emitted (Kafka's `emitStrategy`): every update (the default)
-    /// or, with [`EmitStrategy::OnWindowClose`], only each window's final result once
-    /// `window end <= stream time - grace`. Emit-final checks for closed windows after each
-    /// record, at most once per `windowed_emit_interval_ms` of wall-clock time, and its
-    /// store is never cached.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{EmitStrategy, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("clicks")
-    ///     .group_by_key()
-    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
-    ///     .emit_strategy(EmitStrategy::OnWindowClose)
-    ///     .count()
-    ///     .to_stream()
-    ///     .map(|w, n| (format!("{}@{}", w.key, w.window.start), n.unwrap_or(0)))
-    ///     .to("final-counts");
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let clicks = driver.input::<String, String>("clicks");
-    /// clicks.pipe("ann".into(), "/a".into(), 3)?;
-    /// clicks.pipe("ann".into(), "/b".into(), 5)?;
-    /// let out = driver.output::<String, i64>("final-counts");
-    /// assert!(out.is_empty(), "window [0, 10) is still open");
-    /// clicks.pipe("ann".into(), "/c".into(), 12)?; // stream time 12 closes [0, 10)
-    /// assert_eq!(out.read_key_values()?, vec![("ann@0".to_string(), 2)]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn emit_strategy(mut self, strategy: EmitStrategy) -> Self {
-        self.spec.emit = strategy;
-        self
-    }
-
-    /// Also writes every record dropped as late to `topic` (beyond Kafka, which only logs
-    /// and counts them): its key and value (with the grouped stream's serdes), timestamp
-    /// and headers, plus the header [`LATE_REASON_HEADER`] saying which windows had closed.
-    /// A record late for several (hopping) windows is written once.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{LATE_REASON_HEADER, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("clicks")
-    ///     .group_by_key()
-    ///     .windowed_by(TimeWindows::of_size_and_grace(Duration::from_millis(10), Duration::from_millis(5))?)
-    ///     .late_records_to("late-clicks")
-    ///     .count();
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let clicks = driver.input::<String, String>("clicks");
-    /// clicks.pipe("ann".into(), "/a".into(), 25)?;
-    /// clicks.pipe("ann".into(), "/old".into(), 3)?; // [0, 10) closed at 25 - 5
-    /// let late = driver.output::<String, String>("late-clicks").read_records()?;
-    /// assert_eq!((late[0].key.as_str(), late[0].value.as_str(), late[0].timestamp), ("ann", "/old", 3));
-    /// assert_eq!(
-    ///     late[0].header(LATE_REASON_HEADER).map(|b| b.as_ref()),
-    ///     Some(b"window closed: window end 10 <= stream time 25 - grace 5".as_ref())
-    /// );
-    /// assert_eq!(driver.metrics(0).map(|m| m.late_records), Some(1));
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn late_records_to(mut self, topic: &str) -> Self {
-        self.spec.late_topic = Some(topic.to_string());
-        self
-    }
-
-    /// Counts records per key and window (Kafka's `count()`), in a window store with a
-    /// generated name.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// let hopping = TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?
-    ///     .advance_by(Duration::from_millis(5))?;
-    /// builder
-    ///     .stream::<String, String>("clicks")
-    ///     .group_by_key()
-    ///     .windowed_by(hopping)
-    ///     .count()
-    ///     .to_stream()
-    ///     .map(|w, n| (format!("{}@{}", w.key, w.window.start), n.unwrap_or(0)))
-    ///     .to("counts");
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// driver.input::<String, String>("clicks").pipe("ann".into(), "/a".into(), 7)?;
-    /// let out = driver.output::<String, i64>("counts").read_key_values()?;
-    /// assert_eq!(out, vec![("ann@0".to_string(), 1), ("ann@5".to_string(), 1)]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn count(&self) -> KTable<'b, Windowed<K>, i64> {
-        self.spec.count(Materialized::default(), false)
-    }
-
-    /// [`count`](Self::count) with a store name, serdes, caching, logging and retention.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{Materialized, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("clicks")
-    ///     .group_by_key()
-    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
-    ///     .count_with(Materialized::named("clicks-per-10ms"));
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let clicks = driver.input::<String, String>("clicks");
-    /// clicks.pipe("ann".into(), "/a".into(), 3)?;
-    /// clicks.pipe("ann".into(), "/b".into(), 8)?;
-    /// let store = driver.window_store::<String, i64>("clicks-per-10ms")?;
-    /// // (window start, count, timestamp of the latest record)
-    /// assert_eq!(store.fetch(&"ann".to_string(), 0, 10)?, vec![(0, 2, 8)]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<'b, Windowed<K>, i64> {
-        self.spec.count(materialized, true)
-    }
-
-    /// Combines the values of a key in each window with `reducer`; a window's first value
-    /// is its aggregate (Kafka's `reduce`).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, i64>("temperatures")
-    ///     .group_by_key()
-    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
-    ///     .reduce(|a, b| a.max(b))
-    ///     .to_stream()
-    ///     .map(|w, max| (w.window.start, max.unwrap_or(i64::MIN)))
-    ///     .to("max-per-window");
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let input = driver.input::<String, i64>("temperatures");
-    /// input.pipe("oslo".into(), 3, 1)?;
-    /// input.pipe("oslo".into(), 7, 2)?;
-    /// input.pipe("oslo".into(), 5, 4)?;
-    /// let out = driver.output::<i64, i64>("max-per-window").read_values()?;
-    /// assert_eq!(out, vec![3, 7, 7]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn reduce(
-        &self,
-        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
-    ) -> KTable<'b, Windowed<K>, V> {
-        self.spec.reduce(reducer, Materialized::default())
-    }
-
-    /// [`reduce`](Self::reduce) with a store name, serdes, caching, logging and retention.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{Materialized, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, i64>("temperatures")
-    ///     .group_by_key()
-    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
-    ///     .reduce_with(|a, b| a.min(b), Materialized::named("min-temperature"));
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let input = driver.input::<String, i64>("temperatures");
-    /// input.pipe("oslo".into(), 3, 1)?;
-    /// input.pipe("oslo".into(), -2, 4)?;
-    /// let store = driver.window_store::<String, i64>("min-temperature")?;
-    /// assert_eq!(store.fetch(&"oslo".to_string(), 0, 0)?, vec![(0, -2, 4)]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn reduce_with(
-        &self,
-        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
-        materialized: Materialized<K, V>,
-    ) -> KTable<'b, Windowed<K>, V> {
-        self.spec.reduce(reducer, materialized)
-    }
-
-    /// Folds the values of a key in each window into an aggregate that starts at
-    /// `initializer()` (Kafka's `aggregate`).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("pages")
-    ///     .group_by_key()
-    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
-    ///     .aggregate(String::new, |_user, page, visited| visited + page)
-    ///     .to_stream()
-    ///     .map(|w, pages| (w.key.clone(), pages.clone().unwrap_or_default()))
-    ///     .to("paths");
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let input = driver.input::<String, String>("pages");
-    /// input.pipe("ann".into(), "/a".into(), 1)?;
-    /// input.pipe("ann".into(), "/b".into(), 2)?;
-    /// let out = driver.output::<String, String>("paths").read_values()?;
-    /// assert_eq!(out, vec!["/a", "/a/b"]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn aggregate<VA: Data>(
-        &self,
-        initializer: impl Fn() -> VA + Send + Sync + 'static,
-        aggregator: impl Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
-    ) -> KTable<'b, Windowed<K>, VA> {
-        self.spec
-            .aggregate(initializer, aggregator, Materialized::default())
-    }
-
-    /// [`aggregate`](Self::aggregate) with a store name, serdes, caching, logging and
-    /// retention (at least size + grace).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{Materialized, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, i64>("payments")
-    ///     .group_by_key()
-    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
-    ///     .aggregate_with(
-    ///         || 0i64,
-    ///         |_account, amount, total| total + amount,
-    ///         Materialized::named("totals").with_retention(Duration::from_secs(3600)),
-    ///     );
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let input = driver.input::<String, i64>("payments");
-    /// input.pipe("acct".into(), 5, 1)?;
-    /// input.pipe("acct".into(), 7, 12)?;
-    /// let store = driver.window_store::<String, i64>("totals")?;
-    /// assert_eq!(store.fetch(&"acct".to_string(), 0, 10)?, vec![(0, 5, 1), (10, 7, 12)]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn aggregate_with<VA: Data>(
-        &self,
-        initializer: impl Fn() -> VA + Send + Sync + 'static,
-        aggregator: impl Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
-        materialized: Materialized<K, VA>,
-    ) -> KTable<'b, Windowed<K>, VA> {
-        self.spec.aggregate(initializer, aggregator, materialized)
-    }
-}
-
-/// A grouped stream windowed by [`SlidingWindows`] (Kafka's `TimeWindowedKStream` over
-/// sliding windows), ready for a windowed aggregation. Made by
-/// [`KGroupedStream::windowed_by`].
-///
-/// Windows are `[start, start + time difference]`, inclusive at both ends, and exist only
-/// where they hold records; results carry `Window { start, end: start + time difference }`.
-/// A record is dropped entirely when `timestamp + time difference < stream time - grace`,
-/// and a window it would update is skipped when its end is `< stream time - grace`. Records
-/// with a null key or value are dropped.
-pub struct SlidingWindowedKStream<'b, K, V> {
-    spec: WindowedSpec<'b, K, V>,
-}
-
-impl<K, V> std::fmt::Debug for SlidingWindowedKStream<'_, K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlidingWindowedKStream")
-            .field("grouped", &self.spec.grouped)
-            .field("windows", &self.spec.windows)
-            .field("emit", &self.spec.emit)
-            .field("late_topic", &self.spec.late_topic)
-            .finish()
-    }
-}
-
-impl<'b, K: Data, V: Data> WindowedBy<'b, K, V> for SlidingWindows {
-    type Output = SlidingWindowedKStream<'b, K, V>;
-    fn windowed(self, grouped: &KGroupedStream<'b, K, V>) -> SlidingWindowedKStream<'b, K, V> {
-        SlidingWindowedKStream {
-            spec: WindowedSpec {
-                grouped: KGroupedStream {
-                    stream: grouped.stream.clone(),
-                    name: grouped.name.clone(),
-                },
-                windows: Windows::Sliding(self),
-                emit: EmitStrategy::default(),
-                late_topic: None,
-            },
-        }
-    }
-}
-
-impl<'b, K: Data, V: Data> SlidingWindowedKStream<'b, K, V> {
-    /// Sets when results are emitted: every update (the default) or, with
-    /// [`EmitStrategy::OnWindowClose`], each window's final result once its end is before
-    /// `stream time - grace`. The store of an emit-final aggregation is never cached (as
-    /// Kafka).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{EmitStrategy, SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("clicks")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
-    ///     .emit_strategy(EmitStrategy::OnWindowClose)
-    ///     .count()
-    ///     .to_stream()
-    ///     .map(|w, n| (format!("{}@{}", w.key, w.window.start), n.unwrap_or(0)))
-    ///     .to("final-counts");
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let clicks = driver.input::<String, String>("clicks");
-    /// clicks.pipe("ann".into(), "/a".into(), 100)?;
-    /// clicks.pipe("ann".into(), "/b".into(), 105)?;
-    /// clicks.pipe("ann".into(), "/c".into(), 120)?; // closes the windows ending before 120
-    /// let out = driver.output::<String, i64>("final-counts").read_key_values()?;
-    /// assert_eq!(
-    ///     out,
-    ///     vec![("ann@90".to_string(), 1), ("ann@95".to_string(), 2), ("ann@101".to_string(), 1)]
-    /// );
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn emit_strategy(mut self, strategy: EmitStrategy) -> Self {
-        self.spec.emit = strategy;
-        self
-    }
-
-    /// Also writes every record dropped as late to `topic` (beyond Kafka): its key, value,
-    /// timestamp and headers, plus the header [`LATE_REASON_HEADER`] saying which windows
-    /// had closed. A record is written once, however many of its windows had closed.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{LATE_REASON_HEADER, SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("clicks")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_and_grace(Duration::from_millis(10), Duration::from_millis(5))?)
-    ///     .late_records_to("late-clicks")
-    ///     .count();
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let clicks = driver.input::<String, String>("clicks");
-    /// clicks.pipe("ann".into(), "/a".into(), 100)?;
-    /// clicks.pipe("ann".into(), "/old".into(), 80)?; // 80 + 10 < 100 - 5
-    /// let late = driver.output::<String, String>("late-clicks").read_records()?;
-    /// assert_eq!((late[0].value.as_str(), late[0].timestamp), ("/old", 80));
-    /// assert_eq!(
-    ///     late[0].header(LATE_REASON_HEADER).map(|b| b.as_ref()),
-    ///     Some(b"window closed: window end 90 < stream time 100 - grace 5".as_ref())
-    /// );
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn late_records_to(mut self, topic: &str) -> Self {
-        self.spec.late_topic = Some(topic.to_string());
-        self
-    }
-
-    /// Counts records per key and sliding window (Kafka's `count()`).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("clicks")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
-    ///     .count()
-    ///     .to_stream()
-    ///     .map(|w, n| (format!("[{},{}]", w.window.start, w.window.end), n.unwrap_or(0)))
-    ///     .to("counts");
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let clicks = driver.input::<String, String>("clicks");
-    /// clicks.pipe("ann".into(), "/a".into(), 100)?;
-    /// clicks.pipe("ann".into(), "/b".into(), 105)?;
-    /// let out = driver.output::<String, i64>("counts").read_key_values()?;
-    /// // 105's left window holds both records; 100's right window only 105.
-    /// let expected = [("[90,100]", 1), ("[101,111]", 1), ("[95,105]", 2)];
-    /// assert_eq!(out, expected.map(|(w, n)| (w.to_string(), n)));
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn count(&self) -> KTable<'b, Windowed<K>, i64> {
-        self.spec.count(Materialized::default(), false)
-    }
-
-    /// [`count`](Self::count) with a store name, serdes, caching, logging and retention.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{Materialized, SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("clicks")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
-    ///     .count_with(Materialized::named("clicks-within-10ms"));
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let clicks = driver.input::<String, String>("clicks");
-    /// clicks.pipe("ann".into(), "/a".into(), 100)?;
-    /// clicks.pipe("ann".into(), "/b".into(), 104)?;
-    /// let store = driver.window_store::<String, i64>("clicks-within-10ms")?;
-    /// let windows = store.fetch(&"ann".to_string(), 0, 200)?;
-    /// assert_eq!(windows, vec![(90, 1, 100), (94, 2, 104), (101, 1, 104)]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<'b, Windowed<K>, i64> {
-        self.spec.count(materialized, true)
-    }
-
-    /// Combines the values of a key in each sliding window with `reducer` (Kafka's
-    /// `reduce`).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, i64>("temperatures")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
-    ///     .reduce(|a, b| a.max(b))
-    ///     .to_stream()
-    ///     .map(|w, max| (w.window.start, max.unwrap_or(i64::MIN)))
-    ///     .to("max-within-10ms");
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let input = driver.input::<String, i64>("temperatures");
-    /// input.pipe("oslo".into(), 7, 100)?;
-    /// input.pipe("oslo".into(), 3, 104)?;
-    /// let out = driver.output::<i64, i64>("max-within-10ms").read_key_values()?;
-    /// assert_eq!(out, vec![(90, 7), (101, 3), (94, 7)]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn reduce(
-        &self,
-        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
-    ) -> KTable<'b, Windowed<K>, V> {
-        self.spec.reduce(reducer, Materialized::default())
-    }
-
-    /// [`reduce`](Self::reduce) with a store name, serdes, caching, logging and retention.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{Materialized, SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, i64>("temperatures")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
-    ///     .reduce_with(|a, b| a.min(b), Materialized::named("min-within-10ms"));
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let input = driver.input::<String, i64>("temperatures");
-    /// input.pipe("oslo".into(), 7, 100)?;
-    /// input.pipe("oslo".into(), 3, 104)?;
-    /// let store = driver.window_store::<String, i64>("min-within-10ms")?;
-    /// assert_eq!(store.fetch(&"oslo".to_string(), 94, 94)?, vec![(94, 3, 104)]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn reduce_with(
-        &self,
-        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
-        materialized: Materialized<K, V>,
-    ) -> KTable<'b, Windowed<K>, V> {
-        self.spec.reduce(reducer, materialized)
-    }
-
-    /// Folds the values of a key in each sliding window into an aggregate that starts at
-    /// `initializer()` (Kafka's `aggregate`).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, String>("pages")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
-    ///     .aggregate(String::new, |_user, page, visited| visited + page)
-    ///     .to_stream()
-    ///     .map(|w, pages| (w.window.start, pages.clone().unwrap_or_default()))
-    ///     .to("paths");
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let input = driver.input::<String, String>("pages");
-    /// input.pipe("ann".into(), "/a".into(), 100)?;
-    /// input.pipe("ann".into(), "/b".into(), 104)?;
-    /// let out = driver.output::<i64, String>("paths").read_key_values()?;
-    /// assert_eq!(out, vec![(90, "/a".into()), (101, "/b".into()), (94, "/a/b".into())]);
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn aggregate<VA: Data>(
-        &self,
-        initializer: impl Fn() -> VA + Send + Sync + 'static,
-        aggregator: impl Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
-    ) -> KTable<'b, Windowed<K>, VA> {
-        self.spec
-            .aggregate(initializer, aggregator, Materialized::default())
-    }
-
-    /// [`aggregate`](Self::aggregate) with a store name, serdes, caching, logging and
-    /// retention (at least 2 × time difference + grace, as Kafka requires).
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use freshet_streams::{Materialized, SlidingWindows, StreamsBuilder, testing::TopologyTestDriver};
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, i64>("payments")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
-    ///     .aggregate_with(|| 0i64, |_, amount, total| total + amount, Materialized::named("totals"));
-    /// let driver = TopologyTestDriver::new(builder.build()?)?;
-    /// let input = driver.input::<String, i64>("payments");
-    /// input.pipe("acct".into(), 5, 100)?;
-    /// input.pipe("acct".into(), 7, 110)?;
-    /// let store = driver.window_store::<String, i64>("totals")?;
-    /// assert_eq!(store.fetch(&"acct".to_string(), 100, 100)?, vec![(100, 12, 110)]);
-    ///
-    /// // A retention under 2 × 10 + 0 is refused when the topology is built.
-    /// let builder = StreamsBuilder::new();
-    /// builder
-    ///     .stream::<String, i64>("payments")
-    ///     .group_by_key()
-    ///     .windowed_by(SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(10))?)
-    ///     .aggregate_with(|| 0i64, |_, a, t| t + a, Materialized::named("short").with_retention(Duration::from_millis(15)));
-    /// assert!(builder.build().is_err());
-    /// # Ok::<(), freshet_streams::Error>(())
-    /// ```
-    pub fn aggregate_with<VA: Data>(
-        &self,
-        initializer: impl Fn() -> VA + Send + Sync + 'static,
-        aggregator: impl Fn(&K, &V, VA) -> VA + Send + Sync + 'static,
-        materialized: Materialized<K, VA>,
-    ) -> KTable<'b, Windowed<K>, VA> {
-        self.spec.aggregate(initializer, aggregator, materialized)
-    }
 }

@@ -55,6 +55,12 @@ pub(crate) trait SourceDecoder: Send + Sync {
         raw: &InputRecord,
         partition_time: i64,
     ) -> Result<(Box<dyn Any + Send>, i64), String>;
+
+    /// Where the source starts without a committed offset (`Consumed::with_offset_reset`);
+    /// `None`: the application's default.
+    fn offset_reset(&self) -> Option<crate::dsl::options::OffsetReset> {
+        None
+    }
 }
 
 /// Where a sink writes.
@@ -213,6 +219,24 @@ impl Topology {
     /// Kafka's `Topology::describe()`; its `Display` is Kafka's text format.
     pub fn describe(&self) -> TopologyDescription {
         describe::describe(self)
+    }
+
+    /// The offset reset a source reading `topic` (resolved for `application_id`) was given
+    /// with `Consumed::with_offset_reset`; `None` when none was (the runtime then starts
+    /// from the earliest offset, Kafka Streams' default).
+    pub fn offset_reset(
+        &self,
+        topic: &str,
+        application_id: &str,
+    ) -> Option<crate::dsl::options::OffsetReset> {
+        self.inner.nodes.iter().find_map(|n| match &n.kind {
+            NodeKind::Source { topics, decoder }
+                if topics.iter().any(|t| t.resolve(application_id) == topic) =>
+            {
+                decoder.offset_reset()
+            }
+            _ => None,
+        })
     }
 
     /// The sub-topology whose sources read `topic` (resolved for `application_id`).
