@@ -1,10 +1,11 @@
 //! The `freshet` command-line tool: create and inspect topics, produce lines of stdin as
-//! records, consume records as lines, and look after consumer-group offsets — all on a
-//! local freshet data directory, with no broker to run.
+//! records, consume records as lines, look after consumer-group offsets and reset streams
+//! applications — all on a local freshet data directory, with no broker to run.
 //!
 //! Errors while a command runs print one line, `error: <message>`, and exit with code 1;
 //! command-line syntax errors are clap's (with usage, exit code 2).
 
+mod app;
 mod consume;
 mod error;
 mod format;
@@ -24,7 +25,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::error::{CliError, Result};
 
-/// Operate a freshet log from the shell: topics, produce, consume, consumer groups.
+/// Operate a freshet log from the shell: topics, produce, consume, consumer groups, apps.
 #[derive(Debug, Parser)]
 #[command(name = "freshet", version, about, max_term_width = 100)]
 struct Cli {
@@ -53,6 +54,9 @@ enum Command {
     /// List consumer groups, show their lag, reset their offsets.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Streams applications: reset one to start over on its input.
+    #[command(subcommand)]
+    App(app::AppCommand),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Produce(args) => runtime.block_on(produce::run(&dir, args)),
         Command::Consume(args) => runtime.block_on(consume::run(&dir, args)),
         Command::Groups(cmd) => groups::run(&dir, cmd),
+        Command::App(cmd) => app::run(&dir, cmd),
     }
 }
 

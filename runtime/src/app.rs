@@ -3,22 +3,27 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use freshet_log::{Broker, Log};
 use freshet_state_store::{Backend, ReadOnlySessionView, ReadOnlyWindowView, SledBackend};
 use freshet_streams::{SerdeRef, SerdeRegistry, StoreBuilder, StoreKind, TaskId, Topology};
 use parking_lot::Mutex;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
-use crate::backend::TaskBackend;
+use crate::assignor::TaskAssignor;
+use crate::backend::{LockedBackend, TaskBackend};
 use crate::config::StreamsConfig;
 use crate::error::{Error, Result};
+use crate::global::spawn_global;
 use crate::metrics::{AppMetrics, Registry};
-use crate::query::{serves_queries, KeyValueStoreView, SessionStoreView, WindowStoreView};
+use crate::query::{
+    serves_queries, KeyValueStoreView, LocalTasks, SessionStoreView, WindowStoreView,
+};
 use crate::state::{AppState, StateListener, StateMachine};
-use crate::thread::{spawn, Shared, ThreadStatus};
+use crate::statedir::{wipe_state, StateDirLock};
+use crate::thread::{local_tasks, member_config, spawn, Shared, ThreadStatus};
 use crate::topics::{prepare, Plan};
 
 /// The small tokio runtime the stream threads call the broker on. It is shut down in the
@@ -50,13 +55,15 @@ impl Drop for IoRuntime {
     }
 }
 
-/// A store's task count, and the backend of each local task holding it, by partition.
-type LocalBackends = (u32, BTreeMap<u32, Arc<dyn Backend>>);
+/// A store's task count, the backend of each local task holding it by partition, and which
+/// partitions' tasks are local now.
+type LocalBackends = (u32, BTreeMap<u32, Arc<dyn Backend>>, LocalTasks);
 
 /// What a started app holds.
 struct Running<B: Broker> {
     shared: Arc<Shared<B>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    global: Option<std::thread::JoinHandle<()>>,
     sled: SledBackend,
     /// Declared after `shared` so it is dropped after it.
     _io: IoRuntime,
@@ -86,6 +93,11 @@ pub struct StreamsApp<B: Broker = Log> {
     state: Arc<StateMachine>,
     metrics: Arc<Registry>,
     state_dir: PathBuf,
+    /// Holds the state directory from `new` until the app is closed (or dropped).
+    /// (Shared with the database handle, so views outliving the app keep it too.)
+    dir_lock: Option<Arc<StateDirLock>>,
+    /// The instance's id (kept in its state directory).
+    instance_id: String,
     running: Option<Running<B>>,
     /// Why the app stopped, when a thread failed.
     failure: Option<String>,
@@ -105,22 +117,30 @@ impl<B: Broker> StreamsApp<B> {
     /// Makes an app in state `CREATED` (Kafka's `new KafkaStreams`): set a state listener,
     /// then [`launch`](Self::launch) it.
     ///
+    /// The app takes its state directory now, until it is closed (see
+    /// [`state_dir`](Self::state_dir)): `<data dir>/state/<application.id>`, or — when
+    /// another live instance of the app holds that — the first free
+    /// `<application.id>.instance-<n>` beside it.
+    ///
     /// # Errors
     /// A bad config; no state directory (set `data.dir` or `state.dir` unless `log` is the
-    /// embedded [`Log`], whose data directory is the default).
+    /// embedded [`Log`], whose data directory is the default), or one that cannot be made.
     pub fn new(config: StreamsConfig, topology: Topology, log: Arc<B>) -> Result<Self> {
         config.validate()?;
         let log_dir = (log.as_ref() as &dyn Any)
             .downcast_ref::<Log>()
             .map(|l| l.dir().to_path_buf());
-        let state_dir = config.state_dir(log_dir.as_deref())?;
+        let base = config.state_dir(log_dir.as_deref())?;
+        let dir_lock = StateDirLock::acquire(&base)?;
         Ok(StreamsApp {
             config,
             topology,
             broker: log,
             state: Arc::new(StateMachine::new()),
             metrics: Arc::new(Registry::default()),
-            state_dir,
+            state_dir: dir_lock.dir().to_path_buf(),
+            instance_id: dir_lock.instance_id().to_string(),
+            dir_lock: Some(Arc::new(dir_lock)),
             running: None,
             failure: None,
         })
@@ -147,9 +167,11 @@ impl<B: Broker> StreamsApp<B> {
     }
 
     /// Starts the app: creates internal topics (and missing sink topics), checks
-    /// co-partitioning, opens the state directory, starts the stream threads, which restore
-    /// every store and the committed offsets and stream times of their tasks; returns once
-    /// every task is restored and the app is `RUNNING`.
+    /// co-partitioning, opens the state directory, bootstraps the global stores, joins the
+    /// app's consumer group with one member per stream thread, and starts the threads, which
+    /// restore every store and the committed offsets and stream times of the tasks the group
+    /// assigns them; returns once every thread has its tasks restored and the app is
+    /// `RUNNING`.
     ///
     /// # Errors
     /// [`Error::InvalidState`] unless `CREATED`; missing source topics, partition counts that
@@ -163,11 +185,6 @@ impl<B: Broker> StreamsApp<B> {
                 state,
             });
         }
-        if !self.topology.global_stores().is_empty() {
-            return Err(Error::Streams(freshet_streams::Error::InvalidArgument(
-                "global stores are not supported by the runtime yet".into(),
-            )));
-        }
         self.state.transition(AppState::Rebalancing);
         match self.launch_inner().await {
             Ok(()) => Ok(()),
@@ -176,7 +193,9 @@ impl<B: Broker> StreamsApp<B> {
                 if let Some(running) = self.running.take() {
                     running.shared.stop();
                     join_all(running.threads);
+                    join_all(running.global);
                 }
+                self.dir_lock = None;
                 self.state.transition(AppState::Error);
                 Err(e)
             }
@@ -185,10 +204,6 @@ impl<B: Broker> StreamsApp<B> {
 
     async fn launch_inner(&mut self) -> Result<()> {
         let plan: Plan = prepare(&self.config, &self.topology, &*self.broker).await?;
-        std::fs::create_dir_all(&self.state_dir).map_err(|e| Error::StateDir {
-            path: self.state_dir.clone(),
-            reason: e.to_string(),
-        })?;
         let sled = SledBackend::open(&self.state_dir.join("sled"), self.config.sled_cache_bytes())?;
         let io = IoRuntime::new(self.config.application_id())?;
         let handle = io.handle().ok_or(Error::ThreadFailed {
@@ -196,59 +211,113 @@ impl<B: Broker> StreamsApp<B> {
             reason: "the i/o runtime is gone".into(),
         })?;
         let threads = self.config.num_stream_threads();
-        let mut assignment: Vec<Vec<TaskId>> = vec![Vec::new(); threads];
-        for (i, t) in plan.tasks.iter().enumerate() {
-            assignment[i % threads].push(*t);
-        }
+        let app = self.config.application_id().to_string();
+        let subscription: Vec<String> = plan.topic_subtopology.keys().cloned().collect();
+        let assignor = Arc::new(TaskAssignor::new(
+            self.topology
+                .subtopologies()
+                .iter()
+                .map(|s| {
+                    (
+                        s.id,
+                        s.source_topics.iter().map(|t| t.resolve(&app)).collect(),
+                    )
+                })
+                .collect(),
+        ));
         tracing::info!(
-            app = self.config.application_id(),
+            app = %app,
             tasks = plan.tasks.len(),
             threads,
             guarantee = %self.config.processing_guarantee(),
             state_dir = %self.state_dir.display(),
+            instance = %self.instance_id,
             "starting streams app"
         );
+        let lock = self.dir_lock.clone().ok_or_else(|| Error::StateDir {
+            path: self.state_dir.clone(),
+            reason: "the app no longer holds its state directory".into(),
+        })?;
+        let backend = Arc::new(LockedBackend {
+            inner: Arc::new(sled.clone()),
+            _lock: lock,
+        }) as Arc<dyn Backend>;
+        let local = local_tasks(&*backend);
         let shared = Arc::new(Shared {
             broker: self.broker.clone(),
             handle,
             config: self.config.clone(),
             topology: self.topology.clone(),
             partitions: Arc::new(plan.partitions.clone()),
+            topic_subtopology: plan.topic_subtopology.clone(),
             plan,
-            backend: Arc::new(sled.clone()) as Arc<dyn Backend>,
+            backend,
+            instance_id: self.instance_id.clone(),
+            locks: Default::default(),
+            assignor: assignor.clone(),
+            subscription,
+            global_stores: OnceLock::new(),
+            global_error: Mutex::new(None),
             state: self.state.clone(),
             metrics: self.metrics.clone(),
             shutdown: AtomicBool::new(false),
             wake: Notify::new(),
             progress: Notify::new(),
-            bounded: AtomicBool::new(false),
+            bounded: AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
             threads: Mutex::new(vec![ThreadStatus::default(); threads]),
         });
-        let mut handles = Vec::new();
-        for (i, tasks) in assignment.into_iter().enumerate() {
-            match spawn(i, shared.clone(), tasks) {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    shared.stop();
-                    join_all(handles);
-                    return Err(Error::Runtime(e));
-                }
-            }
-        }
         self.running = Some(Running {
             shared: shared.clone(),
-            threads: handles,
+            threads: Vec::new(),
+            global: None,
             sled,
             _io: io,
         });
-        // Done once every thread has restored its tasks (the app was RUNNING, even if a
+        // Global stores first: every task reads them from its first record.
+        if !shared.plan.global_topics.is_empty() {
+            let (tx, rx) = oneshot::channel();
+            let h = spawn_global(shared.clone(), tx).map_err(Error::Runtime)?;
+            if let Some(r) = self.running.as_mut() {
+                r.global = Some(h);
+            }
+            rx.await.unwrap_or_else(|_| {
+                Err(Error::ThreadFailed {
+                    thread: 0,
+                    reason: "the global stream thread stopped while bootstrapping".into(),
+                })
+            })?;
+        }
+        // Every thread joins before any polls, so the first assignment spreads the tasks
+        // over all of them.
+        let topics: Vec<&str> = shared.subscription.iter().map(String::as_str).collect();
+        let mut members = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let config = member_config(
+                &self.config,
+                assignor.clone(),
+                &self.instance_id,
+                i,
+                local.clone(),
+            );
+            members.push(self.broker.join_group(&app, &topics, config).await?);
+        }
+        for (i, member) in members.into_iter().enumerate() {
+            let h = spawn(i, shared.clone(), member).map_err(Error::Runtime)?;
+            if let Some(r) = self.running.as_mut() {
+                r.threads.push(h);
+            }
+        }
+        // Done once every thread has had its tasks restored (the app was RUNNING, even if a
         // thread fails right after), or failed before that.
         wait_for(&shared, || {
             let t = shared.threads.lock();
-            if t.iter().all(|s| s.restored) {
+            if t.iter().all(|s| s.started) {
                 Some(Ok(()))
-            } else if t.iter().any(|s| s.error.is_some()) || t.iter().all(|s| s.finished) {
+            } else if t.iter().any(|s| s.error.is_some())
+                || t.iter().all(|s| s.finished)
+                || shared.global_error.lock().is_some()
+            {
                 drop(t);
                 Some(Err(thread_error(&shared)))
             } else {
@@ -273,19 +342,28 @@ impl<B: Broker> StreamsApp<B> {
         &self.config
     }
 
-    /// The state directory (`<data dir>/state/<application.id>` by default).
+    /// The instance's state directory: `<data dir>/state/<application.id>` by default
+    /// (`<state.dir>/<application.id>` when `state.dir` is set); a second live instance of
+    /// the app gets `<application.id>.instance-2` beside it, and so on. The instance holds
+    /// it (a lock file) from [`new`](Self::new) until it is closed or dropped.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
     /// Waits until every input partition has been processed up to the end offset it had
     /// when the app started, every repartition topic is drained, no task has anything
-    /// buffered and everything is committed. The app keeps running.
+    /// buffered and everything is committed. The app keeps running (and goes on past those
+    /// offsets once no one waits). With several instances of the app, it covers the tasks of
+    /// this instance.
     ///
     /// # Errors
     /// [`Error::InvalidState`] when not running; [`Error::ThreadFailed`] when a thread fails
     /// meanwhile.
     pub async fn wait_until_caught_up(&self) -> Result<()> {
+        self.wait_caught_up(false).await
+    }
+
+    async fn wait_caught_up(&self, stay_bounded: bool) -> Result<()> {
         let Some(running) = &self.running else {
             return Err(Error::InvalidState {
                 what: "wait_until_caught_up",
@@ -293,38 +371,50 @@ impl<B: Broker> StreamsApp<B> {
             });
         };
         let shared = running.shared.clone();
-        shared.bounded.store(true, Ordering::SeqCst);
+        let bounded = Bounded(shared.clone(), stay_bounded);
+        shared.bounded.fetch_add(1, Ordering::SeqCst);
+        // A new epoch: every thread reports again, after a look at the group, so a rebalance
+        // that began before this call (an instance that stopped) is seen.
+        shared.epoch.fetch_add(1, Ordering::SeqCst);
         shared.wake.notify_waiters();
-        wait_for(&shared, || {
+        let r = wait_for(&shared, || {
             let t = shared.threads.lock();
-            if t.iter().any(|s| s.error.is_some()) || t.iter().all(|s| s.finished) {
+            if t.iter().any(|s| s.error.is_some())
+                || t.iter().all(|s| s.finished)
+                || shared.global_error.lock().is_some()
+            {
                 drop(t);
                 return Some(Err(thread_error(&shared)));
             }
             drop(t);
             shared.caught_up().then_some(Ok(()))
         })
-        .await
+        .await;
+        drop(bounded);
+        r
     }
 
     /// The bounded mode: [`wait_until_caught_up`](Self::wait_until_caught_up), then
-    /// [`close`](Self::close).
+    /// [`close`](Self::close) (nothing past the offsets of the start is processed).
     ///
     /// # Errors
     /// As both.
     pub async fn run_until_caught_up(&mut self) -> Result<()> {
-        let waited = self.wait_until_caught_up().await;
+        let waited = self.wait_caught_up(true).await;
         let closed = self.close().await;
         waited.and(closed)
     }
 
-    /// Closes gracefully: each thread flushes, commits and closes its tasks; then the state
-    /// is `NOT_RUNNING` (or stays `ERROR`). Closing a closed app does nothing.
+    /// Closes gracefully: each thread flushes, commits and closes its tasks and leaves the
+    /// group (the other instances take them over); then the state is `NOT_RUNNING` (or
+    /// stays `ERROR`), and the state directory is free for another instance. Closing a
+    /// closed app does nothing.
     ///
     /// # Errors
     /// [`Error::ThreadFailed`] when a thread failed (now or before): the app is in `ERROR`.
     pub async fn close(&mut self) -> Result<()> {
         let Some(running) = self.running.take() else {
+            self.dir_lock = None;
             if self.state.get() == AppState::Created {
                 self.state.transition(AppState::PendingShutdown);
                 self.state.transition(AppState::NotRunning);
@@ -352,11 +442,14 @@ impl<B: Broker> StreamsApp<B> {
         let Running {
             shared,
             threads,
+            global,
             sled,
             _io,
         } = running;
         join_all(threads);
-        let failed = shared.threads.lock().iter().any(|t| t.error.is_some());
+        join_all(global);
+        let failed = shared.threads.lock().iter().any(|t| t.error.is_some())
+            || shared.global_error.lock().is_some();
         let result = if failed {
             let e = thread_error(&shared);
             self.failure = Some(e.to_string());
@@ -372,11 +465,14 @@ impl<B: Broker> StreamsApp<B> {
         drop(shared);
         drop(sled);
         drop(_io);
+        // The state directory is free for the next instance.
+        self.dir_lock = None;
         result
     }
 
-    /// Deletes the app's local state directory (Kafka's `cleanUp`): the next start restores
-    /// every store from its changelog.
+    /// Deletes the app's local state (Kafka's `cleanUp`): everything in the instance's state
+    /// directory but its lock and instance id. The next start restores every store from its
+    /// changelog.
     ///
     /// # Errors
     /// [`Error::InvalidState`] while the app is running; the directory cannot be removed.
@@ -391,14 +487,20 @@ impl<B: Broker> StreamsApp<B> {
                 state,
             });
         }
-        match std::fs::remove_dir_all(&self.state_dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::StateDir {
+        // Closed, the app no longer holds its directory: take it back for the wipe.
+        let _held = if self.dir_lock.is_some() {
+            None
+        } else {
+            let taken = StateDirLock::take(&self.state_dir)?;
+            Some(taken.ok_or_else(|| Error::StateDir {
                 path: self.state_dir.clone(),
-                reason: e.to_string(),
-            }),
-        }
+                reason: "another instance, or a store view of this one, still holds it".into(),
+            })?)
+        };
+        wipe_state(&self.state_dir).map_err(|e| Error::StateDir {
+            path: self.state_dir.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// A snapshot of the app's metrics.
@@ -424,7 +526,9 @@ impl<B: Broker> StreamsApp<B> {
             })
     }
 
-    /// Per partition, the backend of the local task holding store `name`, and the task count.
+    /// Per partition, the backend of the local task holding store `name`, the task count,
+    /// and which partitions are local now (tasks move when the group rebalances). A global
+    /// store has one "partition", the instance's copy.
     fn local_backends(&self, name: &str) -> Result<LocalBackends> {
         let state = self.state.get();
         let running = match &self.running {
@@ -436,28 +540,35 @@ impl<B: Broker> StreamsApp<B> {
                 })
             }
         };
-        let (sub, partitions) = running
-            .shared
-            .plan
-            .stores
-            .get(name)
-            .copied()
-            .unwrap_or((0, 0));
-        let mut out = BTreeMap::new();
-        for t in running
-            .shared
-            .plan
-            .tasks
+        let shared = &running.shared;
+        if self
+            .topology
+            .global_stores()
             .iter()
-            .filter(|t| t.subtopology == sub)
+            .any(|g| g.store == name)
         {
-            let b: Arc<dyn Backend> = Arc::new(TaskBackend::new(
-                running.shared.backend.clone(),
-                &t.to_string(),
-            ));
+            let b: Arc<dyn Backend> = Arc::new(TaskBackend::new(shared.backend.clone(), "global"));
+            let local: LocalTasks = Arc::new(|_| true);
+            return Ok((1, BTreeMap::from([(0, b)]), local));
+        }
+        let (sub, partitions) = shared.plan.stores.get(name).copied().unwrap_or((0, 0));
+        let mut out = BTreeMap::new();
+        for t in shared.locks.active() {
+            if t.subtopology != sub {
+                continue;
+            }
+            let b: Arc<dyn Backend> =
+                Arc::new(TaskBackend::new(shared.backend.clone(), &t.to_string()));
             out.insert(t.partition, b);
         }
-        Ok((partitions.max(1), out))
+        let owner = shared.clone();
+        let local: LocalTasks = Arc::new(move |partition| {
+            owner.locks.is_active(TaskId {
+                subtopology: sub,
+                partition,
+            })
+        });
+        Ok((partitions.max(1), out, local))
     }
 
     /// A read-only view of key-value store `name` over committed state, with the serdes
@@ -484,8 +595,16 @@ impl<B: Broker> StreamsApp<B> {
         if !matches!(builder.kind(), StoreKind::KeyValue) {
             return Err(self.wrong_kind(name, "key-value", builder));
         }
-        let (partitions, backends) = self.local_backends(name)?;
-        KeyValueStoreView::new(name, partitions, backends, keys, values, self.state.clone())
+        let (partitions, backends, local) = self.local_backends(name)?;
+        KeyValueStoreView::new(
+            name,
+            partitions,
+            backends,
+            local,
+            keys,
+            values,
+            self.state.clone(),
+        )
     }
 
     /// A read-only view of window store `name` over committed state.
@@ -501,7 +620,7 @@ impl<B: Broker> StreamsApp<B> {
         let StoreKind::Window(options) = builder.kind() else {
             return Err(self.wrong_kind(name, "window", builder));
         };
-        let (partitions, backends) = self.local_backends(name)?;
+        let (partitions, backends, local) = self.local_backends(name)?;
         let mut views = BTreeMap::new();
         for (p, b) in backends {
             views.insert(p, ReadOnlyWindowView::open(b, name, options.clone())?);
@@ -510,6 +629,7 @@ impl<B: Broker> StreamsApp<B> {
             name,
             partitions,
             views,
+            local,
             keys,
             values,
             self.state.clone(),
@@ -529,7 +649,7 @@ impl<B: Broker> StreamsApp<B> {
         let StoreKind::Session(options) = builder.kind() else {
             return Err(self.wrong_kind(name, "session", builder));
         };
-        let (partitions, backends) = self.local_backends(name)?;
+        let (partitions, backends, local) = self.local_backends(name)?;
         let mut views = BTreeMap::new();
         for (p, b) in backends {
             views.insert(p, ReadOnlySessionView::open(b, name, options.clone())?);
@@ -538,6 +658,7 @@ impl<B: Broker> StreamsApp<B> {
             name,
             partitions,
             views,
+            local,
             keys,
             values,
             self.state.clone(),
@@ -586,13 +707,27 @@ impl<B: Broker> Drop for StreamsApp<B> {
             );
             running.shared.stop();
             join_all(running.threads);
+            join_all(running.global);
             self.state.transition(AppState::PendingShutdown);
             self.state.transition(AppState::NotRunning);
         }
     }
 }
 
-fn join_all(threads: Vec<std::thread::JoinHandle<()>>) {
+/// One waiter of the bounded mode: leaves it when dropped (also when the wait is
+/// cancelled), unless the app stays bounded until it closes.
+struct Bounded<B: Broker>(Arc<Shared<B>>, bool);
+
+impl<B: Broker> Drop for Bounded<B> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.bounded.fetch_sub(1, Ordering::SeqCst);
+            self.0.wake.notify_waiters();
+        }
+    }
+}
+
+fn join_all(threads: impl IntoIterator<Item = std::thread::JoinHandle<()>>) {
     for t in threads {
         if t.join().is_err() {
             tracing::error!("a stream thread panicked");
@@ -602,6 +737,12 @@ fn join_all(threads: Vec<std::thread::JoinHandle<()>>) {
 
 /// The first thread failure, as an error.
 fn thread_error<B: Broker>(shared: &Shared<B>) -> Error {
+    if let Some(reason) = shared.global_error.lock().clone() {
+        return Error::ThreadFailed {
+            thread: 0,
+            reason: format!("global stream thread: {reason}"),
+        };
+    }
     let t = shared.threads.lock();
     match t
         .iter()

@@ -88,6 +88,30 @@ impl Tree for TaskTree {
     }
 }
 
+/// The instance's database, holding the state directory's lock for as long as anything
+/// (the app, its threads, an interactive-query view) still uses the database: another
+/// instance cannot take the directory while this database may still be open.
+#[derive(Debug)]
+pub(crate) struct LockedBackend {
+    pub(crate) inner: Arc<dyn Backend>,
+    pub(crate) _lock: Arc<crate::statedir::StateDirLock>,
+}
+
+impl Backend for LockedBackend {
+    fn open_tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+        self.inner.open_tree(name)
+    }
+    fn drop_tree(&self, name: &str) -> Result<bool> {
+        self.inner.drop_tree(name)
+    }
+    fn tree_names(&self) -> Result<Vec<String>> {
+        self.inner.tree_names()
+    }
+    fn is_persistent(&self) -> bool {
+        self.inner.is_persistent()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,7 +73,7 @@ impl HandlerPolicy {
 }
 
 /// Every key [`StreamsConfig::set`] knows.
-pub const STREAMS_CONFIG_KEYS: [&str; 18] = [
+pub const STREAMS_CONFIG_KEYS: [&str; 19] = [
     "application.id",
     "auto.create.sink.topics",
     "buffered.records.per.partition",
@@ -87,6 +87,7 @@ pub const STREAMS_CONFIG_KEYS: [&str; 18] = [
     "processing.exception.handler",
     "processing.guarantee",
     "repartition.purge.interval.ms",
+    "session.timeout.ms",
     "state.dir",
     "state.sled.cache.bytes",
     "statestore.cache.max.bytes",
@@ -112,6 +113,7 @@ pub const STREAMS_CONFIG_KEYS: [&str; 18] = [
 /// | `state.sled.cache.bytes` | 67108864 | sled's page cache (one database per instance) |
 /// | `data.dir` | the embedded log's directory | state dir is `<data.dir>/state/<application.id>` |
 /// | `state.dir` | unset | when set, state dir is `<state.dir>/<application.id>` |
+/// | `session.timeout.ms` | 45000 | a stream thread not heard from for this long leaves the group and its tasks move |
 /// | `log.durability` | `written` | `synced` fsyncs every commit |
 /// | `auto.create.sink.topics` | `true` | missing sink topics get the sub-topology's partition count |
 /// | `deserialization.exception.handler` | `fail` | `log-and-continue`, `dead-letter` (Kafka class names work too) |
@@ -152,6 +154,7 @@ pub struct StreamsConfig {
     poll_ms: u64,
     buffered_records_per_partition: usize,
     repartition_purge_interval_ms: u64,
+    session_timeout_ms: u64,
 }
 
 fn invalid(key: &str, value: &str, reason: &str) -> Error {
@@ -191,6 +194,7 @@ impl StreamsConfig {
             poll_ms: 100,
             buffered_records_per_partition: 1000,
             repartition_purge_interval_ms: 30_000,
+            session_timeout_ms: 45_000,
         }
     }
 
@@ -293,6 +297,13 @@ impl StreamsConfig {
             "repartition.purge.interval.ms" => {
                 self.repartition_purge_interval_ms =
                     parse_num(key, value, "expected milliseconds ≥ 0")?;
+            }
+            "session.timeout.ms" => {
+                let ms: u64 = parse_num(key, value, "expected milliseconds ≥ 1")?;
+                if ms == 0 {
+                    return Err(invalid(key, value, "must be at least 1 ms"));
+                }
+                self.session_timeout_ms = ms;
             }
             _ => {
                 return Err(Error::UnknownSetting {
@@ -410,6 +421,13 @@ impl StreamsConfig {
         self.dead_letter_topic = Some(topic.into());
         self
     }
+    /// Sets `session.timeout.ms` (at least 1 ms).
+    pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self
+    }
     /// Sets `poll.ms`: how long a thread with nothing to do waits for records.
     pub fn with_poll(mut self, wait: Duration) -> Self {
         self.poll_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
@@ -474,6 +492,11 @@ impl StreamsConfig {
     pub fn repartition_purge_interval_ms(&self) -> u64 {
         self.repartition_purge_interval_ms
     }
+    /// `session.timeout.ms`: a stream thread (a member of the app's consumer group) not
+    /// heard from for this long is removed from the group, and its tasks move to others.
+    pub fn session_timeout_ms(&self) -> u64 {
+        self.session_timeout_ms
+    }
 
     /// The deserialization handler in effect: as set, else the dead-letter topic when one is
     /// set, else fail.
@@ -496,7 +519,9 @@ impl StreamsConfig {
 
     /// The app's state directory: `<state.dir>/<application.id>` when `state.dir` is set,
     /// else `<data dir>/state/<application.id>` with the data dir set here or, failing that,
-    /// `log_dir` (the embedded log's own directory).
+    /// `log_dir` (the embedded log's own directory). That is the first instance's: while it
+    /// is held, another instance takes `<that>.instance-2`, and so on
+    /// ([`StreamsApp::state_dir`](crate::StreamsApp::state_dir)).
     ///
     /// # Errors
     /// [`Error::NoStateDir`] when neither is known.

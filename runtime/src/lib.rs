@@ -37,9 +37,9 @@
 //! compacted — windowed stores also deleted after their retention plus a day) and missing
 //! sink topics (with the sub-topology's partition count, unless
 //! `auto.create.sink.topics=false`). It then makes one task per (sub-topology, partition),
-//! named `<sub-topology>_<partition>`. This instance owns every task (phase 1; sharing tasks
-//! between instances through consumer groups comes later) and spreads them round robin over
-//! `num.stream.threads`.
+//! named `<sub-topology>_<partition>`. The app's consumer group (group id =
+//! `application.id`) spreads the tasks over the stream threads of every running instance
+//! (see "Instances and rebalancing").
 //!
 //! # Threading model
 //! Each stream thread is a plain `std::thread` that owns its tasks; the task core is
@@ -50,7 +50,8 @@
 //! (`start`, `close`, `wait_until_caught_up`) only await notifications from the threads.
 //! The runtime is shut down in the background when the app closes.
 //!
-//! A thread loops: fetch its tasks' input partitions in one call (read_committed; it waits
+//! A thread loops: poll the group when due (see below) → fetch its tasks' input partitions
+//! in one call (read_committed; it waits
 //! up to `poll.ms` only when no task can process; a partition with
 //! `buffered.records.per.partition` buffered records is not fetched) → hand the records to
 //! their tasks → let each task process while every one of its input partitions has a
@@ -60,9 +61,38 @@
 //! buffers pass `statestore.write.buffer.max.bytes` (checked between records, never inside
 //! one).
 //!
+//! # Instances and rebalancing
+//! Each stream thread is one member of the consumer group `<application.id>` on the log,
+//! subscribed to every source topic of the topology; all of an instance's threads join
+//! before any of them polls. The group's assignor is freshet's task assignor: it assigns
+//! whole tasks — the same-numbered partition of every source topic of a sub-topology goes to
+//! one member — balanced over the members (⌊tasks / members⌋ each, or one more), sticky (a
+//! member keeps the tasks it had, up to its share), and a task that moves goes first to an
+//! instance that has its state (it owned it before, or has its trees in its sled database).
+//!
+//! Several [`StreamsApp`] instances with one `application.id` may run in one process, each
+//! with its own state directory (see "State on disk"): when one starts or stops, the group
+//! rebalances. The log's groups are eager: every member gives up its tasks, then all get the
+//! new assignment. A thread under exactly-once polls the group only with nothing
+//! uncommitted — right after a commit, or when idle, at least every 50 ms — so the tasks it
+//! gives up are flushed and committed before it rejoins; under at-least-once it commits
+//! when its tasks are revoked. Tasks it keeps resume as they were; tasks it loses are closed
+//! and released; tasks it gains are opened once no other thread of the instance holds them
+//! (per-task locks), after any transaction still open on their changelogs has ended, and
+//! restored from the changelogs — only the tail after what the instance's sled database
+//! holds, when it had the task before. The app is `REBALANCING` from a revocation until
+//! every thread has its new tasks restored, then `RUNNING` again.
+//!
+//! Offsets are committed with the member's group generation: a thread the group has moved
+//! past (its session timed out: `session.timeout.ms`, 45 s, e.g. stuck in a long restore)
+//! is refused, aborts its transaction, drops its tasks without committing and joins again —
+//! their new owners redo its uncommitted work, so nothing is committed twice.
+//!
 //! # The commit protocol
 //! Per thread, exactly as ../shared/ARCHITECTURE.md fixes it. Under `exactly_once_v2` (the
-//! default) each thread has one transactional session, `<application.id>-<thread index>`:
+//! default) each thread has one transactional session,
+//! `<application.id>-<instance id>-<thread index>` (unique per instance and thread; a
+//! restarted instance fences its predecessor's sessions):
 //! 1. every task flushes its caches, and what they forward joins the outputs;
 //! 2. in the thread's one open transaction: every output and repartition record (appended
 //!    one batch per partition; the partition is the sink's choice, else murmur2 of the key
@@ -70,7 +100,7 @@
 //!    same transaction, when more than 10 000 wait), the changelog records of every store
 //!    write since the last commit, and each task's input offsets with its stream times
 //!    (the task's, and each stateful operator's observed stream time) as JSON in the offset
-//!    metadata;
+//!    metadata, with the member's generation;
 //! 3. commit the transaction;
 //! 4. only then apply to sled: one batch per store tree, with that tree's changelog offset.
 //!
@@ -91,9 +121,23 @@
 //! applied offsets up to the last stable offset, read_committed; the store wipes first only
 //! when its local state is missing, the changelog was recreated (its topic id changed) or
 //! the applied offset is past the changelog's end. Then the task resumes from the committed
-//! offsets (a partition without one starts at its beginning, Kafka Streams'
-//! `auto.offset.reset=earliest`) with the committed stream times, so a restart never
-//! reopens a window that was closed. The app is `RUNNING` once every task is restored.
+//! offsets with the committed stream times, so a restart never reopens a window that was
+//! closed. A partition without a committed offset (or with one outside the partition's
+//! range) starts where its source's `Consumed::with_offset_reset` says: the earliest offset
+//! by default (Kafka Streams' `auto.offset.reset=earliest`), or the last stable offset for
+//! `OffsetReset::Latest`; repartition topics always start at the earliest. The app is
+//! `RUNNING` once every task is restored.
+//!
+//! # Global tables
+//! Global stores (`GlobalKTable`s, global stores of the Processor API) are kept by one
+//! global stream thread per instance. At launch, before any stream thread starts, it reads
+//! every partition of each global topic (read_committed) from the instance's checkpoint —
+//! the beginning on a fresh start — up to the last stable offsets it saw when it began;
+//! then it follows the topics while the tasks run, committing every `commit.interval.ms`.
+//! The stores are not logged (the topic is their changelog); the checkpoint is a tree of
+//! the instance's sled database, written after the stores' own trees, holding each topic's
+//! id: a recreated global topic wipes the stores and reads it again. Interactive queries
+//! read global stores like the others.
 //!
 //! # Interactive queries
 //! [`StreamsApp::store`], [`StreamsApp::window_store`] and [`StreamsApp::session_store`]
@@ -109,16 +153,30 @@
 //! One sled database per app instance, in `<state dir>/sled`, where the state dir is
 //! `<data dir>/state/<application.id>` (the data dir defaults to the embedded log's) or
 //! `<state.dir>/<application.id>`; its page cache is `state.sled.cache.bytes`. Each task's
-//! trees are named `<task id>/<tree>`, so tasks' stores of one name never collide.
+//! trees are named `<task id>/<tree>`, so tasks' stores of one name never collide; the
+//! global stores' trees are `global/<tree>`.
+//!
+//! An instance holds its state directory from [`StreamsApp::new`] until it is closed, with
+//! a lock file (`.lock`). A second live instance of the app (in this process, or any other)
+//! takes `<application.id>.instance-2` beside it, a third `.instance-3`, and so on: the first
+//! free one. So instances never share a database, and a restarted instance finds the state
+//! it left in the first free directory. The directory also keeps the instance's id
+//! (`instance.id`, made once), which names its transactional sessions and tells the assignor
+//! which tasks it has state for. `freshet app reset APP_ID` (the CLI) deletes these
+//! directories, the app's internal topics, and its input offsets, so the app starts over;
+//! it refuses while the app runs.
 
 mod app;
+mod assignor;
 mod backend;
 mod changelog;
 mod config;
 mod error;
+mod global;
 mod metrics;
 mod query;
 mod state;
+mod statedir;
 mod task;
 mod thread;
 mod topics;
@@ -130,3 +188,6 @@ pub use crate::error::{Error, Result};
 pub use crate::metrics::{AppMetrics, RestoreProgress, TaskMetricsSnapshot, ThreadMetrics};
 pub use crate::query::{KeyValueStoreView, SessionStoreView, WindowStoreView};
 pub use crate::state::{AppState, StateListener};
+pub use crate::statedir::{
+    app_state_dirs, instance_state_dir, state_dir_in_use, STATE_DIR_LOCK_FILE,
+};

@@ -62,12 +62,13 @@ pub struct TaskMetricsSnapshot {
 /// One stream thread's counters.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ThreadMetrics {
-    /// The thread's index (its transactional id is `<application.id>-<index>`).
+    /// The thread's index (its transactional id is
+    /// `<application.id>-<instance id>-<index>`).
     pub thread: usize,
     /// Commits made.
     pub commits: u64,
-    /// Commits that failed and were aborted (the thread's tasks restarted from committed
-    /// state).
+    /// Commits that failed and were aborted: the thread's tasks restarted from committed
+    /// state, or — refused for an old group generation — were dropped for their new owners.
     pub failed_commits: u64,
     /// Mean commit latency, ms.
     pub commit_latency_avg_ms: f64,
@@ -166,6 +167,13 @@ impl Registry {
             g.restoring.remove(&m.task);
         }
         g.tasks.insert(m.task, m);
+    }
+
+    /// Forgets `task` (it moved to another instance or thread).
+    pub(crate) fn remove_task(&self, task: TaskId) {
+        let mut g = self.inner.lock();
+        g.tasks.remove(&task);
+        g.restoring.remove(&task);
     }
 
     /// Live restore progress of `task` while it restores.

@@ -19,10 +19,15 @@ use freshet_streams::{partition_for_key, SerdeRef, Window, Windowed};
 use crate::error::{Error, Result};
 use crate::state::{AppState, StateMachine};
 
-/// What every typed view needs: the store, its serdes, its task count and the app's state.
+/// Whether the task of a partition is open in this instance now.
+pub(crate) type LocalTasks = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+
+/// What every typed view needs: the store, its serdes, its task count, which of its tasks
+/// are local now, and the app's state.
 struct Common<K, V> {
     store: String,
     partitions: u32,
+    local: LocalTasks,
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
     state: Arc<StateMachine>,
@@ -33,6 +38,7 @@ impl<K, V> Clone for Common<K, V> {
         Common {
             store: self.store.clone(),
             partitions: self.partitions,
+            local: self.local.clone(),
             keys: self.keys.clone(),
             values: self.values.clone(),
             state: self.state.clone(),
@@ -51,6 +57,21 @@ impl<K, V> Common<K, V> {
                 state,
             })
         }
+    }
+
+    /// The view of partition `p`, while its task is local (it may have moved to another
+    /// instance since the view was made).
+    fn view<'a, T>(&self, views: &'a BTreeMap<u32, T>, p: u32) -> Option<&'a T> {
+        views.get(&p).filter(|_| (self.local)(p))
+    }
+
+    /// The views of the partitions whose tasks are local now.
+    fn local_views<'a, T>(&self, views: &'a BTreeMap<u32, T>) -> impl Iterator<Item = &'a T> {
+        let local = self.local.clone();
+        views
+            .iter()
+            .filter(move |(p, _)| local(**p))
+            .map(|(_, v)| v)
     }
 
     fn serde_err(&self, reason: String) -> Error {
@@ -115,6 +136,7 @@ impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
         store: &str,
         partitions: u32,
         backends: BTreeMap<u32, Arc<dyn Backend>>,
+        local: LocalTasks,
         keys: SerdeRef<K>,
         values: SerdeRef<V>,
         state: Arc<StateMachine>,
@@ -127,6 +149,7 @@ impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
             common: Common {
                 store: store.to_string(),
                 partitions,
+                local,
                 keys,
                 values,
                 state,
@@ -149,7 +172,7 @@ impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
     pub fn get_with_timestamp(&self, key: &K) -> Result<Option<(V, i64)>> {
         self.common.check()?;
         let p = self.common.partition_of(key)?;
-        let Some(view) = self.views.get(&p) else {
+        let Some(view) = self.common.view(&self.views, p) else {
             return Ok(None);
         };
         let k = self.common.key_bytes(key)?;
@@ -163,7 +186,7 @@ impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         self.common.check()?;
         let mut out = Vec::new();
-        for view in self.views.values() {
+        for view in self.common.local_views(&self.views) {
             for item in view.all()? {
                 let (k, v) = item?;
                 out.push((self.common.key(&k)?, self.common.value(&v)?));
@@ -178,7 +201,7 @@ impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
         self.common.check()?;
         let (f, t) = (self.common.key_bytes(from)?, self.common.key_bytes(to)?);
         let mut out = Vec::new();
-        for view in self.views.values() {
+        for view in self.common.local_views(&self.views) {
             for item in view.range(&f, &t)? {
                 let (k, v) = item?;
                 out.push((self.common.key(&k)?, self.common.value(&v)?));
@@ -191,7 +214,7 @@ impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
     pub fn approximate_num_entries(&self) -> Result<u64> {
         self.common.check()?;
         let mut n = 0;
-        for view in self.views.values() {
+        for view in self.common.local_views(&self.views) {
             n += view.approximate_num_entries()?;
         }
         Ok(n)
@@ -217,6 +240,7 @@ impl<K: 'static, V: 'static> WindowStoreView<K, V> {
         store: &str,
         partitions: u32,
         views: BTreeMap<u32, ReadOnlyWindowView>,
+        local: LocalTasks,
         keys: SerdeRef<K>,
         values: SerdeRef<V>,
         state: Arc<StateMachine>,
@@ -225,6 +249,7 @@ impl<K: 'static, V: 'static> WindowStoreView<K, V> {
             common: Common {
                 store: store.to_string(),
                 partitions,
+                local,
                 keys,
                 values,
                 state,
@@ -243,7 +268,7 @@ impl<K: 'static, V: 'static> WindowStoreView<K, V> {
     pub fn fetch(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
         self.common.check()?;
         let p = self.common.partition_of(key)?;
-        let Some(view) = self.views.get(&p) else {
+        let Some(view) = self.common.view(&self.views, p) else {
             return Ok(Vec::new());
         };
         let k = self.common.key_bytes(key)?;
@@ -259,7 +284,7 @@ impl<K: 'static, V: 'static> WindowStoreView<K, V> {
     pub fn all(&self) -> Result<Vec<(Windowed<K>, V)>> {
         self.common.check()?;
         let mut out = Vec::new();
-        for view in self.views.values() {
+        for view in self.common.local_views(&self.views) {
             for item in view.all()? {
                 let (w, v) = item?;
                 out.push((
@@ -291,6 +316,7 @@ impl<K: 'static, V: 'static> SessionStoreView<K, V> {
         store: &str,
         partitions: u32,
         views: BTreeMap<u32, ReadOnlySessionView>,
+        local: LocalTasks,
         keys: SerdeRef<K>,
         values: SerdeRef<V>,
         state: Arc<StateMachine>,
@@ -299,6 +325,7 @@ impl<K: 'static, V: 'static> SessionStoreView<K, V> {
             common: Common {
                 store: store.to_string(),
                 partitions,
+                local,
                 keys,
                 values,
                 state,
@@ -316,7 +343,7 @@ impl<K: 'static, V: 'static> SessionStoreView<K, V> {
     pub fn fetch(&self, key: &K) -> Result<Vec<(Window, V)>> {
         self.common.check()?;
         let p = self.common.partition_of(key)?;
-        let Some(view) = self.views.get(&p) else {
+        let Some(view) = self.common.view(&self.views, p) else {
             return Ok(Vec::new());
         };
         let k = self.common.key_bytes(key)?;

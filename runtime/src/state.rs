@@ -12,7 +12,7 @@ use tokio::sync::watch;
 /// ```text
 /// CREATED ──start──▶ REBALANCING ──restored──▶ RUNNING
 ///    │                    │   ▲                   │
-///    │                    │   └─(phase 2: tasks move)
+///    │                    │   └──tasks move───────┤ (an instance starts or stops)
 ///    ▼                    ▼                       ▼
 /// PENDING_SHUTDOWN ◀──────┴──────close────────────┘
 ///    ▼

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use freshet_log::{Broker, OffsetAndMetadata};
-use freshet_streams::{StreamTimes, Task, TaskId, TaskMetrics};
+use freshet_streams::{OffsetReset, StreamTimes, Task, TaskId, TaskMetrics};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -132,17 +132,23 @@ pub(crate) fn merge_stream_times(into: &mut StreamTimes, other: StreamTimes) {
     }
 }
 
-/// Where a task resumes on `topic`: its committed offset (clamped into the partition's
-/// range: a purged or recreated topic resumes at its start, as `auto.offset.reset=earliest`)
-/// and the stream times committed with it.
+/// Where a task resumes on `topic`: its committed offset, with the stream times committed
+/// with it; without one — or when it is out of the partition's range (a purged or recreated
+/// topic) — where `reset` says: the partition's start, or its last stable offset (the end
+/// a read_committed reader sees).
 pub(crate) async fn committed_input<B: Broker>(
     broker: &B,
     group: &str,
     topic: &str,
     partition: u32,
+    reset: OffsetReset,
 ) -> Result<(Input, Option<StreamTimes>)> {
     let committed = broker.committed_offset(group, topic, partition).await?;
     let o = broker.offsets(topic, partition).await?;
+    let reset_to = match reset {
+        OffsetReset::Earliest => o.start,
+        OffsetReset::Latest => o.last_stable,
+    };
     let (position, times, committed_offset) = match committed {
         Some(c) if c.offset >= o.start && c.offset <= o.end => {
             (c.offset, decode_stream_times(&c.metadata), Some(c.offset))
@@ -154,11 +160,12 @@ pub(crate) async fn committed_input<B: Broker>(
                 committed = c.offset,
                 start = o.start,
                 end = o.end,
-                "committed offset out of range; resuming at the start"
+                reset = ?reset,
+                "committed offset out of range; resetting"
             );
-            (o.start, None, None)
+            (reset_to, None, None)
         }
-        None => (o.start, None, None),
+        None => (reset_to, None, None),
     };
     Ok((
         Input {

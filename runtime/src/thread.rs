@@ -1,30 +1,37 @@
-//! A stream thread: a `std::thread` that owns its tasks, fetches their input, runs the task
-//! cores and commits (see the crate docs for the threading model and the commit protocol).
+//! A stream thread: a `std::thread` that is one member of the app's consumer group, owns the
+//! tasks the group assigns it, fetches their input, runs the task cores and commits (see the
+//! crate docs for the threading model, the commit protocol and rebalancing).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use freshet_log::{Broker, FetchOptions, FetchPosition, Isolation};
-use freshet_state_store::{Backend, ThreadCache};
+use freshet_state_store::{changelog_topic, Backend, ThreadCache};
 use freshet_streams::{
-    InputRecord, SinkRecord, StreamTimes, Task, TaskConfig, TaskEnv, TaskId, TaskMetrics, Topology,
+    GlobalStores, InputRecord, OffsetReset, SinkRecord, StreamTimes, Task, TaskConfig, TaskEnv,
+    TaskId, TaskMetrics, Topology,
 };
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+use crate::assignor::TaskAssignor;
 use crate::backend::TaskBackend;
 use crate::changelog::{BrokerChangelogReader, RestoreCounters};
 use crate::config::{ProcessingGuarantee, StreamsConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{Registry, RestoreProgress, TaskMetricsSnapshot, ThreadMetrics};
 use crate::state::{AppState, StateMachine};
+use crate::statedir::TaskLocks;
 use crate::task::{committed_input, merge_stream_times, RuntimeTask};
 use crate::topics::Plan;
 
 mod commit;
+mod group;
+
+pub(crate) use group::{local_tasks, member_config};
 
 /// Records a thread processes from one task before it looks at its other tasks.
 const RECORDS_PER_TASK_TURN: usize = 1000;
@@ -34,12 +41,17 @@ const MAX_PENDING_OUTPUTS: usize = 10_000;
 const WRITE_BUFFER_CHECK_EVERY: usize = 100;
 /// Consecutive failed commits after which a thread gives up.
 const MAX_FAILED_COMMITS: u32 = 3;
+/// How long a new owner waits for a transaction still open on a task's changelogs (a former
+/// owner's, about to be committed or aborted) before restoring it anyway.
+const STABLE_CHANGELOG_WAIT: Duration = Duration::from_secs(30);
 
 /// What a stream thread tells the app.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ThreadStatus {
-    /// Its tasks are restored.
-    pub(crate) restored: bool,
+    /// It has an assignment and every assigned task is open and restored.
+    pub(crate) running: bool,
+    /// It has been running at least once (launch waits for this).
+    pub(crate) started: bool,
     /// In bounded mode: caught up, with nothing uncommitted, as of this epoch.
     pub(crate) idle_at: Option<u64>,
     /// It has exited.
@@ -57,6 +69,20 @@ pub(crate) struct Shared<B: Broker> {
     pub(crate) plan: Plan,
     pub(crate) partitions: Arc<BTreeMap<String, u32>>,
     pub(crate) backend: Arc<dyn Backend>,
+    /// The instance's id (from its state directory): names the transactional sessions.
+    pub(crate) instance_id: String,
+    /// Which thread of the instance holds each task.
+    pub(crate) locks: TaskLocks,
+    /// The group's assignor (the first member's is the group's).
+    pub(crate) assignor: Arc<TaskAssignor>,
+    /// The topics the members subscribe to: every source topic of a sub-topology.
+    pub(crate) subscription: Vec<String>,
+    /// Resolved source topic → its sub-topology.
+    pub(crate) topic_subtopology: BTreeMap<String, u32>,
+    /// The global stores, set once bootstrapped (before any stream thread starts).
+    pub(crate) global_stores: OnceLock<GlobalStores>,
+    /// Why the global thread failed.
+    pub(crate) global_error: Mutex<Option<String>>,
     pub(crate) state: Arc<StateMachine>,
     pub(crate) metrics: Arc<Registry>,
     /// Stop: commit, close tasks, exit.
@@ -66,7 +92,7 @@ pub(crate) struct Shared<B: Broker> {
     /// Wakes the app waiting for threads (restored, caught up, exited).
     pub(crate) progress: Notify,
     /// Bounded mode: threads report whether they are caught up.
-    pub(crate) bounded: AtomicBool,
+    pub(crate) bounded: AtomicUsize,
     /// Bumped after every commit that wrote to a repartition topic (bounded mode).
     pub(crate) epoch: AtomicU64,
     pub(crate) threads: Mutex<Vec<ThreadStatus>>,
@@ -81,21 +107,35 @@ impl<B: Broker> std::fmt::Debug for Shared<B> {
 }
 
 impl<B: Broker> Shared<B> {
+    /// Bounded mode (someone waits until caught up): sources stop at their bounds, threads
+    /// report whether they are caught up.
+    pub(crate) fn is_bounded(&self) -> bool {
+        self.bounded.load(Ordering::SeqCst) > 0
+    }
+
     /// Asks every thread to commit and stop.
     pub(crate) fn stop(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         self.wake.notify_waiters();
     }
 
-    fn thread_restored(&self, index: usize) {
+    /// Records whether thread `index` is running (assigned, every task restored); the app
+    /// is `RUNNING` while all are, `REBALANCING` otherwise.
+    fn set_running(&self, index: usize, running: bool) {
         let all = {
             let mut t = self.threads.lock();
-            t[index].restored = true;
-            t.iter().all(|s| s.restored)
+            if t[index].running == running {
+                return;
+            }
+            t[index].running = running;
+            t[index].started |= running;
+            t.iter().all(|s| s.running)
         };
-        if all {
-            self.state.transition(AppState::Running);
-        }
+        self.state.transition(if all {
+            AppState::Running
+        } else {
+            AppState::Rebalancing
+        });
         self.progress.notify_waiters();
     }
 
@@ -108,7 +148,7 @@ impl<B: Broker> Shared<B> {
             }
             (
                 t.iter().all(|s| s.finished),
-                t.iter().any(|s| s.error.is_some()),
+                t.iter().any(|s| s.error.is_some()) || self.global_error.lock().is_some(),
             )
         };
         if let Err(e) = result {
@@ -116,6 +156,17 @@ impl<B: Broker> Shared<B> {
             self.stop();
         }
         if all_done && failed {
+            self.state.transition(AppState::Error);
+        }
+        self.progress.notify_waiters();
+    }
+
+    /// The global thread failed: the app stops with its error.
+    pub(crate) fn global_failed(&self, error: &Error) {
+        tracing::error!(error = %error, "global stream thread failed; shutting the app down");
+        *self.global_error.lock() = Some(error.to_string());
+        self.stop();
+        if self.threads.lock().iter().all(|s| s.finished) {
             self.state.transition(AppState::Error);
         }
         self.progress.notify_waiters();
@@ -140,11 +191,12 @@ impl<B: Broker> Shared<B> {
     }
 }
 
-/// Starts stream thread `index` running `tasks`.
+/// Starts stream thread `index`, a member of the app's group (joined by the caller, so all
+/// of an instance's threads are in the group before the first assignment).
 pub(crate) fn spawn<B: Broker>(
     index: usize,
     shared: Arc<Shared<B>>,
-    tasks: Vec<TaskId>,
+    member: B::Member,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let name = format!(
         "{}-StreamThread-{}",
@@ -161,7 +213,10 @@ pub(crate) fn spawn<B: Broker>(
             shared: shared.clone(),
             txn: None,
             txn_open: false,
-            task_ids: tasks,
+            member: Some(member),
+            assigned: false,
+            pending_open: Vec::new(),
+            last_poll: None,
             tasks: Vec::new(),
             route: HashMap::new(),
             cache: ThreadCache::new(cache_bytes),
@@ -193,11 +248,20 @@ fn now_ms() -> i64 {
 struct StreamThread<B: Broker> {
     index: usize,
     shared: Arc<Shared<B>>,
-    /// The thread's transactional session (`<application.id>-<index>`).
+    /// The thread's transactional session (`<application.id>-<instance id>-<index>`).
     txn: Option<B::Transaction>,
     /// Whether a transaction is begun and not yet committed or aborted.
     txn_open: bool,
-    task_ids: Vec<TaskId>,
+    /// The thread's membership of the app's group (`None` after it was lost, until it
+    /// rejoins).
+    member: Option<B::Member>,
+    /// Whether the member holds an assignment (false from a revocation to the next
+    /// assignment).
+    assigned: bool,
+    /// Assigned tasks not open yet: another thread of the instance still holds them.
+    pending_open: Vec<TaskId>,
+    /// When the group was last polled.
+    last_poll: Option<Instant>,
     tasks: Vec<RuntimeTask>,
     /// (topic, partition) → (task, input) indices.
     route: HashMap<(String, u32), (usize, usize)>,
@@ -226,7 +290,12 @@ impl<B: Broker> StreamThread<B> {
     }
 
     fn transactional_id(&self) -> String {
-        format!("{}-{}", self.shared.config.application_id(), self.index)
+        format!(
+            "{}-{}-{}",
+            self.shared.config.application_id(),
+            self.shared.instance_id,
+            self.index
+        )
     }
 
     fn exactly_once(&self) -> bool {
@@ -244,23 +313,18 @@ impl<B: Broker> StreamThread<B> {
         // aborted) before anything is restored, so restores are not held back by it.
         let session = self.block_on(self.shared.broker.transaction(&id, acks))?;
         self.txn = Some(session);
-        for id in self.task_ids.clone() {
-            if self.stopping() {
-                break;
-            }
-            let t = self.open_task(id, TaskMetrics::default())?;
-            self.tasks.push(t);
-        }
-        self.reroute();
         self.publish();
-        self.shared.thread_restored(self.index);
         let result = self.run_loop().and_then(|()| self.close_clean());
         if result.is_err() {
             self.abort_quietly();
+            for t in &self.tasks {
+                self.shared.metrics.publish_task(self.snapshot(t));
+            }
+            self.tasks.clear();
         }
-        for t in &self.tasks {
-            self.shared.metrics.publish_task(self.snapshot(t));
-        }
+        self.shared.locks.unlock_all(self.index);
+        // Leaves the group only now, after the last commit.
+        self.member = None;
         result
     }
 
@@ -272,6 +336,7 @@ impl<B: Broker> StreamThread<B> {
         let config = &shared.config;
         let name = id.to_string();
         let partitions = shared.partitions.clone();
+        self.wait_for_stable_changelogs(id)?;
         let env = TaskEnv {
             backend: Arc::new(TaskBackend::new(shared.backend.clone(), &name)),
             cache: self.cache.clone(),
@@ -284,7 +349,7 @@ impl<B: Broker> StreamThread<B> {
             },
             partitions_of: Arc::new(move |t: &str| partitions.get(t).copied()),
             wall_clock: now_ms(),
-            global_stores: Default::default(),
+            global_stores: shared.global_stores.get().cloned().unwrap_or_default(),
         };
         let task_err = |source| Error::Task {
             task: name.clone(),
@@ -331,13 +396,25 @@ impl<B: Broker> StreamThread<B> {
             {
                 continue;
             }
+            let internal = shared.plan.internal.contains(&topic);
+            // Repartition topics always start at the beginning; a source without a committed
+            // offset where `Consumed::with_offset_reset` says (earliest by default).
+            let reset = if internal {
+                OffsetReset::Earliest
+            } else {
+                shared
+                    .topology
+                    .offset_reset(&topic, config.application_id())
+                    .unwrap_or(OffsetReset::Earliest)
+            };
             let (mut input, t) = self.block_on(committed_input(
                 &*shared.broker,
                 config.application_id(),
                 &topic,
                 id.partition,
+                reset,
             ))?;
-            input.internal = shared.plan.internal.contains(&topic);
+            input.internal = internal;
             input.bound = shared
                 .plan
                 .end_offsets
@@ -367,6 +444,43 @@ impl<B: Broker> StreamThread<B> {
         Ok(rt)
     }
 
+    /// Waits (up to [`STABLE_CHANGELOG_WAIT`]) until no transaction is open on the task's
+    /// changelog partitions: a former owner fenced by a rebalance may still be ending one,
+    /// and its commit must not land between this restore and the committed offsets read
+    /// after it (Kafka's consumers wait for pending offset commits the same way).
+    fn wait_for_stable_changelogs(&self, id: TaskId) -> Result<()> {
+        let shared = &self.shared;
+        let app = shared.config.application_id();
+        let topics: Vec<String> = shared
+            .topology
+            .stores()
+            .filter(|s| {
+                s.logging_enabled()
+                    && shared
+                        .plan
+                        .stores
+                        .get(s.name())
+                        .is_some_and(|(sub, _)| *sub == id.subtopology)
+            })
+            .map(|s| changelog_topic(app, s.name()))
+            .collect();
+        let deadline = Instant::now() + STABLE_CHANGELOG_WAIT;
+        for topic in topics {
+            loop {
+                let o = self.block_on(shared.broker.offsets(&topic, id.partition))?;
+                if o.last_stable >= o.end || self.stopping() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    tracing::warn!(task = %id, topic, "a transaction is still open on the changelog; restoring up to its last stable offset");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Ok(())
+    }
+
     fn reroute(&mut self) {
         self.route.clear();
         for (ti, t) in self.tasks.iter().enumerate() {
@@ -380,6 +494,15 @@ impl<B: Broker> StreamThread<B> {
     fn run_loop(&mut self) -> Result<()> {
         let commit_every = Duration::from_millis(self.shared.config.commit_interval_ms());
         while !self.stopping() {
+            self.group_step(false)?;
+            if !self.active() {
+                // Rebalancing: nothing to process until the assignment is complete.
+                if self.shared.is_bounded() {
+                    self.shared.set_idle(self.index, None);
+                }
+                self.wait(Duration::from_millis(10));
+                continue;
+            }
             let any_ready = self.refresh_readiness()?;
             let wait = if any_ready {
                 Duration::ZERO
@@ -394,7 +517,7 @@ impl<B: Broker> StreamThread<B> {
             self.fetch(wait)?;
             self.process()?;
             self.punctuate()?;
-            let bounded = self.shared.bounded.load(Ordering::SeqCst);
+            let bounded = self.shared.is_bounded();
             let buffered_over =
                 self.write_buffer_bytes() > self.shared.config.write_buffer_max_bytes();
             let drained = bounded && self.tasks.iter().all(|t| t.task.buffered() == 0);
@@ -410,6 +533,19 @@ impl<B: Broker> StreamThread<B> {
         Ok(())
     }
 
+    /// Waits up to `wait`, waking early when the app closes.
+    fn wait(&self, wait: Duration) {
+        let shared = self.shared.clone();
+        self.block_on(async {
+            let notified = shared.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !shared.shutdown.load(Ordering::SeqCst) {
+                let _ = tokio::time::timeout(wait, notified).await;
+            }
+        });
+    }
+
     fn write_buffer_bytes(&self) -> usize {
         self.tasks.iter().map(|t| t.task.write_buffer_bytes()).sum()
     }
@@ -417,7 +553,7 @@ impl<B: Broker> StreamThread<B> {
     /// Refreshes the last stable offset of empty, seemingly caught-up inputs of tasks with
     /// buffered records; returns whether any task can process.
     fn refresh_readiness(&mut self) -> Result<bool> {
-        let bounded = self.shared.bounded.load(Ordering::SeqCst);
+        let bounded = self.shared.is_bounded();
         let mut any = false;
         for ti in 0..self.tasks.len() {
             if self.tasks[ti].task.buffered() == 0 {
@@ -455,7 +591,7 @@ impl<B: Broker> StreamThread<B> {
     /// is caught up (SEMANTICS.md §3's rule for a single-process log), by the last stable
     /// offsets last seen.
     fn ready(&self, ti: usize) -> bool {
-        let bounded = self.shared.bounded.load(Ordering::Relaxed);
+        let bounded = self.shared.is_bounded();
         let t = &self.tasks[ti];
         t.task.buffered() > 0
             && t.inputs.iter().all(|i| {
@@ -467,7 +603,7 @@ impl<B: Broker> StreamThread<B> {
 
     fn fetch(&mut self, wait: Duration) -> Result<()> {
         let max_buffered = self.shared.config.buffered_records_per_partition();
-        let bounded = self.shared.bounded.load(Ordering::SeqCst);
+        let bounded = self.shared.is_bounded();
         let mut positions: Vec<FetchPosition> = Vec::new();
         for t in &self.tasks {
             for i in &t.inputs {
@@ -483,15 +619,7 @@ impl<B: Broker> StreamThread<B> {
         if positions.is_empty() {
             if !wait.is_zero() {
                 // Nothing to fetch (no tasks, or every buffer full): wait, waking for close.
-                let shared = self.shared.clone();
-                self.block_on(async {
-                    let notified = shared.wake.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    if !shared.shutdown.load(Ordering::SeqCst) {
-                        let _ = tokio::time::timeout(wait, notified).await;
-                    }
-                });
+                self.wait(wait);
             }
             return Ok(());
         }
@@ -673,6 +801,11 @@ impl<B: Broker> StreamThread<B> {
                     break;
                 }
             }
+        }
+        // Caught up only if the group has not moved on meanwhile (an instance that stopped
+        // leaves tasks to take over): the poll is free here, nothing being uncommitted.
+        if idle && (self.group_step(true)? || !self.active()) {
+            idle = false;
         }
         self.shared.set_idle(self.index, idle.then_some(epoch));
         Ok(())

@@ -27,6 +27,10 @@ pub(crate) struct Plan {
     /// Last stable offset of every partition of the external source topics at start (the
     /// bound of `run_until_caught_up`).
     pub(crate) end_offsets: BTreeMap<(String, u32), i64>,
+    /// Every source topic of a sub-topology (resolved) → its sub-topology.
+    pub(crate) topic_subtopology: BTreeMap<String, u32>,
+    /// The topics global stores read (all partitions of each).
+    pub(crate) global_topics: Vec<String>,
 }
 
 /// Resolves, checks and creates everything (see the module docs).
@@ -67,6 +71,13 @@ pub(crate) async fn prepare<B: Broker>(
                 external.insert(name.clone());
             }
         }
+    }
+    for g in topology.global_stores() {
+        let name = g.topic.resolve(app);
+        if !plan.global_topics.contains(&name) {
+            plan.global_topics.push(name.clone());
+        }
+        external.insert(name);
     }
     for name in &external {
         match log.describe_topic(name).await {
@@ -170,6 +181,20 @@ pub(crate) async fn prepare<B: Broker>(
         }
     }
     plan.tasks.sort();
+    for sub in topology.subtopologies() {
+        for t in &sub.source_topics {
+            let name = t.resolve(app);
+            if let Some(other) = plan.topic_subtopology.get(&name) {
+                if *other != sub.id {
+                    return Err(Error::Streams(freshet_streams::Error::Topology(format!(
+                        "topic {name} is read by sub-topologies {other} and {}: a topic can be the source of one only",
+                        sub.id
+                    ))));
+                }
+            }
+            plan.topic_subtopology.insert(name, sub.id);
+        }
+    }
 
     // The bound of the bounded mode.
     for sub in topology.subtopologies() {

@@ -143,9 +143,15 @@ async fn state_is_restored_from_changelogs_after_the_state_dir_is_deleted() -> T
     run_once(&log, &expected_page_counts(&first)).await?;
 
     let app = StreamsApp::new(config(), page_counts()?, log.clone())?;
-    assert!(app.state_dir().exists());
+    assert!(app.state_dir().join("sled").exists());
     app.cleanup()?;
-    assert!(!app.state_dir().exists());
+    // Only the instance's lock and id are left.
+    assert!(!app.state_dir().join("sled").exists());
+    let mut left: Vec<String> = std::fs::read_dir(app.state_dir())?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    left.sort();
+    assert_eq!(left, [".lock", "instance.id"]);
     drop(app);
 
     let all = page_views(0, 800, 23, 11, 1_000);

@@ -81,7 +81,7 @@ fn every_key_is_settable_from_strings() -> Result<(), Error> {
     assert_eq!(c.write_buffer_max_bytes(), 4096);
     assert_eq!(c.state_dir(None)?, Path::new("/tmp/state/b"));
     c.validate()?;
-    assert_eq!(STREAMS_CONFIG_KEYS.len(), 18);
+    assert_eq!(STREAMS_CONFIG_KEYS.len(), 19);
     Ok(())
 }
 

@@ -1,151 +1,115 @@
-//! Exactly-once through crashes: a child process runs a count per key behind a repartition
-//! on 3 partitions and is SIGKILLed at random moments, over and over; then a run completes.
-//! Every key's updates on the output topic must be exactly 1, 2, …, its total (nothing lost,
-//! nothing committed twice), and no restart may wipe a store (the first, uninterrupted run
-//! applied every store, so each restart replays only the changelog's tail).
+//! Exactly-once through crashes: a child process runs, on 3 partitions, a count per page
+//! behind a repartition and an emit-final windowed count per user behind another (tumbling
+//! 10 s windows, 2 s grace, `suppress(until_window_closes)`), and is SIGKILLed at random
+//! moments, round after round (`FRESHET_CRASH_ROUNDS`, default 20); then a run completes.
 //!
-//! `FRESHET_CRASH_ROUNDS` sets the number of kill rounds (default 10).
+//! - Every page's updates are exactly 1, 2, …, its total: nothing lost, nothing twice.
+//! - The emit-final output is the same multiset, per partition, as a crash-free run's of
+//!   the same input (the windows' input partitions are fed in input order, so which records
+//!   are late and which windows close is decided by the input alone; stream times are
+//!   committed with the offsets, so a restart never reopens a closed window).
+//! - No restart wiped a store (the first, uninterrupted run applied every store, so each
+//!   restart replays only the changelog's tail).
 
-#[path = "../../log/tests/common/child.rs"]
-mod child;
 mod common;
+mod crash;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use child::ChildProc;
 use common::*;
-use freshet_runtime::{StreamsApp, StreamsConfig};
-use freshet_streams::{Materialized, StreamsBuilder, Topology};
+use freshet_runtime::StreamsConfig;
+use freshet_streams::{
+    BufferConfig, Materialized, StreamsBuilder, Suppressed, TimeWindows, Topology, Windowed,
+};
 
-const DIR_ENV: &str = "FRESHET_RUNTIME_CRASH_DIR";
-
-fn rounds() -> u64 {
-    std::env::var("FRESHET_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(10)
-}
-
-fn page_counts() -> freshet_streams::Result<Topology> {
+fn topology() -> freshet_streams::Result<Topology> {
     let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("views")
+    let views = builder.stream::<String, String>("views");
+    views
         .group_by(|_user, page| page.clone())
         .count_with(Materialized::named("counts").with_caching_disabled())
         .to_stream()
         .to("page-counts");
+    views
+        .group_by(|user, _page| user.clone())
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        )?)
+        .count_with(Materialized::named("user-windows").with_caching_disabled())
+        .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+        .to_stream()
+        .map(|w: &Windowed<String>, n: &Option<i64>| {
+            (format!("{}@{}", w.key, w.window.start), n.unwrap_or(0))
+        })
+        .to("user-windows-final");
     builder.build()
+}
+
+fn config() -> StreamsConfig {
+    StreamsConfig::new("crashy")
+        .with_num_stream_threads(2)
+        .with_commit_interval(Duration::from_millis(20))
 }
 
 /// The child: runs the app until caught up, printing how it went.
 #[test]
-#[ignore = "run by exactly_once_counts_survive_sigkill in a child process"]
+#[ignore = "run by exactly_once_survives_sigkill in a child process"]
 fn crash_child() -> TestResult {
-    let Ok(dir) = std::env::var(DIR_ENV) else {
-        return Ok(());
-    };
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        println!();
-        let log = open_log(Path::new(&dir))?;
-        let config = StreamsConfig::new("crashy")
-            .with_num_stream_threads(2)
-            .with_commit_interval(Duration::from_millis(20));
-        let mut app = StreamsApp::start(config, page_counts()?, log).await?;
-        let wiped = app
-            .metrics()
-            .tasks
+    crash::child_main(config(), topology()?)
+}
+
+/// `(key, count)` of every committed record of `topic`, per partition, sorted.
+fn multisets(log: &freshet_log::Log, topic: &str) -> TestResult<BTreeMap<u32, Vec<(String, i64)>>> {
+    let mut out = BTreeMap::new();
+    for (p, records) in read_all(log, topic)? {
+        let mut all = records
             .iter()
-            .filter(|t| t.restore.wiped)
-            .count();
-        println!("running wiped={wiped}");
-        app.wait_until_caught_up().await?;
-        println!("caught-up");
-        app.close().await?;
-        println!("done");
-        Ok(())
-    })
-}
-
-/// A small xorshift generator: the kill moments, reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+            .map(key_count)
+            .collect::<TestResult<Vec<_>>>()?;
+        all.sort();
+        out.insert(p, all);
     }
+    Ok(out)
 }
 
-fn run_to_completion(dir: &Path) -> TestResult<Vec<String>> {
-    let mut child = ChildProc::spawn("crash_child", &[(DIR_ENV, dir.display().to_string())])?;
-    child.wait_for_line("done", Duration::from_secs(300))?;
-    Ok(child.kill_and_collect()?)
-}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_survives_sigkill() -> TestResult {
+    const FIRST: usize = 2_000;
+    const REST: usize = 100_000;
+    let rounds = crash::rounds(20);
+    let all = crash::views(0, FIRST + REST);
 
-#[test]
-fn exactly_once_counts_survive_sigkill() -> TestResult {
-    const CHUNK: usize = 20_000;
+    // The reference: the same input, crash-free.
+    let clean = tempfile::tempdir()?;
+    let clean_log = open_log(clean.path())?;
+    create(&clean_log, "views", 3)?;
+    produce(&clean_log, "views", &all)?;
+    crash::run_clean(clean_log.clone(), config(), topology()?).await?;
+    let want = multisets(&clean_log, "user-windows-final")?;
+    let emitted: usize = want.values().map(Vec::len).sum();
+    assert!(emitted > 1_000, "the reference emitted {emitted} windows");
+
     let dir = tempfile::tempdir()?;
-    let rounds = rounds() as usize;
-    let all = page_views(0, 2_000 + rounds * CHUNK, 31, 13, 1_000);
-    {
-        let log = open_log(dir.path())?;
-        create(&log, "views", 3)?;
-        produce(&log, "views", &all[..2_000])?;
-    }
-    let first = run_to_completion(dir.path())?;
-    assert!(first.iter().any(|l| l == "caught-up"), "{first:?}");
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as u64
-        | 1;
-    println!("kill moments seed {seed}");
-    let mut rng = Rng(seed);
-    let mut interrupted = 0;
-    for round in 0..rounds {
-        // New input for every round (the log is the child's while it runs).
-        {
-            let log = open_log(dir.path())?;
-            let from = 2_000 + round * CHUNK;
-            produce(&log, "views", &all[from..from + CHUNK])?;
-        }
-        let mut child = ChildProc::spawn(
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        crash::crash_rounds(
             "crash_child",
-            &[(DIR_ENV, dir.path().display().to_string())],
-        )?;
-        // Kill anywhere: mostly while processing, sometimes during start and restore.
-        let after = Duration::from_millis(rng.next() % 250);
-        let wait = (rng.next() >> 32) % 4 != 0;
-        if wait {
-            child.wait_for_line_starting("running wiped=", Duration::from_secs(120))?;
-        }
-        std::thread::sleep(after);
-        let lines = child.kill_and_collect()?;
-        if !lines.iter().any(|l| l == "caught-up") {
-            interrupted += 1;
-        }
-        println!(
-            "round {round}: killed {after:?} after {}: {lines:?}",
-            if wait { "running" } else { "spawning" }
-        );
-        for l in &lines {
-            if let Some(w) = l.strip_prefix("running wiped=") {
-                assert_eq!(w, "0", "round {round}: a restart wiped a store ({lines:?})");
-            }
-        }
-    }
-    println!("{interrupted} of {rounds} rounds were killed before catching up");
-    let last = run_to_completion(dir.path())?;
-    assert!(last.iter().any(|l| l == "running wiped=0"), "{last:?}");
+            &path,
+            "views",
+            3,
+            &all[..FIRST],
+            &all[FIRST..],
+            rounds,
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())??;
 
     let log = open_log(dir.path())?;
     let got = counts_by_key(&log, "page-counts")?;
-    let expected = expected_page_counts(&all);
+    let expected = expected_page_counts(&crash::views(0, FIRST + REST));
     let mut wrong = BTreeMap::new();
     for (page, n) in &expected {
         let want: Vec<i64> = (1..=*n).collect();
@@ -155,8 +119,19 @@ fn exactly_once_counts_survive_sigkill() -> TestResult {
     }
     assert!(
         wrong.is_empty(),
-        "keys with lost or repeated updates (updates seen): {wrong:?}"
+        "pages with lost or repeated updates (updates seen): {wrong:?}"
     );
     assert_eq!(got.len(), expected.len());
+
+    let have = multisets(&log, "user-windows-final")?;
+    for (p, w) in &want {
+        let h = have.get(p).cloned().unwrap_or_default();
+        assert!(
+            &h == w,
+            "partition {p} of the emit-final output differs from the crash-free run's: {} records, {} expected",
+            h.len(),
+            w.len()
+        );
+    }
     Ok(())
 }

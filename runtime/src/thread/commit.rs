@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use freshet_log::{Broker, BrokerTransaction, OffsetAndMetadata, Record};
+use freshet_log::{Broker, BrokerMember, BrokerTransaction, OffsetAndMetadata, Record};
 use freshet_state_store::StateStore;
 use freshet_streams::{partition_for_key, SinkRecord, TaskId, TaskMetrics};
 
@@ -194,6 +194,9 @@ impl<B: Broker> StreamThread<B> {
     pub(super) fn commit_log(&mut self) -> Result<Vec<(String, u32, OffsetAndMetadata)>> {
         let shared = self.shared.clone();
         let group = shared.config.application_id().to_string();
+        // Offsets go with the member's generation: a member the group has moved past (a
+        // zombie) is refused, and its transaction aborts.
+        let generation = self.member.as_ref().map(|m| m.generation());
         let mut offsets: Vec<(String, u32, OffsetAndMetadata)> = Vec::new();
         for t in &self.tasks {
             offsets.extend(t.offsets_to_commit()?);
@@ -220,7 +223,7 @@ impl<B: Broker> StreamThread<B> {
             if !offsets.is_empty() {
                 shared
                     .handle
-                    .block_on(txn.send_offsets(&group, None, &offsets))?;
+                    .block_on(txn.send_offsets(&group, generation, &offsets))?;
             }
             shared.handle.block_on(txn.commit())?;
             self.txn_open = false;
@@ -244,7 +247,7 @@ impl<B: Broker> StreamThread<B> {
                 let txn = self.session()?;
                 shared
                     .handle
-                    .block_on(txn.send_offsets(&group, None, &offsets))?;
+                    .block_on(txn.send_offsets(&group, generation, &offsets))?;
                 shared.handle.block_on(txn.commit())?;
                 self.txn_open = false;
             }
@@ -255,6 +258,18 @@ impl<B: Broker> StreamThread<B> {
     /// A commit failed before it was committed: abort, and restart the thread's tasks from
     /// committed state (stores keep what sled holds; no wipe). Fencing is fatal.
     pub(super) fn commit_failed(&mut self, e: Error) -> Result<()> {
+        if matches!(
+            e,
+            Error::Log(
+                freshet_log::Error::IllegalGeneration { .. }
+                    | freshet_log::Error::UnknownMember { .. }
+            )
+        ) {
+            // The group moved on without this member: its tasks belong to others now.
+            self.failed_commits += 1;
+            self.on_lost(&e);
+            return Ok(());
+        }
         // Only the log's errors (directly, or through a store's changelog) may pass; a
         // missing sink topic or a fenced producer would fail again.
         if e.is_fenced() || !matches!(e, Error::Log(_) | Error::Task { .. }) {
@@ -294,6 +309,9 @@ impl<B: Broker> StreamThread<B> {
     }
 
     pub(super) fn restart_tasks(&mut self) -> Result<()> {
+        // A session dropped after a failed abort still has its transaction open: a new one
+        // fences it (aborting it) before the restore waits for stable changelogs.
+        self.session()?;
         let old: Vec<(TaskId, TaskMetrics)> =
             self.tasks.iter().map(|t| (t.id, t.metrics())).collect();
         // Dropping the tasks releases their caches' names in the thread cache.
