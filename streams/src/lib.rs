@@ -113,17 +113,17 @@ mod window;
 pub use crate::dsl::branch::*;
 pub use crate::dsl::builder::StreamsBuilder;
 pub use crate::dsl::global::*;
-pub use crate::dsl::join::*;
-pub use crate::dsl::session::*;
-pub use crate::dsl::suppress::*;
-pub use crate::dsl::table::*;
-pub use crate::dsl::windowed::*;
 pub use crate::dsl::grouped::KGroupedStream;
+pub use crate::dsl::join::*;
 pub use crate::dsl::kstream::KStream;
 pub use crate::dsl::ktable::{Change, KTable};
 pub use crate::dsl::options::{
     Consumed, Grouped, Materialized, OffsetReset, Produced, Repartitioned, TimestampExtractor,
 };
+pub use crate::dsl::session::*;
+pub use crate::dsl::suppress::*;
+pub use crate::dsl::table::*;
+pub use crate::dsl::windowed::*;
 pub use crate::error::{Error, Result};
 pub use crate::ops::sink::TopicNameExtractor;
 pub use crate::partitioner::{murmur2, partition_for_key, StreamPartitioner};
