@@ -126,11 +126,36 @@ impl std::fmt::Debug for TopologyTestDriver {
 
 impl TopologyTestDriver {
     /// A driver with [`DriverConfig::default`].
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, i64>("in").filter(|_, v| *v >= 0).to("out");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, i64>("in").pipe_all([("a".into(), -1, 0), ("b".into(), 2, 1)])?;
+    /// assert_eq!(driver.output::<String, i64>("out").read_key_values()?, vec![("b".into(), 2)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn new(topology: Topology) -> Result<TopologyTestDriver> {
         TopologyTestDriver::with_config(topology, DriverConfig::default())
     }
 
     /// A driver with `config`.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::{DriverConfig, TopologyTestDriver}};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").group_by(|_, v| v.clone()).count();
+    /// let config = DriverConfig { application_id: "word-count".into(), partitions: 2, ..Default::default() };
+    /// let driver = TopologyTestDriver::with_config(builder.build()?, config)?;
+    /// driver.input::<String, String>("in").pipe("k".into(), "hello".into(), 0)?;
+    /// // Internal topics carry the application id.
+    /// let topics = driver.produced_topic_names();
+    /// assert!(topics.iter().all(|t| t.starts_with("word-count-")), "{topics:?}");
+    /// // One task per partition.
+    /// assert!(driver.metrics(1).is_some() && driver.metrics(2).is_none());
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn with_config(topology: Topology, config: DriverConfig) -> Result<TopologyTestDriver> {
         let cache = ThreadCache::new(config.cache_max_bytes);
         let partitions = config.partitions.max(1);
@@ -195,11 +220,39 @@ impl TopologyTestDriver {
     }
 
     /// An input topic with the default serdes of `K` and `V`.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<Option<String>, String>("in").filter(|k, _| k.is_some()).to("keyed");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// // `Option` keys: `None` pipes a record without a key.
+    /// let input = driver.input::<Option<String>, String>("in");
+    /// input.pipe(None, "no key".into(), 0)?;
+    /// input.pipe(Some("k".into()), "keyed".into(), 1)?;
+    /// assert_eq!(driver.output::<Option<String>, String>("keyed").read_values()?, vec!["keyed"]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn input<K: 'static, V: 'static>(&self, topic: &str) -> TestInputTopic<'_, K, V> {
         self.input_with(topic, self.default_serde::<K>(), self.default_serde::<V>())
     }
 
     /// An input topic with these serdes.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use freshet_streams::{Consumed, Json, StreamsBuilder, Utf8, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream_with::<String, Vec<i64>>(&["batches"], Consumed::with(Utf8, Json::default()))
+    ///     .map_values(|batch| batch.iter().sum::<i64>())
+    ///     .to("sums");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let batches = driver.input_with::<String, Vec<i64>>("batches", Arc::new(Utf8), Arc::new(Json::default()));
+    /// batches.pipe("k".into(), vec![1, 2, 3], 0)?;
+    /// assert_eq!(driver.output::<String, i64>("sums").read_values()?, vec![6]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn input_with<K: 'static, V: 'static>(
         &self,
         topic: &str,
@@ -215,11 +268,40 @@ impl TopologyTestDriver {
     }
 
     /// An output topic with the default serdes of `K` and `V`.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").map_values(|v| v.len() as u32).to("lengths");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("in").pipe("k".into(), "four".into(), 0)?;
+    /// let lengths = driver.output::<String, u32>("lengths");
+    /// assert_eq!(lengths.read_values()?, vec![4]);
+    /// assert!(lengths.is_empty()); // reading consumes
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn output<K: 'static, V: 'static>(&self, topic: &str) -> TestOutputTopic<'_, K, V> {
         self.output_with(topic, self.default_serde::<K>(), self.default_serde::<V>())
     }
 
     /// An output topic with these serdes.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use freshet_streams::{Json, Produced, StreamsBuilder, Utf8, testing::TopologyTestDriver};
+    /// #[derive(Debug, PartialEq, Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Word { text: String, len: usize }
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("in")
+    ///     .map_values(|v| Word { text: v.clone(), len: v.len() })
+    ///     .to_with("words", Produced::with(Utf8, Json::default()));
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("in").pipe("k".into(), "hi".into(), 0)?;
+    /// let words = driver.output_with::<String, Word>("words", Arc::new(Utf8), Arc::new(Json::default()));
+    /// assert_eq!(words.read_values()?, vec![Word { text: "hi".into(), len: 2 }]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn output_with<K: 'static, V: 'static>(
         &self,
         topic: &str,
@@ -242,6 +324,22 @@ impl TopologyTestDriver {
     }
 
     /// Pipes one raw record into `topic` (`partition`: `None` routes by the key).
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use freshet_streams::{Error, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, i32>("in").to("out");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let header = vec![("origin".to_string(), Bytes::from_static(b"test"))];
+    /// driver.pipe_raw("in", None, Some(Bytes::from_static(b"k")), Some(Bytes::from_static(&[0, 0, 0, 7])), 5, header)?;
+    /// let out = driver.output::<String, i32>("out").read_records()?;
+    /// assert_eq!((out[0].value, out[0].header("origin").map(|h| &h[..])), (7, Some(&b"test"[..])));
+    /// // Bytes the source cannot decode fail (the default policy).
+    /// let bad = driver.pipe_raw("in", None, Some(Bytes::from_static(b"k")), Some(Bytes::from_static(b"x")), 6, vec![]);
+    /// assert!(matches!(bad, Err(Error::Deserialization { .. })));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn pipe_raw(
         &self,
         topic: &str,
@@ -269,6 +367,34 @@ impl TopologyTestDriver {
     }
 
     /// Moves the mock wall clock on and fires due wall-clock punctuations (then commits).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{Processor, ProcessorContext, PunctuationType, Record, Result, StreamsBuilder};
+    /// # use freshet_streams::testing::TopologyTestDriver;
+    /// /// Emits a heartbeat every second of wall-clock time.
+    /// struct Heartbeat;
+    /// impl Processor<String, String, String, i64> for Heartbeat {
+    ///     fn init(&mut self, ctx: &mut ProcessorContext<'_, '_, String, i64>) -> Result<()> {
+    ///         ctx.schedule(Duration::from_secs(1), PunctuationType::WallClockTime, |ctx, now| {
+    ///             ctx.forward(Record::new("beat".into(), now, now))
+    ///         })?;
+    ///         Ok(())
+    ///     }
+    ///     fn process(&mut self, _ctx: &mut ProcessorContext<'_, '_, String, i64>, _r: Record<String, String>) -> Result<()> {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").process(|| Heartbeat, &[]).to("beats");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.advance_wall_clock(Duration::from_millis(999))?;
+    /// assert!(driver.output::<String, i64>("beats").is_empty());
+    /// driver.advance_wall_clock(Duration::from_millis(1))?;
+    /// driver.advance_wall_clock(Duration::from_secs(5))?; // after a gap: once
+    /// assert_eq!(driver.output::<String, i64>("beats").read_values()?, vec![1_000, 6_000]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn advance_wall_clock(&self, by: Duration) -> Result<()> {
         let mut state = self.state.borrow_mut();
         state.wall_clock = state
@@ -284,11 +410,39 @@ impl TopologyTestDriver {
     }
 
     /// Names of the topics records were written to (internal ones included).
+    ///
+    /// ```
+    /// # use freshet_streams::{Grouped, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let views = builder.stream::<String, String>("views");
+    /// views.filter(|_, page| page.starts_with("/admin")).to("admin-views");
+    /// views.group_by_with(|_, page| page.clone(), Grouped::named("by-page")).count().to_stream().to("page-counts");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("views").pipe("ann".into(), "/home".into(), 0)?;
+    /// let topics: Vec<String> = driver.produced_topic_names().into_iter().collect();
+    /// // Nothing went to `admin-views`.
+    /// assert_eq!(topics, vec!["page-counts", "test-driver-app-by-page-repartition"]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn produced_topic_names(&self) -> BTreeSet<String> {
         self.state.borrow().produced.clone()
     }
 
     /// The counters of the task on `partition`.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<Option<String>, String>("in").group_by_key().count().to_stream().to("counts");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let input = driver.input::<Option<String>, String>("in");
+    /// input.pipe(Some("a".into()), "x".into(), 0)?;
+    /// input.pipe(None, "x".into(), 1)?; // an aggregation drops records without a key
+    /// let m = driver.metrics(0).expect("partition 0 has a task");
+    /// assert_eq!((m.records_in, m.records_out, m.dropped_records), (2, 1, 1));
+    /// assert!(driver.metrics(1).is_none());
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn metrics(&self, partition: u32) -> Option<TaskMetrics> {
         self.state
             .borrow()
@@ -298,6 +452,18 @@ impl TopologyTestDriver {
     }
 
     /// The key-value store `name` of partition 0's task.
+    ///
+    /// ```
+    /// # use freshet_streams::{Materialized, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, i64>("in").group_by_key().reduce_with(|a, b| a + b, Materialized::named("sums"));
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, i64>("in").pipe_all([("a".into(), 1, 0), ("a".into(), 2, 1), ("b".into(), 5, 2)])?;
+    /// let sums = driver.key_value_store::<String, i64>("sums")?;
+    /// assert_eq!(sums.all()?, vec![("a".into(), 3, 1), ("b".into(), 5, 2)]);
+    /// assert!(driver.key_value_store::<String, i64>("no-such-store").is_err());
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn key_value_store<K: 'static, V: 'static>(
         &self,
         name: &str,
@@ -306,6 +472,25 @@ impl TopologyTestDriver {
     }
 
     /// The window store `name` of partition 0's task.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{Materialized, StreamsBuilder, TimeWindows, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10))?)
+    ///     // Kept for a minute of stream time (by default only for size + grace).
+    ///     .count_with(Materialized::named("clicks-per-10ms").with_retention(Duration::from_secs(60)));
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let clicks = driver.input::<String, String>("clicks");
+    /// clicks.pipe_all([("ann".into(), "/a".into(), 1), ("ann".into(), "/b".into(), 4), ("ann".into(), "/c".into(), 15)])?;
+    /// let store = driver.window_store::<String, i64>("clicks-per-10ms")?;
+    /// // (window start, count, timestamp of the latest record)
+    /// assert_eq!(store.fetch(&"ann".into(), 0, 10)?, vec![(0, 2, 4), (10, 1, 15)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn window_store<K: 'static, V: 'static>(
         &self,
         name: &str,
@@ -314,6 +499,25 @@ impl TopologyTestDriver {
     }
 
     /// The session store `name` of partition 0's task.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use freshet_streams::{Materialized, SessionWindows, StreamsBuilder, Window, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_millis(10))?)
+    ///     // Kept for a minute of stream time (by default only for gap + grace).
+    ///     .count_with(Materialized::named("click-sessions").with_retention(Duration::from_secs(60)));
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let clicks = driver.input::<String, String>("clicks");
+    /// clicks.pipe_all([("ann".into(), "/a".into(), 0), ("ann".into(), "/b".into(), 6), ("ann".into(), "/c".into(), 30)])?;
+    /// let sessions = driver.session_store::<String, i64>("click-sessions")?;
+    /// let found = sessions.find_sessions(&"ann".into(), 0, 100)?;
+    /// assert_eq!(found, vec![(Window::new(0, 6), 2, 6), (Window::new(30, 30), 1, 30)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn session_store<K: 'static, V: 'static>(
         &self,
         name: &str,
@@ -322,6 +526,21 @@ impl TopologyTestDriver {
     }
 
     /// The key-value store `name` of the task on `partition`.
+    ///
+    /// ```
+    /// # use freshet_streams::{Materialized, StreamsBuilder, partition_for_key, testing::{DriverConfig, TopologyTestDriver}};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").group_by_key().count_with(Materialized::named("counts"));
+    /// let config = DriverConfig { partitions: 4, ..Default::default() };
+    /// let driver = TopologyTestDriver::with_config(builder.build()?, config)?;
+    /// driver.input::<String, String>("in").pipe("ann".into(), "x".into(), 0)?;
+    /// // The record went to the partition of its key, and so did its count.
+    /// let p = partition_for_key(b"ann", 4);
+    /// assert_eq!(driver.key_value_store_of::<String, i64>("counts", p)?.get(&"ann".into())?, Some((1, 0)));
+    /// let other = (p + 1) % 4;
+    /// assert_eq!(driver.key_value_store_of::<String, i64>("counts", other)?.get(&"ann".into())?, None);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn key_value_store_of<K: 'static, V: 'static>(
         &self,
         name: &str,
@@ -482,11 +701,39 @@ impl<K, V> std::fmt::Debug for TestInputTopic<'_, K, V> {
 
 impl<K: 'static, V: 'static> TestInputTopic<'_, K, V> {
     /// Pipes `(key, value)` at `timestamp` and processes it.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").group_by_key().count().to_stream().to("counts");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let input = driver.input::<String, String>("in");
+    /// input.pipe("a".into(), "x".into(), 10)?;
+    /// // Processed at once: the output is there before the next pipe.
+    /// assert_eq!(driver.output::<String, i64>("counts").read_values()?, vec![1]);
+    /// input.pipe("a".into(), "y".into(), 11)?;
+    /// assert_eq!(driver.output::<String, i64>("counts").read_values()?, vec![2]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn pipe(&self, key: K, value: V, timestamp: i64) -> Result<()> {
         self.pipe_record(Record::new(key, value, timestamp), None)
     }
 
     /// Pipes a record with headers, to `partition` (`None`: by key).
+    ///
+    /// ```
+    /// # use freshet_streams::{Record, StreamsBuilder, testing::{DriverConfig, TopologyTestDriver}};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").map_values(|v| v.to_uppercase()).to("out");
+    /// let driver = TopologyTestDriver::with_config(builder.build()?, DriverConfig { partitions: 2, ..Default::default() })?;
+    /// let record = Record::new("k".to_string(), "v".to_string(), 7).with_header("trace", "abc");
+    /// driver.input::<String, String>("in").pipe_record(record, Some(1))?;
+    /// let out = driver.output::<String, String>("out").read_records()?;
+    /// // Headers travel with the record.
+    /// assert_eq!((out[0].value.as_str(), out[0].header("trace").map(|h| &h[..])), ("V", Some(&b"abc"[..])));
+    /// assert_eq!(driver.metrics(1).map(|m| m.records_in), Some(1));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn pipe_record(&self, record: Record<K, V>, partition: Option<u32>) -> Result<()> {
         let err = |reason| Error::Serde {
             context: format!("test input {}", self.topic),
@@ -505,6 +752,17 @@ impl<K: 'static, V: 'static> TestInputTopic<'_, K, V> {
     }
 
     /// Pipes several `(key, value, timestamp)` in order.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, i64>("in").group_by_key().reduce(|a, b| a + b).to_stream().to("sums");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, i64>("in").pipe_all([("a".into(), 1, 0), ("b".into(), 10, 1), ("a".into(), 2, 2)])?;
+    /// let sums = driver.output::<String, i64>("sums").read_key_values()?;
+    /// assert_eq!(sums, vec![("a".into(), 1), ("b".into(), 10), ("a".into(), 3)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn pipe_all(&self, records: impl IntoIterator<Item = (K, V, i64)>) -> Result<()> {
         for (k, v, ts) in records {
             self.pipe(k, v, ts)?;
@@ -530,6 +788,23 @@ impl<K, V> std::fmt::Debug for TestOutputTopic<'_, K, V> {
 
 impl<K: 'static, V: 'static> TestOutputTopic<'_, K, V> {
     /// Reads (and removes) every record written so far, decoded.
+    ///
+    /// ```
+    /// # use freshet_streams::{Record, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").flat_map_values(|v| v.split(',').map(str::to_string).collect::<Vec<_>>()).to("out");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("in").pipe_record(Record::new("k".into(), "a,b".into(), 9).with_header("h", "1"), None)?;
+    /// let out = driver.output::<String, String>("out");
+    /// let records = out.read_records()?;
+    /// // Each output keeps the input's timestamp and headers.
+    /// assert_eq!(records, vec![
+    ///     Record::new("k".to_string(), "a".to_string(), 9).with_header("h", "1"),
+    ///     Record::new("k".to_string(), "b".to_string(), 9).with_header("h", "1"),
+    /// ]);
+    /// assert!(out.read_records()?.is_empty());
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn read_records(&self) -> Result<Vec<Record<K, V>>> {
         let raw: Vec<SinkRecord> = self
             .driver
@@ -562,6 +837,16 @@ impl<K: 'static, V: 'static> TestOutputTopic<'_, K, V> {
     }
 
     /// Reads every `(key, value)`.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").select_key(|_, v| v.to_uppercase()).to("out");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("in").pipe("k".into(), "v".into(), 0)?;
+    /// assert_eq!(driver.output::<String, String>("out").read_key_values()?, vec![("V".into(), "v".into())]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn read_key_values(&self) -> Result<Vec<(K, V)>> {
         Ok(self
             .read_records()?
@@ -571,11 +856,35 @@ impl<K: 'static, V: 'static> TestOutputTopic<'_, K, V> {
     }
 
     /// Reads every value.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").to("out");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("in").pipe_all([("a".into(), "1".into(), 0), ("b".into(), "2".into(), 1)])?;
+    /// assert_eq!(driver.output::<String, String>("out").read_values()?, vec!["1", "2"]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn read_values(&self) -> Result<Vec<V>> {
         Ok(self.read_records()?.into_iter().map(|r| r.value).collect())
     }
 
     /// Reads every raw record (with the partition the sink chose).
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, partition_for_key, testing::{DriverConfig, TopologyTestDriver}};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, i32>("in").to("out");
+    /// let driver = TopologyTestDriver::with_config(builder.build()?, DriverConfig { partitions: 3, ..Default::default() })?;
+    /// driver.input::<String, i32>("in").pipe("ann".into(), 1, 0)?;
+    /// let raw = driver.output::<String, i32>("out").read_raw();
+    /// assert_eq!(raw[0].key.as_deref(), Some(&b"ann"[..]));
+    /// assert_eq!(raw[0].value.as_deref(), Some(&[0, 0, 0, 1][..]));
+    /// // The default partitioner: murmur2 of the key bytes.
+    /// assert_eq!(raw[0].partition, Some(partition_for_key(b"ann", 3)));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn read_raw(&self) -> Vec<SinkRecord> {
         self.driver
             .state
@@ -587,6 +896,21 @@ impl<K: 'static, V: 'static> TestOutputTopic<'_, K, V> {
     }
 
     /// Whether nothing is waiting.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, i64>("in").filter(|_, v| *v > 10).to("big");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let big = driver.output::<String, i64>("big");
+    /// driver.input::<String, i64>("in").pipe("a".into(), 3, 0)?;
+    /// assert!(big.is_empty());
+    /// driver.input::<String, i64>("in").pipe("a".into(), 30, 1)?;
+    /// assert!(!big.is_empty());
+    /// big.read_values()?;
+    /// assert!(big.is_empty());
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.driver
             .state

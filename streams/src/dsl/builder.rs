@@ -56,6 +56,16 @@ impl<T> Serde<T> for MissingSerde {
 
 impl StreamsBuilder {
     /// An empty builder.
+    ///
+    /// ```
+    /// use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").map_values(|v| v.len() as i64).to("lengths");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("in").pipe("k".into(), "four".into(), 0)?;
+    /// assert_eq!(driver.output::<String, i64>("lengths").read_values()?, vec![4]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn new() -> StreamsBuilder {
         StreamsBuilder::default()
     }
@@ -102,12 +112,49 @@ impl StreamsBuilder {
     }
 
     /// A stream of `topic`, with the default serdes of `K` and `V`.
+    ///
+    /// ```
+    /// use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let orders = builder.stream::<String, i64>("orders");
+    /// assert_eq!(orders.node_name(), "KSTREAM-SOURCE-0000000000");
+    /// orders.to("orders-copy");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, i64>("orders").pipe("ann".into(), 42, 5)?;
+    /// let out = driver.output::<String, i64>("orders-copy").read_records()?;
+    /// assert_eq!((out[0].key.as_str(), out[0].value, out[0].timestamp), ("ann", 42, 5));
+    ///
+    /// // A type with no registered serde is a build error naming the source.
+    /// #[derive(Clone)]
+    /// struct Point(i32, i32);
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, Point>("points").to("copy");
+    /// let err = builder.build().unwrap_err().to_string();
+    /// assert!(err.contains("KSTREAM-SOURCE-0000000000"), "{err}");
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn stream<K: Data, V: Data>(&self, topic: &str) -> KStream<'_, K, V> {
         self.stream_with(&[topic], Consumed::default())
     }
 
     /// A stream of several topics with `consumed`'s serdes, extractor and name (Kafka's
     /// `stream(Collection<String>, Consumed)`).
+    ///
+    /// ```
+    /// use freshet_streams::{BigEndian, Consumed, StreamsBuilder, Utf8, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let orders = builder.stream_with::<String, i32>(
+    ///     &["eu-orders", "us-orders"],
+    ///     Consumed::with(Utf8, BigEndian).with_name("orders"),
+    /// );
+    /// assert_eq!(orders.node_name(), "orders");
+    /// orders.to("all-orders");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, i32>("eu-orders").pipe("ann".into(), 1, 0)?;
+    /// driver.input::<String, i32>("us-orders").pipe("bob".into(), 2, 1)?;
+    /// assert_eq!(driver.output::<String, i32>("all-orders").read_values()?, vec![1, 2]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn stream_with<K: Data, V: Data>(
         &self,
         topics: &[&str],
@@ -184,6 +231,34 @@ impl StreamsBuilder {
 
     /// Declares a store for the Processor API; connect it to processors by name in
     /// [`KStream::process`].
+    ///
+    /// ```
+    /// use freshet_streams::{
+    ///     BigEndian, Processor, ProcessorContext, Record, Result, Stores, StreamsBuilder, Utf8,
+    ///     testing::TopologyTestDriver,
+    /// };
+    /// /// Forwards a key's first record only, remembering seen keys in the store `seen`.
+    /// struct FirstOnly;
+    /// impl Processor<String, String, String, String> for FirstOnly {
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, '_, String, String>, r: Record<String, String>) -> Result<()> {
+    ///         let seen = ctx.key_value_store::<String, i64>("seen")?;
+    ///         if seen.get(&r.key)?.is_some() {
+    ///             return Ok(());
+    ///         }
+    ///         seen.put(&r.key, &r.timestamp, r.timestamp)?;
+    ///         ctx.forward(r)
+    ///     }
+    /// }
+    /// let builder = StreamsBuilder::new();
+    /// builder.add_state_store(Stores::key_value::<String, i64>("seen", Utf8, BigEndian));
+    /// builder.stream::<String, String>("in").process(|| FirstOnly, &["seen"]).to("first");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let input = driver.input::<String, String>("in");
+    /// input.pipe_all([("a".into(), "1".into(), 3), ("a".into(), "2".into(), 4), ("b".into(), "3".into(), 5)])?;
+    /// assert_eq!(driver.output::<String, String>("first").read_values()?, vec!["1", "3"]);
+    /// assert_eq!(driver.key_value_store::<String, i64>("seen")?.get(&"a".into())?, Some((3, 3)));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn add_state_store(&self, store: StoreBuilder) {
         self.graph.borrow_mut().add_store(store, None);
     }
@@ -194,6 +269,28 @@ impl StreamsBuilder {
     /// # Errors
     /// [`Error::Topology`](crate::Error::Topology) listing every problem found: missing
     /// serdes, duplicate names, undeclared stores.
+    ///
+    /// ```
+    /// use freshet_streams::{Error, StreamsBuilder};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").group_by_key().count().to_stream().to("counts");
+    /// let topology = builder.build()?;
+    /// // The generated store name is reported: it changes when the topology changes.
+    /// assert!(topology.warnings().iter().any(|w| w.contains("KSTREAM-AGGREGATE-STATE-STORE-0000000001")));
+    ///
+    /// // A processor connected to a store nobody declared: the topology is refused.
+    /// # struct Pass;
+    /// # impl freshet_streams::Processor<String, String, String, String> for Pass {
+    /// #     fn process(&mut self, ctx: &mut freshet_streams::ProcessorContext<'_, '_, String, String>, r: freshet_streams::Record<String, String>) -> freshet_streams::Result<()> { ctx.forward(r) }
+    /// # }
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").process(|| Pass, &["missing"]).to("out");
+    /// match builder.build() {
+    ///     Err(Error::Topology(msg)) => assert!(msg.contains("undeclared store missing"), "{msg}"),
+    ///     other => panic!("expected a topology error, got {other:?}"),
+    /// }
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn build(self) -> Result<Topology> {
         self.graph.into_inner().build()
     }

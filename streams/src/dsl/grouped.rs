@@ -126,6 +126,26 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
     }
 
     /// [`count`](Self::count) with a store name, serdes, caching and logging.
+    ///
+    /// ```
+    /// # use freshet_streams::{Materialized, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let counts = builder
+    ///     .stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .count_with(Materialized::named("clicks-per-user"));
+    /// assert_eq!(counts.queryable_store_name(), Some("clicks-per-user"));
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let clicks = driver.input::<String, String>("clicks");
+    /// clicks.pipe("ann".into(), "/a".into(), 5)?;
+    /// clicks.pipe("ann".into(), "/b".into(), 3)?;
+    /// clicks.pipe("bob".into(), "/a".into(), 4)?;
+    /// // The store keeps each count with the latest timestamp of its records.
+    /// let store = driver.key_value_store::<String, i64>("clicks-per-user")?;
+    /// assert_eq!(store.get(&"ann".into())?, Some((2, 5)));
+    /// assert_eq!(store.all()?, vec![("ann".into(), 2, 5), ("bob".into(), 1, 4)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<'b, K, i64> {
         self.count_inner(materialized, true)
     }
@@ -155,6 +175,24 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
     }
 
     /// [`reduce`](Self::reduce) with a store name, serdes, caching and logging.
+    ///
+    /// ```
+    /// # use freshet_streams::{Materialized, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, i64>("temperatures")
+    ///     .group_by_key()
+    ///     .reduce_with(|a, b| a.max(b), Materialized::named("max-temperature"))
+    ///     .to_stream()
+    ///     .to("max-temperatures");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let input = driver.input::<String, i64>("temperatures");
+    /// input.pipe_all([("oslo".into(), 12, 0), ("oslo".into(), 17, 1), ("oslo".into(), 9, 2)])?;
+    /// assert_eq!(driver.output::<String, i64>("max-temperatures").read_values()?, vec![12, 17, 17]);
+    /// let store = driver.key_value_store::<String, i64>("max-temperature")?;
+    /// assert_eq!(store.get(&"oslo".into())?, Some((17, 2)));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn reduce_with(
         &self,
         reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
@@ -196,6 +234,31 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
     }
 
     /// [`aggregate`](Self::aggregate) with a store name, serdes, caching and logging.
+    ///
+    /// An aggregate of a type with no registered serde needs one here:
+    ///
+    /// ```
+    /// # use freshet_streams::{Json, Materialized, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("page-views")
+    ///     .group_by_key()
+    ///     .aggregate_with(
+    ///         Vec::new,
+    ///         |_user, page, mut pages: Vec<String>| {
+    ///             pages.push(page.clone());
+    ///             pages
+    ///         },
+    ///         Materialized::named("pages-per-user").with_value_serde(Json::<Vec<String>>::default()),
+    ///     );
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// let views = driver.input::<String, String>("page-views");
+    /// views.pipe("ann".into(), "/a".into(), 0)?;
+    /// views.pipe("ann".into(), "/b".into(), 1)?;
+    /// let store = driver.key_value_store::<String, Vec<String>>("pages-per-user")?;
+    /// assert_eq!(store.get(&"ann".into())?, Some((vec!["/a".to_string(), "/b".to_string()], 1)));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn aggregate_with<VA: Data>(
         &self,
         initializer: impl Fn() -> VA + Send + Sync + 'static,

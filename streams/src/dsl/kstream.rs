@@ -80,6 +80,17 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
     }
 
     /// The name of the node this stream comes out of.
+    ///
+    /// ```
+    /// use freshet_streams::StreamsBuilder;
+    /// let builder = StreamsBuilder::new();
+    /// let views = builder.stream::<String, String>("views");
+    /// let pages = views.map_values(|v| v.to_lowercase());
+    /// // Generated names count operators in the order they are added, as Kafka's do.
+    /// assert_eq!(views.node_name(), "KSTREAM-SOURCE-0000000000");
+    /// assert_eq!(pages.node_name(), "KSTREAM-MAPVALUES-0000000001");
+    /// assert_eq!(pages.named("lowercase").node_name(), "lowercase");
+    /// ```
     pub fn node_name(&self) -> String {
         self.builder.graph.borrow().nodes[self.node].name.clone()
     }
@@ -451,6 +462,23 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
     }
 
     /// Writes the stream to `topic` with `produced`'s serdes, partitioner and name.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use freshet_streams::{Json, Produced, StreamsBuilder, Utf8, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("lines")
+    ///     .map_values(|line| line.split(' ').map(str::to_string).collect::<Vec<String>>())
+    ///     .to_with("words", Produced::with(Utf8, Json::default()).with_name("words-sink"));
+    /// let topology = builder.build()?;
+    /// assert!(topology.describe().to_string().contains("Sink: words-sink (topic: words)"));
+    /// let driver = TopologyTestDriver::new(topology)?;
+    /// driver.input::<String, String>("lines").pipe("k".into(), "a b".into(), 0)?;
+    /// let words = driver.output_with::<String, Vec<String>>("words", Arc::new(Utf8), Arc::new(Json::default()));
+    /// assert_eq!(words.read_values()?, vec![vec!["a".to_string(), "b".to_string()]]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn to_with(&self, topic: &str, produced: Produced<K, V>) {
         self.add_sink(
             produced.name,
@@ -538,6 +566,37 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
 
     /// Runs a [`Processor`] made by `supplier` on each record, connected to the stores
     /// named in `stores`; may change the key, so marks the stream for repartitioning.
+    ///
+    /// ```
+    /// # use freshet_streams::{Processor, ProcessorContext, Record, Result, StreamsBuilder};
+    /// # use freshet_streams::testing::TopologyTestDriver;
+    /// /// Splits a line into words, each keyed by itself.
+    /// struct Words;
+    /// impl Processor<String, String, String, String> for Words {
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, '_, String, String>, r: Record<String, String>) -> Result<()> {
+    ///         for word in r.value.split(' ') {
+    ///             ctx.forward(Record::new(word.to_string(), word.to_string(), r.timestamp))?;
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("lines")
+    ///     .process(|| Words, &[])
+    ///     .group_by_key() // the key changed: a repartition topic comes first
+    ///     .count()
+    ///     .to_stream()
+    ///     .to("word-counts");
+    /// let topology = builder.build()?;
+    /// assert_eq!(topology.internal_topics().len(), 1);
+    /// let driver = TopologyTestDriver::new(topology)?;
+    /// driver.input::<String, String>("lines").pipe("k".into(), "to be or not to be".into(), 0)?;
+    /// let counts = driver.output::<String, i64>("word-counts").read_key_values()?;
+    /// assert_eq!(counts.last(), Some(&("be".to_string(), 2)));
+    /// assert_eq!(counts.len(), 6);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn process<K2: Data, V2: Data, P>(
         &self,
         supplier: impl Fn() -> P + Send + Sync + 'static,
@@ -563,6 +622,34 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
 
     /// Runs a [`Processor`] that keeps each record's key (Kafka's `processValues`): the key
     /// the processor forwards is replaced by the input's, so no repartition is needed.
+    ///
+    /// ```
+    /// # use freshet_streams::{Processor, ProcessorContext, Record, Result, StreamsBuilder};
+    /// # use freshet_streams::testing::TopologyTestDriver;
+    /// /// Emits the value's length; the key it sets is ignored.
+    /// struct Length;
+    /// impl Processor<String, String, String, i64> for Length {
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, '_, String, i64>, r: Record<String, String>) -> Result<()> {
+    ///         let len = r.value.len() as i64;
+    ///         ctx.forward(r.with_key("ignored".to_string()).with_value(len))
+    ///     }
+    /// }
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("in")
+    ///     .process_values(|| Length, &[])
+    ///     .group_by_key() // the key is kept: no repartition topic
+    ///     .reduce(|a, b| a + b)
+    ///     .to_stream()
+    ///     .to("total-length");
+    /// let topology = builder.build()?;
+    /// assert!(topology.internal_topics().is_empty());
+    /// let driver = TopologyTestDriver::new(topology)?;
+    /// driver.input::<String, String>("in").pipe_all([("ann".into(), "abc".into(), 0), ("ann".into(), "de".into(), 1)])?;
+    /// let out = driver.output::<String, i64>("total-length").read_key_values()?;
+    /// assert_eq!(out, vec![("ann".to_string(), 3), ("ann".to_string(), 5)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn process_values<V2: Data, P>(
         &self,
         supplier: impl Fn() -> P + Send + Sync + 'static,
@@ -598,6 +685,27 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
 
     /// Writes the stream to a repartition topic and reads it back (Kafka's
     /// `repartition()`), with a generated name and the upstream partition count.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("in")
+    ///     .select_key(|_, v| v.clone())
+    ///     .repartition()
+    ///     .to("out");
+    /// let topology = builder.build()?;
+    /// let topic = &topology.internal_topics()[0];
+    /// assert_eq!(topic.name.shown(), "KSTREAM-REPARTITION-0000000002-repartition");
+    /// assert_eq!(topology.subtopologies().len(), 2);
+    /// let driver = TopologyTestDriver::new(topology)?;
+    /// driver.input::<String, String>("in").pipe("k".into(), "v".into(), 7)?;
+    /// let out = driver.output::<String, String>("out").read_records()?;
+    /// assert_eq!((out[0].key.as_str(), out[0].timestamp), ("v", 7));
+    /// // The repartition topic (with the application id) was written and read back.
+    /// assert!(driver.produced_topic_names().contains("test-driver-app-KSTREAM-REPARTITION-0000000002-repartition"));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn repartition(&self) -> KStream<'b, K, V> {
         self.repartition_with(Repartitioned::default())
     }
@@ -809,12 +917,48 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
 
     /// Groups by the current key for an aggregation; repartitions first when the key
     /// changed upstream.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let views = builder.stream::<String, String>("views");
+    /// views.group_by_key().count().to_stream().to("views-per-user");
+    /// let topology = builder.build()?;
+    /// // The key did not change: no repartition topic.
+    /// assert!(topology.internal_topics().is_empty());
+    /// let driver = TopologyTestDriver::new(topology)?;
+    /// let input = driver.input::<String, String>("views");
+    /// input.pipe_all([("ann".into(), "/a".into(), 0), ("bob".into(), "/a".into(), 1), ("ann".into(), "/b".into(), 2)])?;
+    /// let out = driver.output::<String, i64>("views-per-user").read_key_values()?;
+    /// assert_eq!(out, vec![("ann".into(), 1), ("bob".into(), 1), ("ann".into(), 2)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn group_by_key(&self) -> KGroupedStream<'b, K, V> {
         self.group_by_key_with(Grouped::default())
     }
 
     /// [`group_by_key`](Self::group_by_key) with serdes and a name for the repartition
     /// topic.
+    ///
+    /// ```
+    /// # use freshet_streams::{Grouped, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("views")
+    ///     .select_key(|_user, page| page.clone())
+    ///     .group_by_key_with(Grouped::named("by-page"))
+    ///     .count()
+    ///     .to_stream()
+    ///     .to("views-per-page");
+    /// let topology = builder.build()?;
+    /// assert_eq!(topology.internal_topics()[0].name.shown(), "by-page-repartition");
+    /// let driver = TopologyTestDriver::new(topology)?;
+    /// let input = driver.input::<String, String>("views");
+    /// input.pipe_all([("ann".into(), "/a".into(), 0), ("bob".into(), "/a".into(), 1)])?;
+    /// let out = driver.output::<String, i64>("views-per-page").read_key_values()?;
+    /// assert_eq!(out, vec![("/a".into(), 1), ("/a".into(), 2)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn group_by_key_with(&self, grouped: Grouped<K, V>) -> KGroupedStream<'b, K, V> {
         let mut stream = self.clone();
         if grouped.keys.is_some() {
@@ -827,6 +971,25 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
     }
 
     /// Groups by a new key computed from each record; always repartitions.
+    ///
+    /// ```
+    /// # use freshet_streams::{StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("words")
+    ///     .group_by(|_k, word| word.chars().next().unwrap_or(' ').to_string())
+    ///     .count()
+    ///     .to_stream()
+    ///     .to("words-per-letter");
+    /// let topology = builder.build()?;
+    /// assert_eq!(topology.internal_topics().len(), 1);
+    /// let driver = TopologyTestDriver::new(topology)?;
+    /// let input = driver.input::<String, String>("words");
+    /// input.pipe_all([("1".into(), "apple".into(), 0), ("2".into(), "avocado".into(), 1), ("3".into(), "banana".into(), 2)])?;
+    /// let out = driver.output::<String, i64>("words-per-letter").read_key_values()?;
+    /// assert_eq!(out, vec![("a".into(), 1), ("a".into(), 2), ("b".into(), 1)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn group_by<K2: Data>(
         &self,
         selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
@@ -835,6 +998,24 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
     }
 
     /// [`group_by`](Self::group_by) with serdes and a name.
+    ///
+    /// ```
+    /// # use freshet_streams::{BigEndian, Grouped, StreamsBuilder, Utf8, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, i32>("scores")
+    ///     .group_by_with(|player, _| player.to_lowercase(), Grouped::with(Utf8, BigEndian).with_name("by-player"))
+    ///     .reduce(|a, b| a + b)
+    ///     .to_stream()
+    ///     .to("totals");
+    /// let topology = builder.build()?;
+    /// assert_eq!(topology.internal_topics()[0].name.shown(), "by-player-repartition");
+    /// let driver = TopologyTestDriver::new(topology)?;
+    /// let input = driver.input::<String, i32>("scores");
+    /// input.pipe_all([("Ann".into(), 3, 0), ("ANN".into(), 4, 1)])?;
+    /// assert_eq!(driver.output::<String, i32>("totals").read_key_values()?, vec![("ann".into(), 3), ("ann".into(), 7)]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn group_by_with<K2: Data>(
         &self,
         selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,

@@ -82,6 +82,21 @@ impl<K, V> std::fmt::Debug for KTable<'_, K, V> {
 impl<'b, K: Data, V: Data> KTable<'b, K, V> {
     /// The name of the store that materializes this table, if any (for interactive
     /// queries).
+    ///
+    /// ```
+    /// # use freshet_streams::{Materialized, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let counts = builder.stream::<String, String>("in").group_by_key().count_with(Materialized::named("counts"));
+    /// let store = counts.queryable_store_name().map(str::to_string);
+    /// assert_eq!(store.as_deref(), Some("counts"));
+    /// // A source table without `Materialized` has no store to query.
+    /// assert_eq!(builder.table::<String, String>("profiles").queryable_store_name(), None);
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, String>("in").pipe("a".into(), "x".into(), 0)?;
+    /// let counts = driver.key_value_store::<String, i64>(store.as_deref().unwrap_or_default())?;
+    /// assert_eq!(counts.get(&"a".into())?, Some((1, 0)));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn queryable_store_name(&self) -> Option<&str> {
         self.store.as_deref()
     }

@@ -292,16 +292,20 @@ impl<K: Data, V: Data, VA: Data> Node for SlidingAggregateNode<K, V, VA> {
             // Kafka returns before emitting after an early record.
             return self.core.send_late(ctx, &cur);
         }
-        self.process_reverse(ctx, &cur, close)?;
-        self.core.send_late(ctx, &cur)?;
-        self.core.maybe_emit_final(ctx, &cur, close, |last, close| {
+        let bounds = move |last: Option<i64>, close: i64| {
             let upper = close.checked_sub(d)?.checked_sub(1)?;
             if upper < 0 {
                 return None;
             }
             let lower = last.map_or(0, |l| l.saturating_sub(d).max(0));
             Some((lower, upper))
-        })
+        };
+        // No window the record puts starts after its right window, at `ts + 1`.
+        self.core
+            .emit_before_expiry(ctx, &cur, close, ts.saturating_add(1), bounds)?;
+        self.process_reverse(ctx, &cur, close)?;
+        self.core.send_late(ctx, &cur)?;
+        self.core.maybe_emit_final(ctx, &cur, close, bounds)
     }
 
     fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {

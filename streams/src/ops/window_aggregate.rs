@@ -434,6 +434,57 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             return Ok(());
         }
         self.next_emit = now.saturating_add(ctx.config().windowed_emit_interval_ms);
+        self.emit_closed(ctx, cur, close, bounds)
+    }
+
+    /// Emit-final with a wall-clock throttle (a non-zero emit interval), before the current
+    /// record's puts: when a put of a window starting at `max_start` (at least the largest
+    /// start the record puts) would move the store's retention past a closed window not
+    /// emitted yet, emits the closed windows now, whatever the throttle says. The throttle
+    /// is only an optimization (emitting earlier never changes what is emitted), but a
+    /// backlog processed within one interval would otherwise let later puts expire windows
+    /// before their emission, losing their final results. With no throttle (the test
+    /// driver) the emission stays after the record's puts, as Kafka's.
+    pub(crate) fn emit_before_expiry(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+        close: i64,
+        max_start: i64,
+        bounds: impl Fn(Option<i64>, i64) -> Option<(i64, i64)>,
+    ) -> Result<()> {
+        if self.emit != EmitStrategy::OnWindowClose || ctx.config().windowed_emit_interval_ms <= 0 {
+            return Ok(());
+        }
+        if self.last_emit.is_some_and(|last| last >= close) {
+            return Ok(());
+        }
+        let Some((lower, _)) = bounds(self.last_emit, close) else {
+            return Ok(());
+        };
+        let (store_time, retention) = self
+            .store()?
+            .with_window(|s| Ok((s.observed_stream_time(), s.options().retention_ms)))?;
+        if max_start <= store_time {
+            return Ok(());
+        }
+        // The store hides windows starting before `stream time - retention + 1`.
+        let min_live = max_start.saturating_sub(retention).saturating_add(1);
+        if lower >= min_live {
+            return Ok(());
+        }
+        self.emit_closed(ctx, cur, close, &bounds)
+    }
+
+    /// Forwards the windows that closed since the last emit (see
+    /// [`WindowedCore::maybe_emit_final`]), without the throttle.
+    fn emit_closed(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+        close: i64,
+        bounds: impl FnOnce(Option<i64>, i64) -> Option<(i64, i64)>,
+    ) -> Result<()> {
         if self.last_emit.is_some_and(|last| last >= close) {
             return Ok(());
         }
@@ -576,7 +627,20 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
         };
         let ts = cur.record.timestamp;
         let close = self.core.observe(ts);
-        for (start, window) in self.windows.windows_for(ts) {
+        let windows = self.windows;
+        let record_windows = windows.windows_for(ts);
+        let max_start = record_windows
+            .iter()
+            .filter(|(_, w)| w.end > close)
+            .map(|(start, _)| *start)
+            .max();
+        if let Some(max_start) = max_start {
+            self.core
+                .emit_before_expiry(ctx, &cur, close, max_start, |last, close| {
+                    Self::bounds(windows, last, close)
+                })?;
+        }
+        for (start, window) in record_windows {
             if window.end > close {
                 let old = match self.core.fetch_one(&cur.key, start)? {
                     Some(found) => Some(found),
@@ -595,7 +659,6 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
             }
         }
         self.core.send_late(ctx, &cur)?;
-        let windows = self.windows;
         self.core.maybe_emit_final(ctx, &cur, close, |last, close| {
             Self::bounds(windows, last, close)
         })

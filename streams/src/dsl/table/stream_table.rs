@@ -48,6 +48,23 @@ impl<K, V, VO> Default for Joined<K, V, VO> {
 
 impl<K: 'static, V: 'static, VO: 'static> Joined<K, V, VO> {
     /// Joins with these serdes (key, stream value, table value).
+    ///
+    /// ```
+    /// # use freshet_streams::{BigEndian, Joined, StreamsBuilder, Utf8, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let names = builder.table::<String, String>("names");
+    /// builder
+    ///     .stream::<String, i32>("scores")
+    ///     .select_key(|player, _| player.to_lowercase())
+    ///     // The key changed: the stream is repartitioned with these serdes first.
+    ///     .join_table_with(&names, |score, name| format!("{name}: {score}"), Joined::with(Utf8, BigEndian, Utf8))
+    ///     .to("named-scores");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, Option<String>>("names").pipe("ann".into(), Some("Ann A.".into()), 0)?;
+    /// driver.input::<String, i32>("scores").pipe("ANN".into(), 7, 1)?;
+    /// assert_eq!(driver.output::<String, String>("named-scores").read_key_values()?, vec![("ann".into(), "Ann A.: 7".into())]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn with(
         keys: impl Serde<K> + 'static,
         values: impl Serde<V> + 'static,
@@ -62,6 +79,21 @@ impl<K: 'static, V: 'static, VO: 'static> Joined<K, V, VO> {
     }
 
     /// Names the join (Kafka's `Joined.as`).
+    ///
+    /// ```
+    /// # use freshet_streams::{Joined, StreamsBuilder};
+    /// let builder = StreamsBuilder::new();
+    /// let names = builder.table::<String, String>("names");
+    /// let joined = builder
+    ///     .stream::<String, String>("visits")
+    ///     .select_key(|_, user| user.clone())
+    ///     .join_table_with(&names, |_visit, name| name.clone(), Joined::named("visit-names"));
+    /// // The join node and its repartition topic take the name.
+    /// assert_eq!(joined.node_name(), "visit-names");
+    /// let topology = builder.build()?;
+    /// assert_eq!(topology.internal_topics()[0].name.shown(), "visit-names-repartition");
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn named(name: impl Into<String>) -> Self {
         Joined {
             name: Some(name.into()),
@@ -70,24 +102,92 @@ impl<K: 'static, V: 'static, VO: 'static> Joined<K, V, VO> {
     }
 
     /// Names the join.
+    ///
+    /// ```
+    /// # use freshet_streams::{Joined, StreamsBuilder, Utf8};
+    /// let builder = StreamsBuilder::new();
+    /// let names = builder.table::<String, String>("names");
+    /// let joined = builder
+    ///     .stream::<String, String>("visits")
+    ///     .join_table_with(&names, |_visit, name| name.clone(), Joined::with(Utf8, Utf8, Utf8).with_name("visit-names"));
+    /// assert_eq!(joined.node_name(), "visit-names");
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
     /// Sets the key serde.
+    ///
+    /// The key serde writes the repartition topic (when the stream's key changed) and the
+    /// join's result:
+    ///
+    /// ```
+    /// # use freshet_streams::{Joined, Json, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let names = builder.table::<String, String>("names");
+    /// builder
+    ///     .stream::<String, String>("visits")
+    ///     .join_table_with(&names, |page, name| format!("{name} on {page}"), Joined::default().with_key_serde(Json::<String>::default()))
+    ///     .to("named-visits");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, Option<String>>("names").pipe("ann".into(), Some("Ann".into()), 0)?;
+    /// driver.input::<String, String>("visits").pipe("ann".into(), "/a".into(), 1)?;
+    /// let out = driver.output::<String, String>("named-visits").read_raw();
+    /// assert_eq!(out[0].key.as_deref(), Some(&br#""ann""#[..]));
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn with_key_serde(mut self, keys: impl Serde<K> + 'static) -> Self {
         self.keys = Some(Arc::new(keys));
         self
     }
 
     /// Sets the stream's value serde.
+    ///
+    /// The repartition topic needs it when the stream's key changed; after `map` no serde
+    /// is carried, so a value type without a registered default needs one here:
+    ///
+    /// ```
+    /// # use freshet_streams::{Joined, Json, StreamsBuilder, testing::TopologyTestDriver};
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    /// struct Visit { page: String }
+    /// let builder = StreamsBuilder::new();
+    /// let names = builder.table::<String, String>("names");
+    /// builder
+    ///     .stream::<String, String>("visits")
+    ///     .map(|user, page| (user.clone(), Visit { page: page.clone() }))
+    ///     .join_table_with(&names, |v, name| format!("{name} on {}", v.page), Joined::default().with_value_serde(Json::<Visit>::default()))
+    ///     .to("named-visits");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, Option<String>>("names").pipe("ann".into(), Some("Ann".into()), 0)?;
+    /// driver.input::<String, String>("visits").pipe("ann".into(), "/a".into(), 1)?;
+    /// assert_eq!(driver.output::<String, String>("named-visits").read_values()?, vec!["Ann on /a"]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn with_value_serde(mut self, values: impl Serde<V> + 'static) -> Self {
         self.values = Some(Arc::new(values));
         self
     }
 
-    /// Sets the table's value serde.
+    /// Sets the table's value serde. Kept for Kafka's API: the join reads the table's values
+    /// through the table's own store, with the table's serdes, so it does not change the
+    /// result.
+    ///
+    /// ```
+    /// # use freshet_streams::{BigEndian, Joined, StreamsBuilder, testing::TopologyTestDriver};
+    /// let builder = StreamsBuilder::new();
+    /// let prices = builder.table::<String, i64>("prices");
+    /// builder
+    ///     .stream::<String, i64>("orders")
+    ///     .join_table_with(&prices, |qty, price| qty * price, Joined::default().with_other_value_serde(BigEndian))
+    ///     .to("order-totals");
+    /// let driver = TopologyTestDriver::new(builder.build()?)?;
+    /// driver.input::<String, Option<i64>>("prices").pipe("pen".into(), Some(3), 0)?;
+    /// driver.input::<String, i64>("orders").pipe("pen".into(), 4, 1)?;
+    /// assert_eq!(driver.output::<String, i64>("order-totals").read_values()?, vec![12]);
+    /// # Ok::<(), freshet_streams::Error>(())
+    /// ```
     pub fn with_other_value_serde(mut self, other_values: impl Serde<VO> + 'static) -> Self {
         self.other_values = Some(Arc::new(other_values));
         self
