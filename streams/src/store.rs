@@ -87,6 +87,23 @@ impl StoreBuilder {
         self
     }
 
+    /// Whether `other` is this same declaration (same kind and settings, the very same
+    /// serdes), not just a store with the same name.
+    pub(crate) fn same_as(&self, other: &StoreBuilder) -> bool {
+        fn same(a: &Option<Arc<dyn Any + Send + Sync>>, b: &Option<Arc<dyn Any + Send + Sync>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        self.kind == other.kind
+            && self.logging == other.logging
+            && self.caching == other.caching
+            && same(&self.key_serde, &other.key_serde)
+            && same(&self.value_serde, &other.value_serde)
+    }
+
     /// The store's name.
     ///
     /// ```

@@ -174,7 +174,7 @@ fn a_store_declared_twice_with_different_kinds_fails() {
     builder.add_state_store(Stores::session::<String, String>("s", 100, Utf8, Utf8));
     let msg = build_error(builder);
     assert!(
-        msg.contains("store s is declared twice with different kinds"),
+        msg.contains("a different state store has already been added with the name s"),
         "{msg}"
     );
 }
@@ -182,8 +182,11 @@ fn a_store_declared_twice_with_different_kinds_fails() {
 #[test]
 fn a_store_shared_by_two_processors_is_declared_once() -> Result<()> {
     let builder = StreamsBuilder::new();
-    builder.add_state_store(Stores::key_value::<String, String>("s", Utf8, Utf8));
-    builder.add_state_store(Stores::key_value::<String, String>("s", Utf8, Utf8));
+    let store = Stores::key_value::<String, String>("s", Utf8, Utf8);
+    // The same declaration added twice is one store; a different one under the same name is
+    // refused (as Kafka's `isCompatibleWith`).
+    builder.add_state_store(store.clone());
+    builder.add_state_store(store);
     builder
         .stream::<String, String>("a")
         .process(|| Noop, &["s"]);
@@ -364,4 +367,36 @@ fn a_topic_read_by_two_sources_is_refused() {
         err.contains("topic a has already been registered by another source (KSTREAM-SOURCE-0000000000, then KSTREAM-SOURCE-0000000002)"),
         "{err}"
     );
+}
+
+#[test]
+fn two_different_stores_with_one_name_are_refused() {
+    use freshet_streams::Materialized;
+    let builder = freshet_streams::StreamsBuilder::new();
+    let input = builder.stream::<String, String>("in");
+    input.group_by_key().count_with(Materialized::named("counts"));
+    input
+        .group_by_key()
+        .reduce_with(|a, b| a + &b, Materialized::named("counts"));
+    let err = builder.build().map(|_| ()).unwrap_err().to_string();
+    assert!(
+        err.contains("a different state store has already been added with the name counts"),
+        "{err}"
+    );
+}
+
+#[test]
+fn repartition_with_serdes_carries_them_downstream() -> freshet_streams::Result<()> {
+    use freshet_streams::{testing::TopologyTestDriver, Json, Repartitioned, Utf8};
+    let builder = freshet_streams::StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .map(|k, v| (k.clone(), vec![v.clone()]))
+        .repartition_with(Repartitioned::with(Utf8, Json::<Vec<String>>::default()))
+        .to("out");
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    driver.input::<String, String>("in").pipe("k".into(), "v".into(), 0)?;
+    let raw = driver.output::<String, String>("out").read_raw();
+    assert_eq!(raw[0].value.as_deref(), Some(&b"[\"v\"]"[..]));
+    Ok(())
 }

@@ -113,9 +113,11 @@ impl Graph {
     pub(crate) fn add_store(&mut self, store: StoreBuilder, node: Option<usize>) {
         let name = store.name.clone();
         if let Some(existing) = self.stores.get(&name) {
-            if existing.kind != store.kind {
+            // The same store connected to a second node is fine (a join's shared store); a
+            // different store under the same name is refused, as Kafka does.
+            if !existing.same_as(&store) {
                 self.errors.push(format!(
-                    "store {name} is declared twice with different kinds"
+                    "a different state store has already been added with the name {name}"
                 ));
             }
         } else {

@@ -744,32 +744,24 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
             Some(n) => PartitionCount::Fixed(n),
             None => PartitionCount::MaxOf(Vec::new()),
         };
+        // The stream after the topic reads with the serdes it was written with: the given
+        // ones, else the upstream's (Kafka's `doRepartition`).
+        let what = format!("repartition {prefix}");
+        let keys = self
+            .builder
+            .serde_for(options.keys.or_else(|| self.keys.clone()), &what);
+        let values = self
+            .builder
+            .serde_for(options.values.or_else(|| self.values.clone()), &what);
         let source = self.repartition_through(
             &prefix,
             generated,
-            options.keys,
-            options.values,
+            Some(keys.clone()),
+            Some(values.clone()),
             partitions,
             options.partitioner,
         );
-        KStream::new(
-            self.builder,
-            source,
-            Some(self.builder.serde_for(self.keys.clone(), "repartition")),
-            Some(self.builder.serde_for(self.values.clone(), "repartition")),
-            false,
-        )
-        .with_serdes_from(self)
-    }
-
-    fn with_serdes_from(mut self, upstream: &KStream<'b, K, V>) -> Self {
-        if upstream.keys.is_some() {
-            self.keys = upstream.keys.clone();
-        }
-        if upstream.values.is_some() {
-            self.values = upstream.values.clone();
-        }
-        self
+        KStream::new(self.builder, source, Some(keys), Some(values), false)
     }
 
     /// Inserts filter (null keys) → sink → `<prefix>-repartition` → source; returns the

@@ -81,7 +81,9 @@ impl<K, V> std::fmt::Debug for KTable<'_, K, V> {
 
 impl<'b, K: Data, V: Data> KTable<'b, K, V> {
     /// The name of the store that materializes this table, if any (for interactive
-    /// queries).
+    /// queries). Unlike Kafka, which answers only for stores named with `Materialized`, an
+    /// aggregation's generated store name is returned too (it is queryable, but the name
+    /// changes when the topology changes: name the store to query it).
     ///
     /// ```
     /// # use freshet_streams::{Materialized, StreamsBuilder, testing::TopologyTestDriver};
