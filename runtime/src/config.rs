@@ -38,7 +38,7 @@ impl fmt::Display for ProcessingGuarantee {
     }
 }
 
-/// What a deserialization or processing handler does with a record that fails.
+/// What a deserialization, processing or production handler does with a record that fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandlerPolicy {
     /// `fail`: log and stop the app with the error (Kafka's `LogAndFail…Handler`).
@@ -58,7 +58,8 @@ impl HandlerPolicy {
             "fail"
             | "log-and-fail"
             | "LogAndFailExceptionHandler"
-            | "LogAndFailProcessingExceptionHandler" => Ok(HandlerPolicy::Fail),
+            | "LogAndFailProcessingExceptionHandler"
+            | "DefaultProductionExceptionHandler" => Ok(HandlerPolicy::Fail),
             "log-and-continue"
             | "LogAndContinueExceptionHandler"
             | "LogAndContinueProcessingExceptionHandler" => Ok(HandlerPolicy::LogAndContinue),
@@ -73,7 +74,7 @@ impl HandlerPolicy {
 }
 
 /// Every key [`StreamsConfig::set`] knows.
-pub const STREAMS_CONFIG_KEYS: [&str; 19] = [
+pub const STREAMS_CONFIG_KEYS: [&str; 21] = [
     "application.id",
     "auto.create.sink.topics",
     "buffered.records.per.partition",
@@ -86,6 +87,7 @@ pub const STREAMS_CONFIG_KEYS: [&str; 19] = [
     "poll.ms",
     "processing.exception.handler",
     "processing.guarantee",
+    "production.exception.handler",
     "repartition.purge.interval.ms",
     "session.timeout.ms",
     "state.dir",
@@ -94,6 +96,8 @@ pub const STREAMS_CONFIG_KEYS: [&str; 19] = [
     "statestore.write.buffer.max.bytes",
     // Kafka's older name of the deserialization handler.
     "default.deserialization.exception.handler",
+    // Kafka's name of the production handler.
+    "default.production.exception.handler",
 ];
 
 /// The settings of a streams app, with Kafka's names and defaults where Kafka has them.
@@ -118,6 +122,7 @@ pub const STREAMS_CONFIG_KEYS: [&str; 19] = [
 /// | `auto.create.sink.topics` | `true` | missing sink topics get the sub-topology's partition count |
 /// | `deserialization.exception.handler` | `fail` | `log-and-continue`, `dead-letter` (Kafka class names work too) |
 /// | `processing.exception.handler` | `fail` | as above |
+/// | `production.exception.handler` | `fail` | as above, for an output the log refuses (too large for the topic, a topic or partition that does not exist); I/O errors still fail the commit |
 /// | `errors.dead.letter.queue.topic.name` | unset | when set, handlers not set explicitly send failed records there, inside the transaction |
 /// | `poll.ms` | 100 | how long an idle thread waits for records |
 /// | `buffered.records.per.partition` | 1000 | fetching a partition pauses past this |
@@ -150,6 +155,7 @@ pub struct StreamsConfig {
     durability: Acks,
     deserialization_handler: Option<HandlerPolicy>,
     processing_handler: Option<HandlerPolicy>,
+    production_handler: Option<HandlerPolicy>,
     dead_letter_topic: Option<String>,
     poll_ms: u64,
     buffered_records_per_partition: usize,
@@ -190,6 +196,7 @@ impl StreamsConfig {
             durability: Acks::Written,
             deserialization_handler: None,
             processing_handler: None,
+            production_handler: None,
             dead_letter_topic: None,
             poll_ms: 100,
             buffered_records_per_partition: 1000,
@@ -283,6 +290,9 @@ impl StreamsConfig {
             "processing.exception.handler" => {
                 self.processing_handler = Some(HandlerPolicy::parse(key, value)?);
             }
+            "production.exception.handler" | "default.production.exception.handler" => {
+                self.production_handler = Some(HandlerPolicy::parse(key, value)?);
+            }
             "errors.dead.letter.queue.topic.name" => {
                 self.dead_letter_topic = (!v.is_empty()).then(|| v.to_string());
             }
@@ -339,6 +349,7 @@ impl StreamsConfig {
                 self.deserialization_handler,
             ),
             ("processing.exception.handler", self.processing_handler),
+            ("production.exception.handler", self.production_handler),
         ] {
             if h == Some(HandlerPolicy::DeadLetter) && self.dead_letter_topic.is_none() {
                 return Err(invalid(
@@ -413,6 +424,12 @@ impl StreamsConfig {
     /// Sets `processing.exception.handler`.
     pub fn with_processing_handler(mut self, policy: HandlerPolicy) -> Self {
         self.processing_handler = Some(policy);
+        self
+    }
+    /// Sets `production.exception.handler`: what to do with an output the log refuses
+    /// (too large for its topic, a topic or partition that does not exist).
+    pub fn with_production_handler(mut self, policy: HandlerPolicy) -> Self {
+        self.production_handler = Some(policy);
         self
     }
     /// Sets `errors.dead.letter.queue.topic.name`: handlers not set explicitly send failed
@@ -506,6 +523,13 @@ impl StreamsConfig {
     /// The processing handler in effect (as [`deserialization_policy`](Self::deserialization_policy)).
     pub fn processing_policy(&self) -> ErrorPolicy {
         self.policy(self.processing_handler)
+    }
+
+    /// The production handler in effect (as [`deserialization_policy`](Self::deserialization_policy)):
+    /// applied at commit to an output the log refuses for a reason of its own — too large
+    /// for the topic, a topic (chosen per record) or partition that does not exist.
+    pub fn production_policy(&self) -> ErrorPolicy {
+        self.policy(self.production_handler)
     }
 
     fn policy(&self, set: Option<HandlerPolicy>) -> ErrorPolicy {

@@ -125,6 +125,19 @@ pub enum Error {
         #[source]
         source: freshet_streams::Error,
     },
+    /// The log refused an output of a task for a reason of the record's own (too large for
+    /// the topic, a topic or partition that does not exist) and `production.exception.handler`
+    /// is `fail`: the app stops, its transaction aborted.
+    #[error("task {task}: cannot write a record to {topic} (production.exception.handler=fail): {source}")]
+    Production {
+        /// The task id, e.g. `0_3`.
+        task: String,
+        /// The topic the record was for.
+        topic: String,
+        /// Why the log refused it.
+        #[source]
+        source: Box<Error>,
+    },
     /// The topology itself.
     #[error(transparent)]
     Streams(#[from] freshet_streams::Error),

@@ -53,7 +53,9 @@ pub struct TaskMetricsSnapshot {
     /// Records fetched and not processed yet.
     pub buffered: usize,
     /// Records of its inputs not processed yet (last stable offsets minus positions, as of
-    /// the last commit); `None` before it was measured.
+    /// the last commit): measured at most once a second while committing, and again once
+    /// everything is committed and the thread is idle or caught up, and at close; `None`
+    /// before it was measured.
     pub lag: Option<i64>,
     /// Its stores' restore.
     pub restore: RestoreProgress,

@@ -37,6 +37,16 @@ pub(crate) use group::{local_tasks, member_config};
 const RECORDS_PER_TASK_TURN: usize = 1000;
 /// Outputs buffered in a thread before they are appended (inside the open transaction).
 const MAX_PENDING_OUTPUTS: usize = 10_000;
+/// Under at-least-once, how long an output may wait in the thread before it is appended
+/// (the producer's `linger.ms`; exactly-once outputs wait for the commit anyway).
+const OUTPUT_LINGER: Duration = Duration::from_millis(5);
+/// Under exactly-once, how long committed writes may stay in the stores' committed
+/// overlays (where reads already see them) before they are applied to sled: every commit
+/// would otherwise rewrite every key it touched in sled, 10 times a second. Applied sooner
+/// when the thread has nothing to process, when the overlays may pass
+/// `statestore.write.buffer.max.bytes`, and before tasks are closed or the app reports
+/// being caught up.
+const APPLY_INTERVAL: Duration = Duration::from_secs(1);
 /// Records between two looks at the write buffers' soft limit.
 const WRITE_BUFFER_CHECK_EVERY: usize = 100;
 /// Consecutive failed commits after which a thread gives up.
@@ -223,6 +233,10 @@ pub(crate) fn spawn<B: Broker>(
             pending: Vec::new(),
             wrote_internal: false,
             dirty: false,
+            pending_since: None,
+            unapplied: false,
+            unapplied_bytes: 0,
+            last_apply: Instant::now(),
             last_commit: Instant::now(),
             last_purge: Instant::now(),
             last_lag: None,
@@ -266,12 +280,20 @@ struct StreamThread<B: Broker> {
     /// (topic, partition) → (task, input) indices.
     route: HashMap<(String, u32), (usize, usize)>,
     cache: ThreadCache,
-    /// Outputs taken from tasks and not yet appended.
-    pending: Vec<SinkRecord>,
+    /// Outputs taken from tasks (with the task each came from) and not yet appended.
+    pending: Vec<(TaskId, SinkRecord)>,
     /// Records went to a repartition topic since the last commit.
     wrote_internal: bool,
     /// Something was processed or punctuated since the last commit.
     dirty: bool,
+    /// When the oldest output in `pending` was taken (at-least-once's linger).
+    pending_since: Option<Instant>,
+    /// Committed writes wait in the stores' overlays, not yet applied to sled.
+    unapplied: bool,
+    /// Upper bound of the bytes in the overlays (the write buffers' bytes at each commit
+    /// since the last apply).
+    unapplied_bytes: usize,
+    last_apply: Instant,
     last_commit: Instant,
     last_purge: Instant,
     last_lag: Option<Instant>,
@@ -504,6 +526,12 @@ impl<B: Broker> StreamThread<B> {
                 continue;
             }
             let any_ready = self.refresh_readiness()?;
+            if !any_ready {
+                // Nothing to process: apply what is committed, and send what waits.
+                self.apply_deferred()?;
+                self.append_lingering(true)?;
+                self.measure_lag_if_stale(false);
+            }
             let wait = if any_ready {
                 Duration::ZERO
             } else {
@@ -517,6 +545,7 @@ impl<B: Broker> StreamThread<B> {
             self.fetch(wait)?;
             self.process()?;
             self.punctuate()?;
+            self.append_lingering(false)?;
             let bounded = self.shared.is_bounded();
             let buffered_over =
                 self.write_buffer_bytes() > self.shared.config.write_buffer_max_bytes();
@@ -757,7 +786,11 @@ impl<B: Broker> StreamThread<B> {
         let out = self.tasks[ti].task.take_outputs();
         if !out.is_empty() {
             self.dirty = true;
-            self.pending.extend(out);
+            if self.pending.is_empty() {
+                self.pending_since = Some(Instant::now());
+            }
+            let id = self.tasks[ti].id;
+            self.pending.extend(out.into_iter().map(|r| (id, r)));
         }
         if self.pending.len() >= MAX_PENDING_OUTPUTS {
             // Under exactly-once they join the open transaction; a failure here is a failed
@@ -772,7 +805,7 @@ impl<B: Broker> StreamThread<B> {
     /// Bounded mode: says whether this thread is caught up with nothing uncommitted.
     fn report_idle(&mut self) -> Result<()> {
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
-        let mut idle = !self.dirty && self.pending.is_empty() && !self.txn_open;
+        let mut idle = !self.dirty && self.pending.is_empty() && !self.txn_open && !self.unapplied;
         for ti in 0..self.tasks.len() {
             if !idle {
                 break;
@@ -807,6 +840,10 @@ impl<B: Broker> StreamThread<B> {
         if idle && (self.group_step(true)? || !self.active()) {
             idle = false;
         }
+        if idle {
+            // Caught up: the metrics show the lag after the final commit.
+            self.measure_lag_if_stale(false);
+        }
         self.shared.set_idle(self.index, idle.then_some(epoch));
         Ok(())
     }
@@ -817,8 +854,10 @@ impl<B: Broker> StreamThread<B> {
             self.dirty = true;
             self.commit()?;
         }
+        self.apply_stores()?;
         self.purge();
-        self.publish();
+        // Publishes the metrics with the lag after the final commit.
+        self.measure_lag_if_stale(true);
         for t in std::mem::take(&mut self.tasks) {
             let id = t.id;
             self.shared.metrics.publish_task(self.snapshot(&t));

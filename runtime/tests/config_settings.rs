@@ -24,6 +24,7 @@ fn defaults_are_the_architectures() {
     assert_eq!(c.dead_letter_topic(), None);
     assert_eq!(c.deserialization_policy(), ErrorPolicy::Fail);
     assert_eq!(c.processing_policy(), ErrorPolicy::Fail);
+    assert_eq!(c.production_policy(), ErrorPolicy::Fail);
     assert_eq!(c.poll_ms(), 100);
     assert_eq!(c.buffered_records_per_partition(), 1000);
     assert_eq!(c.repartition_purge_interval_ms(), 30_000);
@@ -54,6 +55,7 @@ fn every_key_is_settable_from_strings() -> Result<(), Error> {
             ("poll.ms", "7"),
             ("processing.exception.handler", "dead-letter"),
             ("processing.guarantee", "at_least_once"),
+            ("production.exception.handler", "log-and-continue"),
             ("repartition.purge.interval.ms", "0"),
             ("state.dir", "/tmp/state"),
             ("state.sled.cache.bytes", "1_000"),
@@ -62,6 +64,10 @@ fn every_key_is_settable_from_strings() -> Result<(), Error> {
             (
                 "default.deserialization.exception.handler",
                 "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler",
+            ),
+            (
+                "default.production.exception.handler",
+                "org.apache.kafka.streams.errors.DefaultProductionExceptionHandler",
             ),
         ],
     )?;
@@ -81,7 +87,12 @@ fn every_key_is_settable_from_strings() -> Result<(), Error> {
     assert_eq!(c.write_buffer_max_bytes(), 4096);
     assert_eq!(c.state_dir(None)?, Path::new("/tmp/state/b"));
     c.validate()?;
-    assert_eq!(STREAMS_CONFIG_KEYS.len(), 19);
+    assert_eq!(
+        c.production_policy(),
+        ErrorPolicy::Fail,
+        "Kafka's name, set last, wins"
+    );
+    assert_eq!(STREAMS_CONFIG_KEYS.len(), 21);
     Ok(())
 }
 
@@ -103,6 +114,7 @@ fn unknown_keys_and_bad_values_are_named() {
         ("auto.create.sink.topics", "yes"),
         ("log.durability", "none"),
         ("deserialization.exception.handler", "ignore"),
+        ("production.exception.handler", "retry"),
         ("statestore.cache.max.bytes", "10MB"),
     ] {
         let e = c.set(k, v).unwrap_err();
@@ -123,6 +135,7 @@ fn a_dead_letter_topic_becomes_the_default_handler() {
         ErrorPolicy::DeadLetter("dlq".into())
     );
     assert_eq!(c.processing_policy(), ErrorPolicy::DeadLetter("dlq".into()));
+    assert_eq!(c.production_policy(), ErrorPolicy::DeadLetter("dlq".into()));
     let c = c.with_processing_handler(HandlerPolicy::Fail);
     assert_eq!(
         c.processing_policy(),

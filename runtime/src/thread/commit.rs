@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use freshet_log::{Broker, BrokerMember, BrokerTransaction, OffsetAndMetadata, Record};
 use freshet_state_store::StateStore;
-use freshet_streams::{partition_for_key, SinkRecord, TaskId, TaskMetrics};
+use freshet_streams::{partition_for_key, ErrorPolicy, SinkRecord, TaskId, TaskMetrics};
 
-use super::{StreamThread, MAX_FAILED_COMMITS};
+use super::{StreamThread, APPLY_INTERVAL, MAX_FAILED_COMMITS, OUTPUT_LINGER};
 use crate::changelog::{BrokerChangelogSink, SinkTarget};
 use crate::error::{Error, Result};
 
@@ -83,39 +83,181 @@ impl<B: Broker> StreamThread<B> {
     }
 
     /// Appends the pending outputs, one batch per partition in order: inside the open
-    /// transaction (exactly-once) or plainly (at-least-once).
+    /// transaction (exactly-once) or plainly (at-least-once). An output the log refuses for
+    /// a reason of its own ([`refused_record`]) goes to `production.exception.handler`; the
+    /// rest of its batch is written all the same, so under exactly-once one bad record does
+    /// not abort the transaction unless the handler is `fail`.
     pub(super) fn append_pending(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        let mut batches: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
-        for r in pending {
-            let p = self.partition_of(&r)?;
+        self.pending_since = None;
+        let mut batches: BTreeMap<(String, u32), Batch> = BTreeMap::new();
+        let mut dead = Vec::new();
+        for (task, r) in pending {
+            let p = match self.partition_of(&r) {
+                Ok(p) => p,
+                Err(e) if refused_record(&e) => {
+                    let record = log_record(r.key, r.value, r.timestamp, r.headers);
+                    self.production_failed(task, &r.topic, None, vec![record], e, &mut dead)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if self.shared.plan.internal.contains(&r.topic) {
                 self.wrote_internal = true;
             }
-            batches.entry((r.topic, p)).or_default().push(Record {
-                key: r.key,
-                value: r.value,
-                timestamp: Some(r.timestamp),
-                headers: r.headers,
-            });
+            let batch = batches.entry((r.topic, p)).or_default();
+            batch.0.push(task);
+            batch
+                .1
+                .push(log_record(r.key, r.value, r.timestamp, r.headers));
         }
-        let shared = self.shared.clone();
         if self.exactly_once() {
             self.ensure_txn()?;
-            let txn = self.session()?;
-            for ((topic, p), records) in &batches {
-                shared.handle.block_on(txn.append(topic, *p, records))?;
+        }
+        for ((topic, p), (tasks, records)) in batches {
+            // Halves a refused batch until each refused record is found alone (a batch
+            // may be too large while each of its records fits); in offset order.
+            let mut work = vec![(tasks, records)];
+            while let Some((mut tasks, mut records)) = work.pop() {
+                let e = match self.append_records(&topic, p, &records) {
+                    Ok(()) => continue,
+                    Err(e) if refused_record(&e) => e,
+                    Err(e) => return Err(e),
+                };
+                let too_large = matches!(e, Error::Log(freshet_log::Error::RecordTooLarge { .. }));
+                if too_large && records.len() > 1 {
+                    let mid = records.len() / 2;
+                    let later = (tasks.split_off(mid), records.split_off(mid));
+                    work.push(later);
+                    work.push((tasks, records));
+                    continue;
+                }
+                // A missing topic or partition refuses every record of the batch.
+                let policy = self.shared.config.production_policy();
+                if policy == ErrorPolicy::Fail {
+                    let task = tasks.first().map_or_else(String::new, |t| t.to_string());
+                    return Err(production_error(task, &topic, e));
+                }
+                let mut by_task: BTreeMap<TaskId, Vec<Record>> = BTreeMap::new();
+                for (t, r) in tasks.into_iter().zip(records) {
+                    by_task.entry(t).or_default().push(r);
+                }
+                for (t, rs) in by_task {
+                    self.skip_refused(&policy, t, &topic, Some(p), rs, &e, &mut dead);
+                }
             }
+        }
+        if !dead.is_empty() {
+            self.append_dead_letters(dead)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one partition's records as one batch, in the transaction under exactly-once.
+    fn append_records(&mut self, topic: &str, p: u32, records: &[Record]) -> Result<()> {
+        let shared = self.shared.clone();
+        if self.exactly_once() {
+            let txn = self.session()?;
+            shared.handle.block_on(txn.append(topic, p, records))?;
         } else {
             let acks = shared.config.durability();
-            for ((topic, p), records) in &batches {
-                shared
-                    .handle
-                    .block_on(shared.broker.append(topic, *p, records, acks))?;
+            shared
+                .handle
+                .block_on(shared.broker.append(topic, p, records, acks))?;
+        }
+        Ok(())
+    }
+
+    /// `production.exception.handler` for outputs of `task` the log refused with `error`:
+    /// `fail` returns [`Error::Production`], the others go on ([`skip_refused`](Self::skip_refused)).
+    fn production_failed(
+        &mut self,
+        task: TaskId,
+        topic: &str,
+        partition: Option<u32>,
+        records: Vec<Record>,
+        error: Error,
+        dead: &mut Vec<SinkRecord>,
+    ) -> Result<()> {
+        let policy = self.shared.config.production_policy();
+        if policy == ErrorPolicy::Fail {
+            return Err(production_error(task.to_string(), topic, error));
+        }
+        self.skip_refused(&policy, task, topic, partition, records, &error, dead);
+        Ok(())
+    }
+
+    /// `log-and-continue` counts refused outputs as dropped; `dead-letter` counts them and
+    /// adds them to `dead` with `__streams.errors.*` headers.
+    #[allow(clippy::too_many_arguments)]
+    fn skip_refused(
+        &mut self,
+        policy: &ErrorPolicy,
+        task: TaskId,
+        topic: &str,
+        partition: Option<u32>,
+        records: Vec<Record>,
+        error: &Error,
+        dead: &mut Vec<SinkRecord>,
+    ) {
+        let count = records.len() as u64;
+        if let ErrorPolicy::DeadLetter(dlq) = policy {
+            tracing::warn!(task = %task, topic, records = count, error = %error, "the log refused an output; sent to dead-letter topic {dlq}");
+            let kind = refusal_kind(error);
+            let message = error.to_string();
+            let partition = partition.map_or_else(|| "-1".to_string(), |p| p.to_string());
+            let h = |n: &str, v: &str| {
+                (
+                    format!("__streams.errors.{n}"),
+                    bytes::Bytes::from(v.to_string()),
+                )
+            };
+            for r in records {
+                let mut headers = r.headers;
+                headers.push(h("exception", kind));
+                headers.push(h("message", &message));
+                headers.push(h("stacktrace", ""));
+                headers.push(h("topic", topic));
+                headers.push(h("partition", &partition));
+                headers.push(h("offset", "-1"));
+                dead.push(SinkRecord {
+                    topic: dlq.clone(),
+                    partition: None,
+                    key: r.key,
+                    value: r.value,
+                    timestamp: r.timestamp.unwrap_or(-1),
+                    headers,
+                });
             }
+        } else {
+            tracing::warn!(task = %task, topic, records = count, error = %error, "the log refused an output; skipping it (production.exception.handler=log-and-continue)");
+        }
+        if let Some(t) = self.tasks.iter_mut().find(|t| t.id == task) {
+            t.base.dropped_records += count;
+            if matches!(policy, ErrorPolicy::DeadLetter(_)) {
+                t.base.dead_lettered += count;
+            }
+        }
+    }
+
+    /// Appends dead letters of refused outputs to the dead-letter topic; any failure here
+    /// (the topic is not created automatically) fails the commit.
+    fn append_dead_letters(&mut self, dead: Vec<SinkRecord>) -> Result<()> {
+        let mut batches: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
+        for r in dead {
+            let p = self.partition_of(&r)?;
+            batches.entry((r.topic, p)).or_default().push(log_record(
+                r.key,
+                r.value,
+                r.timestamp,
+                r.headers,
+            ));
+        }
+        for ((topic, p), records) in batches {
+            self.append_records(&topic, p, &records)?;
         }
         Ok(())
     }
@@ -130,31 +272,37 @@ impl<B: Broker> StreamThread<B> {
                 task: t.id.to_string(),
                 source,
             })?;
-            let out = t.task.take_outputs();
-            self.pending.extend(out);
+            let (id, out) = (t.id, t.task.take_outputs());
+            self.pending.extend(out.into_iter().map(|r| (id, r)));
         }
+        // What this commit moves into the stores' committed overlays (an upper bound).
+        let committing = self.write_buffer_bytes();
         let offsets = match self.commit_log() {
             Ok(o) => o,
             Err(e) => return self.commit_failed(e),
         };
-        // Step 4: only now does committed data reach sled, each tree with its offset.
-        let mut apply_failed = None;
         for t in &mut self.tasks {
-            let r = t
-                .task
-                .stores(|s: &mut dyn StateStore| {
-                    s.committed();
-                    Ok(())
-                })
-                .and_then(|()| t.task.stores(|s| s.apply()));
-            if let Err(source) = r {
-                apply_failed = Some(Error::Task {
-                    task: t.id.to_string(),
-                    source,
-                });
-            }
+            // Infallible: moves the sent writes into the committed overlay.
+            let _ = t.task.stores(|s: &mut dyn StateStore| {
+                s.committed();
+                Ok(())
+            });
         }
-        if let Some(e) = apply_failed {
+        self.unapplied = true;
+        self.unapplied_bytes = self.unapplied_bytes.saturating_add(committing);
+        // Step 4: only now does committed data reach sled, each tree with its offset —
+        // under exactly-once at most every APPLY_INTERVAL (see there), so that a key
+        // updated by many commits is written to sled once.
+        let apply_now = !self.exactly_once()
+            || self.stopping()
+            || self.last_apply.elapsed() >= APPLY_INTERVAL
+            || self.unapplied_bytes >= self.shared.config.write_buffer_max_bytes();
+        let applied = if apply_now {
+            self.apply_stores()
+        } else {
+            Ok(())
+        };
+        if let Err(e) = applied {
             // The transaction is committed: restarting from committed state replays the
             // changelog after what sled holds.
             tracing::warn!(thread = self.index, error = %e, "applying a commit to the stores failed; restarting the thread's tasks from committed state");
@@ -186,6 +334,61 @@ impl<B: Broker> StreamThread<B> {
         }
         self.measure_lag();
         self.publish();
+        Ok(())
+    }
+
+    /// Commit step 4 for every committed write not applied yet: one sled batch per store
+    /// tree with its changelog offset.
+    pub(super) fn apply_stores(&mut self) -> Result<()> {
+        if !self.unapplied {
+            return Ok(());
+        }
+        let mut failed = None;
+        for t in &mut self.tasks {
+            if let Err(source) = t.task.stores(|s| s.apply()) {
+                failed = Some(Error::Task {
+                    task: t.id.to_string(),
+                    source,
+                });
+            }
+        }
+        self.unapplied = false;
+        self.unapplied_bytes = 0;
+        self.last_apply = Instant::now();
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// [`apply_stores`](Self::apply_stores) outside a commit; a failure restarts the
+    /// thread's tasks from committed state, as a failed apply in a commit does.
+    pub(super) fn apply_deferred(&mut self) -> Result<()> {
+        let Err(e) = self.apply_stores() else {
+            return Ok(());
+        };
+        tracing::warn!(thread = self.index, error = %e, "applying committed writes to the stores failed; restarting the thread's tasks from committed state");
+        self.consecutive_failures += 1;
+        if self.consecutive_failures > MAX_FAILED_COMMITS {
+            return Err(e);
+        }
+        self.restart_tasks()
+    }
+
+    /// Under at-least-once, appends the pending outputs once the oldest has waited
+    /// [`OUTPUT_LINGER`] (or at once with `now`), instead of holding them to the next
+    /// commit — which comes every 30 s there. Exactly-once outputs only become visible at
+    /// the commit, so they keep waiting for it (or for a full batch).
+    pub(super) fn append_lingering(&mut self, now: bool) -> Result<()> {
+        if self.exactly_once() || self.pending.is_empty() {
+            return Ok(());
+        }
+        if now
+            || self
+                .pending_since
+                .is_none_or(|t| t.elapsed() >= OUTPUT_LINGER)
+        {
+            if let Err(e) = self.append_pending() {
+                return self.commit_failed(e);
+            }
+        }
         Ok(())
     }
 
@@ -289,6 +492,7 @@ impl<B: Broker> StreamThread<B> {
     /// session fences it, which aborts its transaction).
     pub(super) fn abort_quietly(&mut self) {
         self.pending.clear();
+        self.pending_since = None;
         self.wrote_internal = false;
         if self.txn_open {
             let shared = self.shared.clone();
@@ -314,8 +518,11 @@ impl<B: Broker> StreamThread<B> {
         self.session()?;
         let old: Vec<(TaskId, TaskMetrics)> =
             self.tasks.iter().map(|t| (t.id, t.metrics())).collect();
-        // Dropping the tasks releases their caches' names in the thread cache.
+        // Dropping the tasks releases their caches' names in the thread cache; their
+        // committed overlays go too (restore replays them from the changelogs).
         self.tasks.clear();
+        self.unapplied = false;
+        self.unapplied_bytes = 0;
         for (id, base) in old {
             let t = self.open_task(id, base)?;
             self.tasks.push(t);
@@ -344,6 +551,20 @@ impl<B: Broker> StreamThread<B> {
         }
     }
 
+    /// Measures the lag again (and publishes it) when the last measure may be stale: nothing
+    /// is uncommitted and the lag was not measured since the last commit (`measure_lag` at
+    /// a commit runs at most once a second, so the final commit of a backlog often skips
+    /// it). Called when the thread is idle or caught up, and with `force` at close.
+    pub(super) fn measure_lag_if_stale(&mut self, force: bool) {
+        let stale = self.last_lag.is_none_or(|l| l < self.last_commit);
+        if !force && (self.dirty || !stale) {
+            return;
+        }
+        self.last_lag = None;
+        self.measure_lag();
+        self.publish();
+    }
+
     /// Lag of each task from its committed offsets (at most once a second).
     pub(super) fn measure_lag(&mut self) {
         if self
@@ -367,5 +588,62 @@ impl<B: Broker> StreamThread<B> {
             }
             t.lag = Some(lag);
         }
+    }
+}
+
+/// One partition's outputs: the task of each record, and the records.
+type Batch = (Vec<TaskId>, Vec<Record>);
+
+fn log_record(
+    key: Option<bytes::Bytes>,
+    value: Option<bytes::Bytes>,
+    timestamp: i64,
+    headers: Vec<(String, bytes::Bytes)>,
+) -> Record {
+    Record {
+        key,
+        value,
+        timestamp: Some(timestamp),
+        headers,
+    }
+}
+
+/// Whether the log refused an output for a reason of the record's own, which
+/// `production.exception.handler` decides about: too large for the topic, a topic (chosen
+/// per record) or a partition that does not exist, an illegal topic name. I/O errors, a
+/// closed log, fencing and the like fail the commit whatever the handler.
+pub(super) fn refused_record(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::MissingSinkTopic { .. }
+            | Error::PartitionMismatch { .. }
+            | Error::Log(
+                freshet_log::Error::RecordTooLarge { .. }
+                    | freshet_log::Error::UnknownTopic { .. }
+                    | freshet_log::Error::UnknownPartition { .. }
+                    | freshet_log::Error::InvalidTopicName { .. }
+            )
+    )
+}
+
+/// The `__streams.errors.exception` header of a refusal.
+fn refusal_kind(e: &Error) -> &'static str {
+    match e {
+        Error::MissingSinkTopic { .. } | Error::Log(freshet_log::Error::UnknownTopic { .. }) => {
+            "UnknownTopic"
+        }
+        Error::PartitionMismatch { .. }
+        | Error::Log(freshet_log::Error::UnknownPartition { .. }) => "UnknownPartition",
+        Error::Log(freshet_log::Error::RecordTooLarge { .. }) => "RecordTooLarge",
+        Error::Log(freshet_log::Error::InvalidTopicName { .. }) => "InvalidTopicName",
+        _ => "ProductionError",
+    }
+}
+
+fn production_error(task: String, topic: &str, source: Error) -> Error {
+    Error::Production {
+        task,
+        topic: topic.to_string(),
+        source: Box::new(source),
     }
 }

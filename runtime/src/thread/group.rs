@@ -144,6 +144,8 @@ impl<B: Broker> StreamThread<B> {
             self.dirty = true;
             self.commit()?;
         }
+        // Tasks may be closed next: what they committed goes to sled first.
+        self.apply_deferred()?;
         self.assigned = false;
         self.pending_open.clear();
         self.shared.set_running(self.index, false);
@@ -233,6 +235,9 @@ impl<B: Broker> StreamThread<B> {
         self.pending_open.clear();
         self.assigned = false;
         self.dirty = false;
+        // The dropped tasks' committed overlays went with them (replayed at restore).
+        self.unapplied = false;
+        self.unapplied_bytes = 0;
         self.member = None;
         self.shared.set_running(self.index, false);
     }

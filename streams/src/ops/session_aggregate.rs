@@ -12,7 +12,9 @@
 //! Emit-final forwards nothing per update: after each record (throttled by the wall clock)
 //! it emits every session that ended in `[last close time, close time - 1]`, ordered by end,
 //! start and key bytes as Kafka's time-ordered session store, each with the session end as
-//! its timestamp and the headers of the record that closed it.
+//! its timestamp and the headers of the record that closed it. With a throttle (a non-zero
+//! interval: the runtime) it also emits, whatever the throttle says, before a put that would
+//! move the store's stream time past a closed session not emitted yet.
 
 use std::any::Any;
 use std::sync::Arc;

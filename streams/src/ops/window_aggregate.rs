@@ -16,7 +16,10 @@
 //! per `windowed_emit_interval_ms` of wall-clock time, it fetches the windows that closed
 //! since the last emit (window starts in `(last close - size, close - size]`) from the store,
 //! in window-start order then key-byte order (Kafka's time-ordered emit-final store), and
-//! forwards each with its stored timestamp. The close time it emitted up to is committed
+//! forwards each with its stored timestamp. With a throttle (a non-zero interval: the
+//! runtime) it also emits, whatever the throttle says, before a record's puts that would move
+//! the store's retention past a closed window not emitted yet, so that a backlog processed
+//! within one interval loses no final result. The close time it emitted up to is committed
 //! with the offsets as processor metadata (Kafka's
 //! `addProcessorMetadataKeyValue(storeName, closeTime)`; here the entry
 //! `processor-metadata:<store>` of the task's stream times) and restored at restart, so a
