@@ -90,7 +90,10 @@ impl StoreBuilder {
     /// Whether `other` is this same declaration (same kind and settings, the very same
     /// serdes), not just a store with the same name.
     pub(crate) fn same_as(&self, other: &StoreBuilder) -> bool {
-        fn same(a: &Option<Arc<dyn Any + Send + Sync>>, b: &Option<Arc<dyn Any + Send + Sync>>) -> bool {
+        fn same(
+            a: &Option<Arc<dyn Any + Send + Sync>>,
+            b: &Option<Arc<dyn Any + Send + Sync>>,
+        ) -> bool {
             match (a, b) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,

@@ -643,7 +643,10 @@ impl State {
         global.commit()?;
         for r in global.take_outputs() {
             self.produced.insert(r.topic.clone());
-            self.outputs.entry(r.topic.clone()).or_default().push_back(r);
+            self.outputs
+                .entry(r.topic.clone())
+                .or_default()
+                .push_back(r);
         }
         Ok(())
     }

@@ -374,7 +374,9 @@ fn two_different_stores_with_one_name_are_refused() {
     use freshet_streams::Materialized;
     let builder = freshet_streams::StreamsBuilder::new();
     let input = builder.stream::<String, String>("in");
-    input.group_by_key().count_with(Materialized::named("counts"));
+    input
+        .group_by_key()
+        .count_with(Materialized::named("counts"));
     input
         .group_by_key()
         .reduce_with(|a, b| a + &b, Materialized::named("counts"));
@@ -395,7 +397,9 @@ fn repartition_with_serdes_carries_them_downstream() -> freshet_streams::Result<
         .repartition_with(Repartitioned::with(Utf8, Json::<Vec<String>>::default()))
         .to("out");
     let driver = TopologyTestDriver::new(builder.build()?)?;
-    driver.input::<String, String>("in").pipe("k".into(), "v".into(), 0)?;
+    driver
+        .input::<String, String>("in")
+        .pipe("k".into(), "v".into(), 0)?;
     let raw = driver.output::<String, String>("out").read_raw();
     assert_eq!(raw[0].value.as_deref(), Some(&b"[\"v\"]"[..]));
     Ok(())
