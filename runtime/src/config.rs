@@ -315,6 +315,16 @@ impl StreamsConfig {
                 }
                 self.session_timeout_ms = ms;
             }
+            // Kafka picks default serdes by class name at run time; freshet's topologies are
+            // typed, so serdes are fixed when the topology is built: per type with
+            // `StreamsBuilder::register_serde`, or per operator (Consumed, Produced, ...).
+            "default.key.serde" | "default.value.serde" => {
+                return Err(invalid(
+                    key,
+                    value,
+                    "serdes are chosen by type when the topology is built: use StreamsBuilder::register_serde, or pass serdes to the operator (Consumed/Produced/Grouped/Materialized::with)",
+                ))
+            }
             _ => {
                 return Err(Error::UnknownSetting {
                     key: key.to_string(),

@@ -177,3 +177,17 @@ fn the_state_dir_is_under_the_data_dir_by_default() -> Result<(), Error> {
     assert_eq!(c.state_dir(None)?, Path::new("/s/counter"));
     Ok(())
 }
+
+#[test]
+fn default_serde_settings_point_to_the_type_registry() {
+    let mut config = freshet_runtime::StreamsConfig::new("app");
+    let err = config
+        .set(
+            "default.value.serde",
+            "org.apache.kafka.common.serialization.Serdes$StringSerde",
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("StreamsBuilder::register_serde"), "{err}");
+}
