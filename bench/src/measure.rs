@@ -1,4 +1,4 @@
-//! Timing (wall clock and process CPU), medians, and the result line of BENCHMARKS.md.
+//! Timing (wall clock and process CPU), peak resident memory, medians, and result lines.
 
 use std::time::{Duration, Instant};
 
@@ -6,15 +6,15 @@ use crate::BoxError;
 
 /// One timed run of one side of a comparison.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Sample {
+pub struct Sample {
     /// Wall-clock time.
-    pub(crate) wall: Duration,
+    pub wall: Duration,
     /// User + system CPU time of the whole process (every thread) over the run.
-    pub(crate) cpu: Duration,
+    pub cpu: Duration,
 }
 
 /// User + system CPU time this process has used so far.
-pub(crate) fn cpu_time() -> Duration {
+pub fn cpu_time() -> Duration {
     // SAFETY: getrusage only writes the struct we pass; a zeroed rusage is a valid value.
     let usage = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
@@ -28,7 +28,7 @@ pub(crate) fn cpu_time() -> Duration {
 }
 
 /// Runs `f`, timing it.
-pub(crate) fn timed<T>(f: impl FnOnce() -> Result<T, BoxError>) -> Result<(T, Sample), BoxError> {
+pub fn timed<T>(f: impl FnOnce() -> Result<T, BoxError>) -> Result<(T, Sample), BoxError> {
     let cpu0 = cpu_time();
     let t0 = Instant::now();
     let out = f()?;
@@ -38,7 +38,7 @@ pub(crate) fn timed<T>(f: impl FnOnce() -> Result<T, BoxError>) -> Result<(T, Sa
 }
 
 /// The median of `values` (the mean of the middle two for an even count; 0 when empty).
-pub(crate) fn median(values: &[f64]) -> f64 {
+pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -50,14 +50,14 @@ pub(crate) fn median(values: &[f64]) -> f64 {
 
 /// Paired runs of freshet and its baseline for one result line.
 #[derive(Debug, Default)]
-pub(crate) struct Comparison {
+pub struct Comparison {
     freshet: Vec<Sample>,
     baseline: Vec<Sample>,
 }
 
 /// What a result line must reach to count as a met goal.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Goal {
+pub enum Goal {
     /// freshet throughput ÷ baseline throughput at least this.
     Ratio(f64),
     /// freshet throughput at least this many records per second.
@@ -65,13 +65,14 @@ pub(crate) enum Goal {
 }
 
 impl Comparison {
-    pub(crate) fn push(&mut self, freshet: Sample, baseline: Sample) {
+    /// Adds one run of each side.
+    pub fn push(&mut self, freshet: Sample, baseline: Sample) {
         self.freshet.push(freshet);
         self.baseline.push(baseline);
     }
 
     /// Median over runs of the per-run ratio freshet ÷ baseline throughput (wall clock).
-    pub(crate) fn ratio(&self) -> f64 {
+    pub fn ratio(&self) -> f64 {
         let r: Vec<f64> = self
             .freshet
             .iter()
@@ -82,7 +83,7 @@ impl Comparison {
     }
 
     /// Median over runs of baseline CPU per record ÷ freshet CPU per record.
-    pub(crate) fn cpu_ratio(&self) -> f64 {
+    pub fn cpu_ratio(&self) -> f64 {
         let r: Vec<f64> = self
             .freshet
             .iter()
@@ -92,8 +93,51 @@ impl Comparison {
         median(&r)
     }
 
+    /// Runs recorded so far.
+    pub fn len(&self) -> usize {
+        self.freshet.len()
+    }
+
+    /// Whether no run is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.freshet.is_empty()
+    }
+
+    /// Median wall-clock seconds of freshet's runs.
+    pub fn freshet_secs(&self) -> f64 {
+        median(
+            &self
+                .freshet
+                .iter()
+                .map(|x| x.wall.as_secs_f64())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Median wall-clock seconds of the baseline's runs.
+    pub fn baseline_secs(&self) -> f64 {
+        median(
+            &self
+                .baseline
+                .iter()
+                .map(|x| x.wall.as_secs_f64())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Median CPU seconds (user + system) of freshet's runs.
+    pub fn freshet_cpu_secs(&self) -> f64 {
+        median(
+            &self
+                .freshet
+                .iter()
+                .map(|x| x.cpu.as_secs_f64())
+                .collect::<Vec<_>>(),
+        )
+    }
+
     /// The result line: medians of both sides, the ratios, and whether `goal` is met.
-    pub(crate) fn line(&self, label: &str, records: u64, goal: Goal) -> String {
+    pub fn line(&self, label: &str, records: u64, goal: Goal) -> String {
         let secs =
             |s: &[Sample]| median(&s.iter().map(|x| x.wall.as_secs_f64()).collect::<Vec<_>>());
         let (f, b) = (secs(&self.freshet), secs(&self.baseline));
@@ -111,4 +155,40 @@ impl Comparison {
             if met { "met" } else { "MISSED" },
         )
     }
+}
+
+/// Resets this process's peak resident set size (`VmHWM`) to its current size, so that
+/// [`peak_rss_bytes`] then reports the peak of what runs next (Linux ≥ 4.0:
+/// `echo 5 > /proc/self/clear_refs`). Returns false where that is not possible.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// This process's peak resident set size in bytes since the start or the last
+/// [`reset_peak_rss`] (`VmHWM` of /proc/self/status; `ru_maxrss` where that is missing).
+pub fn peak_rss_bytes() -> u64 {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        for line in status.lines() {
+            if let Some(rest) = line.strip_prefix("VmHWM:") {
+                let kb = rest.trim().trim_end_matches("kB").trim();
+                if let Ok(kb) = kb.parse::<u64>() {
+                    return kb * 1024;
+                }
+            }
+        }
+    }
+    // SAFETY: getrusage only writes the struct we pass; a zeroed rusage is a valid value.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return 0;
+        }
+        u
+    };
+    usage.ru_maxrss as u64 * 1024
+}
+
+/// Bytes as MiB, for result lines.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }

@@ -103,6 +103,11 @@
 //!    metadata, with the member's generation;
 //! 3. commit the transaction;
 //! 4. only then apply to sled: one batch per store tree, with that tree's changelog offset.
+//!    Under exactly-once the committed writes may wait in memory (the stores' committed
+//!    overlay, which reads see) and go to sled at most once a second — sooner when the
+//!    thread is idle, when they would pass the write-buffer limit, before tasks are revoked
+//!    or closed, and before the app reports caught up — since a sled write is the slowest
+//!    step; a crash before that only means a longer changelog replay at restart.
 //!
 //! So sled only holds committed data. If steps 2–3 fail the transaction is aborted and the
 //! thread's tasks restart from committed state: their stores restore the committed

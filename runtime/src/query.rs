@@ -3,8 +3,9 @@
 //!
 //! A key is looked up in the task of its partition — murmur2 of the key's serialized bytes
 //! over the store's task count, as the records were routed — and only there. A view reads
-//! what the last commit applied to sled (never a write buffer or an uncommitted write), so
-//! it lags processing by at most one commit interval. Calls fail with
+//! what was applied to sled (never a write buffer or an uncommitted write): under
+//! at-least-once that is the last commit, under exactly-once committed writes reach sled at
+//! most a second after their commit while the thread is busy (at once when it is idle). Calls fail with
 //! [`Error::InvalidState`] while the app is not `RUNNING` or `REBALANCING`.
 
 use std::collections::BTreeMap;
