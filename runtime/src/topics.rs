@@ -269,7 +269,12 @@ fn resolve(
                             return Err(unresolved("its count depends on itself".into()));
                         }
                         let mut max = 0;
-                        for t in list {
+                        // A topic read by the sub-topology that writes it (a join of a
+                        // stream with a re-keyed copy of itself) or a longer cycle: its count
+                        // comes from the other topics.
+                        let others: Vec<&TopicName> =
+                            list.iter().filter(|t| !visiting.contains(*t)).collect();
+                        for t in others {
                             max = max.max(resolve(
                                 app, t, internal, external, overrides, done, visiting,
                             )?);
