@@ -22,6 +22,12 @@ pub trait Serde<T>: Send + Sync + std::fmt::Debug {
     fn partition_bytes(&self, value: &T) -> Result<Option<Vec<u8>>, String> {
         self.serialize_nullable(value)
     }
+    /// Whether `value` is null — what [`serialize_nullable`](Serde::serialize_nullable)
+    /// writes as `None`. Operators ask it to drop null keys and values as Kafka does, without
+    /// serializing; the default serializes, the built-in serdes answer at once.
+    fn is_null(&self, value: &T) -> bool {
+        matches!(self.serialize_nullable(value), Ok(None))
+    }
     /// Decodes a key or value that may be null (`None`). Types without a null refuse it,
     /// so a null reaches user code only as `Option<T>` or `()`.
     fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<T, String> {
@@ -37,6 +43,9 @@ pub trait Serde<T>: Send + Sync + std::fmt::Debug {
 pub struct Nullable<S>(pub S);
 
 impl<T, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
+    fn is_null(&self, value: &Option<T>) -> bool {
+        value.is_none()
+    }
     fn serialize(&self, value: &Option<T>) -> Result<Vec<u8>, String> {
         match value {
             Some(v) => self.0.serialize(v),
@@ -60,6 +69,9 @@ impl<T, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
 pub struct Unit;
 
 impl Serde<()> for Unit {
+    fn is_null(&self, _value: &()) -> bool {
+        true
+    }
     fn serialize(&self, _value: &()) -> Result<Vec<u8>, String> {
         Ok(Vec::new())
     }
@@ -96,6 +108,9 @@ impl<T> Clone for Json<T> {
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for Json<T> {
+    fn is_null(&self, _value: &T) -> bool {
+        false
+    }
     fn serialize(&self, value: &T) -> Result<Vec<u8>, String> {
         serde_json::to_vec(value).map_err(|e| e.to_string())
     }
@@ -109,6 +124,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for Json<T> {
 pub struct Utf8;
 
 impl Serde<String> for Utf8 {
+    fn is_null(&self, _value: &String) -> bool {
+        false
+    }
     fn serialize(&self, value: &String) -> Result<Vec<u8>, String> {
         Ok(value.as_bytes().to_vec())
     }
@@ -122,6 +140,9 @@ impl Serde<String> for Utf8 {
 pub struct RawBytes;
 
 impl Serde<Bytes> for RawBytes {
+    fn is_null(&self, _value: &Bytes) -> bool {
+        false
+    }
     fn serialize(&self, value: &Bytes) -> Result<Vec<u8>, String> {
         Ok(value.to_vec())
     }
@@ -137,6 +158,9 @@ pub struct BigEndian;
 macro_rules! big_endian {
     ($($t:ty),*) => {$(
         impl Serde<$t> for BigEndian {
+    fn is_null(&self, _value: &$t) -> bool {
+        false
+    }
             fn serialize(&self, value: &$t) -> Result<Vec<u8>, String> {
                 Ok(value.to_be_bytes().to_vec())
             }
@@ -173,6 +197,9 @@ impl<T> Clone for MsgPack<T> {
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for MsgPack<T> {
+    fn is_null(&self, _value: &T) -> bool {
+        false
+    }
     fn serialize(&self, value: &T) -> Result<Vec<u8>, String> {
         rmp_serde::to_vec(value).map_err(|e| e.to_string())
     }
@@ -182,6 +209,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for MsgPack<T> 
 }
 
 impl Serde<Vec<u8>> for RawBytes {
+    fn is_null(&self, _value: &Vec<u8>) -> bool {
+        false
+    }
     fn serialize(&self, value: &Vec<u8>) -> Result<Vec<u8>, String> {
         Ok(value.clone())
     }
@@ -191,6 +221,9 @@ impl Serde<Vec<u8>> for RawBytes {
 }
 
 impl<T> Serde<T> for std::sync::Arc<dyn Serde<T>> {
+    fn is_null(&self, value: &T) -> bool {
+        (**self).is_null(value)
+    }
     fn serialize(&self, value: &T) -> Result<Vec<u8>, String> {
         (**self).serialize(value)
     }

@@ -223,5 +223,10 @@ mod tests {
             .deserialize_nullable(None)
             .is_err());
         assert!(r.get::<std::time::Duration>().is_none());
+        // Null is what serializes to no bytes: only `Option::None` and `()`.
+        assert!(s.is_null(&None));
+        assert!(!s.is_null(&Some(String::new())));
+        assert!(r.get::<()>().unwrap().is_null(&()));
+        assert!(!r.get::<i64>().unwrap().is_null(&0));
     }
 }

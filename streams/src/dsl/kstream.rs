@@ -12,7 +12,6 @@ use std::sync::Arc;
 use crate::dsl::builder::StreamsBuilder;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::options::{Grouped, Produced, Repartitioned};
-use crate::error::Error;
 use crate::ops::sink::{SinkNode, SinkTarget};
 use crate::ops::stateless::stateless;
 use crate::partitioner::StreamPartitioner;
@@ -808,18 +807,16 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
                 (format!("{topic}-source"), None),
             )
         };
+        // Null keys are dropped before the sink (Kafka's repartition filter); asking the serde
+        // costs no serialization for the built-in ones, the sink encodes the key once.
         let null_keys = keys.clone();
-        let filter =
-            stateless(
-                move |ctx, r: Record<K, V>| match null_keys.serialize_nullable(&r.key) {
-                    Ok(Some(_)) => ctx.forward(r),
-                    Ok(None) => Ok(()),
-                    Err(reason) => Err(Error::Serde {
-                        context: format!("key before {}", ctx.name()),
-                        reason,
-                    }),
-                },
-            );
+        let filter = stateless(move |ctx, r: Record<K, V>| {
+            if null_keys.is_null(&r.key) {
+                Ok(())
+            } else {
+                ctx.forward(r)
+            }
+        });
         let filter = g.add(filter_name, NodeKind::Processor, &[self.node], filter);
         let internal = TopicName::Internal(topic.clone());
         let sink = SinkNode {

@@ -213,7 +213,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             }
         };
         let null_value = match values {
-            Some(v) if null_values => matches!(v.serialize_nullable(&r.value), Ok(None)),
+            Some(v) if null_values => v.is_null(&r.value),
             _ => false,
         };
         match key {

@@ -42,7 +42,6 @@ pub use stream_table::Joined;
 
 pub(crate) use source::{add_table_source, TableSourceOptions};
 
-use std::any::TypeId;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -278,22 +277,18 @@ pub(crate) fn entry_of<K: Data, V: Data>(table: &KTable<'_, K, V>) -> TableEntry
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Whether a value of `T` is null: only `Option`s and `()` can be; they are checked with
-/// `carried` or the registered serde (a serialization to null), other types never are.
+/// Whether a value of `T` is null (Kafka drops null keys and values in many places): asked
+/// of `carried` or the registered serde ([`Serde::is_null`](crate::Serde::is_null)), which
+/// answers without serializing for the built-in serdes; with no serde nothing is null.
 pub(crate) fn null_check<T: 'static>(
     builder: &StreamsBuilder,
     carried: Option<&SerdeRef<T>>,
 ) -> IsNull<T> {
-    let nullable = TypeId::of::<T>() == TypeId::of::<()>()
-        || std::any::type_name::<T>().starts_with("core::option::Option<");
-    if !nullable {
-        return Arc::new(|_| false);
-    }
     let serde = carried
         .cloned()
         .or_else(|| builder.graph.borrow().serdes.get::<T>());
     match serde {
-        Some(s) => Arc::new(move |v| matches!(s.serialize_nullable(v), Ok(None))),
+        Some(s) => Arc::new(move |v| s.is_null(v)),
         None => Arc::new(|_| false),
     }
 }
