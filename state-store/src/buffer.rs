@@ -57,7 +57,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -98,17 +98,43 @@ pub struct BufferState {
     pub buffer_size_bytes: u64,
 }
 
-/// Counts kept in memory, layered like the writes so that an abort takes its part back.
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    records: i64,
-    bytes: i64,
+/// The buffer's current view (committed, sent and unsent writes together) kept in memory,
+/// so that the suppress operator's per-update reads never go to the tree: per key its
+/// buffer time and latest value, and the keys in eviction order. Kafka keeps its whole
+/// buffer in memory too; here the tree below still holds it, so a restart restores only the
+/// changelog's tail. An aborted commit drops the mirror, and the next call rebuilds it from
+/// the layers (which then hold the committed view).
+#[derive(Debug, Default)]
+struct Mirror {
+    entries: HashMap<Bytes, (i64, Timestamped)>,
+    /// `(buffer time, key)`: eviction order (the time-ordered keys' byte order).
+    order: BTreeSet<(i64, Bytes)>,
+    /// Bytes counted for the entries (see [`record_size`]).
+    bytes: u64,
 }
 
-impl Counts {
-    fn add(&mut self, other: Counts) {
-        self.records += other.records;
-        self.bytes += other.bytes;
+impl Mirror {
+    fn insert(&mut self, key: Bytes, time: i64, value: Timestamped) {
+        self.bytes += record_size(key.len(), value.value.len());
+        match self.entries.insert(key.clone(), (time, value)) {
+            Some((old_time, old)) => {
+                self.bytes -= record_size(key.len(), old.value.len());
+                if old_time != time {
+                    self.order.remove(&(old_time, key.clone()));
+                    self.order.insert((time, key));
+                }
+            }
+            None => {
+                self.order.insert((time, key));
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<(i64, Timestamped)> {
+        let (key, (time, value)) = self.entries.remove_entry(key)?;
+        self.bytes -= record_size(key.len(), value.value.len());
+        self.order.remove(&(time, key));
+        Some((time, value))
     }
 }
 
@@ -118,20 +144,14 @@ pub struct BufferStore {
     layers: Layers,
     backend: Arc<dyn Backend>,
     tree: String,
-    /// Counts of what is committed (computed at open and after restore).
-    committed: Counts,
-    /// Changes sent to the changelog in the current commit.
-    sent: Counts,
-    /// Changes not sent yet.
-    buffered: Counts,
-    /// The smallest buffer time, when known (`i64::MAX`: empty).
-    min: Option<i64>,
+    /// `None` after an abort, until the next call rebuilds it.
+    mirror: Option<Mirror>,
 }
 
 /// Bytes counted for an entry: buffer time and timestamp (8 each), key and value (Kafka
 /// counts the buffer time, the key and its estimate of the buffered value).
-fn record_size(key_len: usize, value_len: usize) -> i64 {
-    (16 + key_len + value_len) as i64
+fn record_size(key_len: usize, value_len: usize) -> u64 {
+    (16 + key_len + value_len) as u64
 }
 
 fn index_key(key: &[u8]) -> Bytes {
@@ -204,12 +224,9 @@ impl BufferStore {
             layers,
             backend,
             tree: name.to_string(),
-            committed: Counts::default(),
-            sent: Counts::default(),
-            buffered: Counts::default(),
-            min: None,
+            mirror: None,
         };
-        store.recount()?;
+        store.mirror()?;
         Ok(store)
     }
 
@@ -220,73 +237,88 @@ impl BufferStore {
         }
     }
 
-    /// Counts the entries from the index (at open and after restore, when nothing is
-    /// buffered).
-    fn recount(&mut self) -> Result<()> {
-        let tree = self.tree.clone();
+    /// The mirror, rebuilt from the layers when there is none (at open, after an abort and
+    /// after restore): every index entry with its time-ordered entry.
+    fn mirror(&mut self) -> Result<&mut Mirror> {
+        if self.mirror.is_none() {
+            let mirror = self.read_mirror()?;
+            self.mirror = Some(mirror);
+        }
+        self.mirror.as_mut().ok_or_else(|| Error::Corrupt {
+            store: self.layers.store.clone(),
+            reason: "buffer mirror vanished".into(),
+        })
+    }
+
+    fn read_mirror(&mut self) -> Result<Mirror> {
+        let mut mirror = Mirror::default();
+        let (from, to) = ([DATA], [DATA + 1]);
+        let mut data = Vec::new();
+        for item in self.layers.range(
+            &self.tree,
+            Bound::Included(&from),
+            Bound::Excluded(&to),
+            false,
+        )? {
+            data.push(item?);
+        }
         let (from, to) = ([INDEX], [INDEX + 1]);
-        let mut counts = Counts::default();
+        let mut index = HashMap::new();
         let mut bad = None;
-        for item in self
-            .layers
-            .range(&tree, Bound::Included(&from), Bound::Excluded(&to), false)?
-        {
+        for item in self.layers.range(
+            &self.tree,
+            Bound::Included(&from),
+            Bound::Excluded(&to),
+            false,
+        )? {
             let (k, v) = item?;
             match parse_index_value(&v.value) {
-                Some((_, len)) => counts.add(Counts {
-                    records: 1,
-                    bytes: record_size(k.len().saturating_sub(1), len),
-                }),
+                Some((time, _)) => {
+                    index.insert(k.slice(1..), time);
+                }
                 None => bad = Some(k),
             }
         }
         if let Some(k) = bad {
             return Err(self.corrupt(format!("index entry {} is not 16 bytes", show_key(&k))));
         }
-        self.committed = counts;
-        self.sent = Counts::default();
-        self.buffered = Counts::default();
-        self.min = None;
-        Ok(())
-    }
-
-    fn counts(&self) -> Counts {
-        let mut c = self.committed;
-        c.add(self.sent);
-        c.add(self.buffered);
-        c
-    }
-
-    /// `(buffer time, value length)` of a buffered key.
-    fn index_get(&mut self, key: &[u8]) -> Result<Option<(i64, usize)>> {
-        let tree = self.tree.clone();
-        match self.layers.get(&tree, &index_key(key))? {
-            None => Ok(None),
-            Some(v) => match parse_index_value(&v.value) {
-                Some(e) => Ok(Some(e)),
-                None => {
-                    Err(self.corrupt(format!("index entry of {} is not 16 bytes", show_key(key))))
-                }
-            },
+        for (k, value) in data {
+            let Some((time, key)) = parse_data_key(&k) else {
+                return Err(self.corrupt(format!("time-ordered key {} is too short", show_key(&k))));
+            };
+            // A time-ordered entry the index does not point at is a leftover of an older
+            // buffer time (restore deletes those); the index decides.
+            if index.get(&key) == Some(&time) {
+                index.remove(&key);
+                mirror.insert(key, time, value);
+            }
         }
+        if let Some((key, time)) = index.into_iter().next() {
+            return Err(self.corrupt(format!(
+                "index has {} at buffer time {time} but the entry is missing",
+                show_key(&key)
+            )));
+        }
+        Ok(mirror)
     }
 
     /// Buffers `value` for `key`. A key already buffered keeps its buffer time (and its place
     /// in the order); only its value changes. A new key is buffered at `buffer_time`.
     pub fn put(&mut self, buffer_time: i64, key: Bytes, value: Timestamped) -> Result<()> {
-        let tree = self.tree.clone();
         let len = value.value.len();
-        let time = match self.index_get(&key)? {
+        let old = self
+            .mirror()?
+            .entries
+            .get(&key)
+            .map(|(time, v)| (*time, v.value.len()));
+        let time = match old {
             Some((time, old_len)) => {
                 if old_len != len {
-                    self.buffered.bytes +=
-                        record_size(key.len(), len) - record_size(key.len(), old_len);
-                    let index = index_value(time, len);
                     self.layers.put(
-                        &tree,
+                        &self.tree,
                         index_key(&key),
                         Some(Timestamped {
-                            value: index,
+                            value: index_value(time, len),
                             timestamp: value.timestamp,
                         }),
                     )?;
@@ -295,100 +327,43 @@ impl BufferStore {
             }
             None => {
                 self.layers.put(
-                    &tree,
+                    &self.tree,
                     index_key(&key),
                     Some(Timestamped {
                         value: index_value(buffer_time, len),
                         timestamp: value.timestamp,
                     }),
                 )?;
-                self.buffered.add(Counts {
-                    records: 1,
-                    bytes: record_size(key.len(), len),
-                });
-                self.min = self.min.map(|m| m.min(buffer_time));
                 buffer_time
             }
         };
-        self.layers.put(&tree, data_key(time, &key), Some(value))
+        self.layers
+            .put(&self.tree, data_key(time, &key), Some(value.clone()))?;
+        self.mirror()?.insert(key, time, value);
+        Ok(())
     }
 
     /// The entry of `key`.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<BufferedRecord>> {
-        let Some((time, _)) = self.index_get(key)? else {
-            return Ok(None);
-        };
-        let tree = self.tree.clone();
-        match self.layers.get(&tree, &data_key(time, key))? {
-            Some(value) => Ok(Some(BufferedRecord {
-                key: Bytes::copy_from_slice(key),
-                value,
-                buffer_time: time,
-            })),
-            None => Err(self.corrupt(format!(
-                "index has {} at buffer time {time} but the entry is missing",
-                show_key(key)
-            ))),
-        }
+        Ok(self
+            .mirror()?
+            .entries
+            .get_key_value(key)
+            .map(|(k, (time, value))| BufferedRecord {
+                key: k.clone(),
+                value: value.clone(),
+                buffer_time: *time,
+            }))
     }
 
     /// Removes `key`'s entry; returns whether there was one.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
-        let Some((time, len)) = self.index_get(key)? else {
+        let Some((time, _)) = self.mirror()?.remove(key) else {
             return Ok(false);
         };
-        self.remove(time, key, len)?;
-        if self.min == Some(time) {
-            self.min = None;
-        }
+        self.layers.put(&self.tree, index_key(key), None)?;
+        self.layers.put(&self.tree, data_key(time, key), None)?;
         Ok(true)
-    }
-
-    fn remove(&mut self, time: i64, key: &[u8], value_len: usize) -> Result<()> {
-        let tree = self.tree.clone();
-        self.layers.put(&tree, index_key(key), None)?;
-        self.layers.put(&tree, data_key(time, key), None)?;
-        self.buffered.add(Counts {
-            records: -1,
-            bytes: -record_size(key.len(), value_len),
-        });
-        Ok(())
-    }
-
-    /// Up to `limit` entries in buffer-time order, after the time-ordered key `after`.
-    fn scan(
-        &mut self,
-        after: Option<&Bytes>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, BufferedRecord)>> {
-        let tree = self.tree.clone();
-        let start = [DATA];
-        let end = [DATA + 1];
-        let from = after.map_or(Bound::Included(&start[..]), |a| Bound::Excluded(&a[..]));
-        let mut out = Vec::new();
-        let mut bad = None;
-        for item in self
-            .layers
-            .range(&tree, from, Bound::Excluded(&end), false)?
-            .take(limit)
-        {
-            let (k, value) = item?;
-            match parse_data_key(&k) {
-                Some((buffer_time, key)) => out.push((
-                    k,
-                    BufferedRecord {
-                        key,
-                        value,
-                        buffer_time,
-                    },
-                )),
-                None => bad = Some(k),
-            }
-        }
-        if let Some(k) = bad {
-            return Err(self.corrupt(format!("time-ordered key {} is too short", show_key(&k))));
-        }
-        Ok(out)
     }
 
     /// Kafka's `evictWhile`: while there is an entry and `predicate` holds for the buffer
@@ -403,91 +378,68 @@ impl BufferStore {
         E: From<Error>,
     {
         let mut evicted = 0;
-        // Entries read ahead, in order; read in growing chunks, since every read copies the
-        // in-memory layers' part of the range. The common call (nothing to evict) reads
-        // nothing: the smallest buffer time is usually known.
-        let mut ahead: VecDeque<(Bytes, BufferedRecord)> = VecDeque::new();
-        let mut after: Option<Bytes> = None;
-        let mut chunk = 16;
         loop {
-            if self.num_records() == 0 {
-                self.min = Some(i64::MAX);
+            let mirror = self.mirror()?;
+            let Some((time, key)) = mirror.order.first().cloned() else {
                 return Ok(evicted);
-            }
-            let min = match (ahead.front(), self.min) {
-                (Some((_, r)), _) => r.buffer_time,
-                (None, Some(m)) => m,
-                (None, None) => {
-                    ahead.extend(self.scan(after.as_ref(), chunk)?);
-                    chunk = (chunk * 2).min(1 << 16);
-                    ahead.front().map_or(i64::MAX, |(_, r)| r.buffer_time)
-                }
             };
-            self.min = Some(min);
             let state = BufferState {
-                min_timestamp: min,
-                num_records: self.num_records(),
-                buffer_size_bytes: self.buffer_size_bytes(),
+                min_timestamp: time,
+                num_records: mirror.entries.len(),
+                buffer_size_bytes: mirror.bytes,
             };
             if !predicate(&state) {
                 return Ok(evicted);
             }
-            if ahead.is_empty() {
-                ahead.extend(self.scan(after.as_ref(), chunk)?);
-                chunk = (chunk * 2).min(1 << 16);
-            }
-            let Some((tree_key, record)) = ahead.pop_front() else {
+            let Some((_, value)) = mirror.entries.get(&key) else {
                 return Err(self
-                    .corrupt(format!(
-                        "{} entries counted but none found",
-                        self.num_records()
-                    ))
+                    .corrupt(format!("{} is ordered but not buffered", show_key(&key)))
                     .into());
             };
-            let (time, len) = (record.buffer_time, record.value.value.len());
-            let key = record.key.clone();
-            callback(record)?;
-            self.remove(time, &key, len)?;
-            self.min = None;
+            callback(BufferedRecord {
+                key: key.clone(),
+                value: value.clone(),
+                buffer_time: time,
+            })?;
+            self.delete(&key)?;
             evicted += 1;
-            after = Some(tree_key);
         }
     }
 
     /// The smallest buffer time, `i64::MAX` when the buffer is empty (as Kafka's
     /// `minTimestamp`).
     pub fn min_timestamp(&mut self) -> Result<i64> {
-        if self.num_records() == 0 {
-            return Ok(i64::MAX);
-        }
-        if let Some(m) = self.min {
-            return Ok(m);
-        }
-        let m = self
-            .scan(None, 1)?
+        Ok(self
+            .mirror()?
+            .order
             .first()
-            .map_or(i64::MAX, |(_, r)| r.buffer_time);
-        self.min = Some(m);
-        Ok(m)
+            .map_or(i64::MAX, |(time, _)| *time))
     }
 
     /// Entries in the buffer.
     pub fn num_records(&self) -> usize {
-        usize::try_from(self.counts().records).unwrap_or(0)
+        self.mirror.as_ref().map_or(0, |m| m.entries.len())
     }
 
     /// Bytes counted for the entries: per entry 16 (buffer time and timestamp) + key +
     /// value bytes. Suppress's `BufferConfig::max_bytes` compares against this.
     pub fn buffer_size_bytes(&self) -> u64 {
-        u64::try_from(self.counts().bytes).unwrap_or(0)
+        self.mirror.as_ref().map_or(0, |m| m.bytes)
     }
 
     /// Every entry in eviction order (buffer time, then key).
     pub fn records(&mut self) -> Result<Vec<BufferedRecord>> {
-        Ok(self
-            .scan(None, usize::MAX)?
-            .into_iter()
-            .map(|(_, r)| r)
+        let mirror = self.mirror()?;
+        Ok(mirror
+            .order
+            .iter()
+            .filter_map(|(time, key)| {
+                mirror.entries.get(key).map(|(_, value)| BufferedRecord {
+                    key: key.clone(),
+                    value: value.clone(),
+                    buffer_time: *time,
+                })
+            })
             .collect())
     }
 }
@@ -503,15 +455,11 @@ impl StateStore for BufferStore {
             sent: 0,
         };
         self.layers.send_changelog(&mut sink)?;
-        let buffered = std::mem::take(&mut self.buffered);
-        self.sent.add(buffered);
         Ok(sink.sent)
     }
 
     fn committed(&mut self) {
         self.layers.committed();
-        let sent = std::mem::take(&mut self.sent);
-        self.committed.add(sent);
     }
 
     fn apply(&mut self) -> Result<()> {
@@ -520,9 +468,15 @@ impl StateStore for BufferStore {
 
     fn abort(&mut self) {
         self.layers.abort();
-        self.sent = Counts::default();
-        self.buffered = Counts::default();
-        self.min = None;
+        // Rebuilt now, so that the counts are right at once; should the read fail, the next
+        // call that can answer with an error tries again.
+        self.mirror = match self.read_mirror() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(store = %self.layers.store, error = %e, "rebuilding the suppress buffer after an abort failed");
+                None
+            }
+        };
     }
 
     fn restore(&mut self, reader: &mut dyn ChangelogReader) -> Result<RestoreStats> {
@@ -554,7 +508,8 @@ impl StateStore for BufferStore {
         }
         stats.records_skipped = skipped;
         stats.records_applied = total - skipped;
-        self.recount()?;
+        self.mirror = None;
+        self.mirror()?;
         Ok(stats)
     }
 
