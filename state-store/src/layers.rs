@@ -174,13 +174,21 @@ impl Layers {
 
     /// The newest value of `key` in `tree`.
     pub(crate) fn get(&mut self, tree: &str, key: &[u8]) -> Result<Option<Timestamped>> {
-        let store = self.store.clone();
-        let t = self.layers(tree)?;
+        self.layers(tree)?;
+        self.get_open(tree, key)
+    }
+
+    /// [`Layers::get`] in a tree that is already open (a shared borrow: window and session
+    /// stores read through `&self`); a tree that is not open has nothing.
+    pub(crate) fn get_open(&self, tree: &str, key: &[u8]) -> Result<Option<Timestamped>> {
+        let Some(t) = self.trees.get(tree) else {
+            return Ok(None);
+        };
         if let Some(v) = t.lookup(key) {
             return Ok(v.clone());
         }
         match t.tree.get(key)? {
-            Some(b) => decode(&store, &b).map(Some),
+            Some(b) => decode(&self.store, &b).map(Some),
             None => Ok(None),
         }
     }

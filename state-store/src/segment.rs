@@ -272,6 +272,19 @@ impl Segmented {
         Ok(())
     }
 
+    /// The value of one binary key whose segment time is `time` (a point lookup, not a
+    /// scan); nothing when that time is expired or its segment does not exist.
+    pub(crate) fn get(&self, time: i64, key: &[u8]) -> Result<Option<Timestamped>> {
+        let id = self.segment_id(time);
+        if time < self.min_live() || !self.segments.contains(&id) {
+            return Ok(None);
+        }
+        if self.last_tree.0 == id && !self.last_tree.1.is_empty() {
+            return self.layers.get_open(&self.last_tree.1, key);
+        }
+        self.layers.get_open(&tree_name(self.store(), id), key)
+    }
+
     /// The entries `query` matches: segment by segment, each in key order (all reversed
     /// when `reverse`).
     pub(crate) fn scan(&self, query: Query, reverse: bool) -> SegmentScan<'_> {

@@ -539,6 +539,12 @@ impl WindowStore for SegmentedWindowStore {
     }
 
     fn fetch_one(&self, key: &[u8], window_start: i64) -> Result<Option<Timestamped>> {
+        if !self.retain_duplicates {
+            // One possible binary key (sequence number 0): a point lookup.
+            return self
+                .seg
+                .get(window_start, &window_key(key, window_start, 0));
+        }
         let mut it = self.fetch_key(key, window_start, window_start, false)?;
         it.next().transpose().map(|o| o.map(|(_, v)| v))
     }

@@ -258,6 +258,8 @@ impl<K, V> Clone for SuppressSpec<K, V> {
 
 pub(crate) struct SuppressNode<K, V> {
     spec: SuppressSpec<K, V>,
+    /// `suppression buffer <name>`: the context of serde errors (made once).
+    what: String,
     store: Option<StoreRef>,
     observed: i64,
 }
@@ -265,6 +267,7 @@ pub(crate) struct SuppressNode<K, V> {
 impl<K, V> SuppressNode<K, V> {
     pub(crate) fn new(spec: SuppressSpec<K, V>) -> Self {
         SuppressNode {
+            what: format!("suppression buffer {}", spec.store_name),
             spec,
             store: None,
             observed: NO_TIMESTAMP,
@@ -286,8 +289,8 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
             .ok_or_else(|| Error::InvalidArgument("suppress used before init".into()))
     }
 
-    fn what(&self) -> String {
-        format!("suppression buffer {}", self.spec.store_name)
+    fn what(&self) -> &str {
+        &self.what
     }
 
     fn over_capacity(&self, state: &BufferState) -> bool {
@@ -306,7 +309,7 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
             }
             Err(reason) => {
                 return Err(Error::Serde {
-                    context: what,
+                    context: what.to_string(),
                     reason,
                 })
             }
@@ -323,7 +326,7 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
             None => (old, None, true),
             Some(found) => {
                 let entry = Entry::decode(&found.value.value).map_err(|reason| Error::Serde {
-                    context: what.clone(),
+                    context: what.to_string(),
                     reason,
                 })?;
                 (entry.prior, old, false)
@@ -411,7 +414,7 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
         let what = self.what();
         for r in evicted {
             let entry = Entry::decode(&r.value.value).map_err(|reason| Error::Serde {
-                context: what.clone(),
+                context: what.to_string(),
                 reason,
             })?;
             if entry.new.is_none() && self.spec.safe_to_drop_tombstones {

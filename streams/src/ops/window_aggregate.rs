@@ -92,6 +92,8 @@ impl<V> Clone for LateRecords<V> {
 /// downstream, the observed stream time, emit-final and late records.
 pub(crate) struct WindowedCore<K, V, VA> {
     pub(crate) store_name: String,
+    /// `store <name>`: the context of serde errors (made once, not per record).
+    what: String,
     pub(crate) keys: SerdeRef<K>,
     pub(crate) values: SerdeRef<VA>,
     pub(crate) emit: EmitStrategy,
@@ -137,6 +139,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         aggregator: Aggregator<K, V, VA>,
     ) -> Self {
         WindowedCore {
+            what: format!("store {store_name}"),
             store_name,
             keys,
             values,
@@ -157,8 +160,8 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         }
     }
 
-    fn what(&self) -> String {
-        format!("store {}", self.store_name)
+    fn what(&self) -> &str {
+        &self.what
     }
 
     pub(crate) fn store(&self) -> Result<&StoreRef> {
@@ -207,7 +210,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             Ok(k) => k,
             Err(reason) => {
                 return Err(Error::Serde {
-                    context: self.what(),
+                    context: self.what.clone(),
                     reason,
                 })
             }
@@ -244,7 +247,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     pub(crate) fn fetch_one(&self, key: &[u8], start: i64) -> Result<Option<(VA, i64)>> {
         let found = self.store()?.with_window(|s| s.fetch_one(key, start))?;
         found
-            .map(|t| Ok((decode(&self.values, &t.value, &self.what())?, t.timestamp)))
+            .map(|t| Ok((decode(&self.values, &t.value, self.what())?, t.timestamp)))
             .transpose()
     }
 
@@ -268,7 +271,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     }
 
     pub(crate) fn decode_value(&self, bytes: &[u8]) -> Result<VA> {
-        decode(&self.values, bytes, &self.what())
+        decode(&self.values, bytes, self.what())
     }
 
     /// Folds the current record into `old` (the window's aggregate and timestamp, `None`:
@@ -293,7 +296,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             (old, None)
         };
         let new = (self.aggregator)(&cur.record.key, &cur.record.value, input);
-        let bytes = encode(&self.values, &new, &self.what())?;
+        let bytes = encode(&self.values, &new, self.what())?;
         self.put(ctx, &cur.key, window.start, bytes, new_ts)?;
         self.forward_update(ctx, cur, window, kept, new, new_ts)
     }
@@ -344,7 +347,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         }
         let flushed = std::mem::take(&mut *self.queue.0.lock());
         for (w, new, old) in flushed {
-            let what = self.what();
+            let what = self.what.clone();
             let key = decode(&self.keys, &w.key, &what)?;
             let ts = new
                 .as_ref()
@@ -501,7 +504,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         // Kafka's emit-final store orders by time first, then key bytes.
         closed.sort_by(|(a, _), (b, _)| (a.window.start, &a.key).cmp(&(b.window.start, &b.key)));
         for (w, v) in closed {
-            let what = self.what();
+            let what = self.what.clone();
             let key = decode(&self.keys, &w.key, &what)?;
             let value = decode(&self.values, &v.value, &what)?;
             ctx.forward(Record {
