@@ -296,15 +296,20 @@ impl Layers {
     pub(crate) fn send_changelog(&mut self, sink: &mut dyn ChangelogSink) -> Result<usize> {
         let mut records = Vec::new();
         for t in self.trees.values_mut() {
-            for (k, v) in std::mem::take(&mut t.buffer) {
-                if self.changelog.is_some() {
-                    records.push(ChangelogRecord {
-                        key: k.clone(),
-                        timestamp: v.as_ref().map_or(0, |v| v.timestamp),
-                        value: v.as_ref().map(|v| v.value.clone()),
-                    });
-                }
-                t.pending.insert(k, v);
+            let buffer = std::mem::take(&mut t.buffer);
+            if self.changelog.is_some() {
+                records.extend(buffer.iter().map(|(k, v)| ChangelogRecord {
+                    key: k.clone(),
+                    timestamp: v.as_ref().map_or(0, |v| v.timestamp),
+                    value: v.as_ref().map(|v| v.value.clone()),
+                }));
+            }
+            // Nothing is pending between commits: the buffer becomes the pending layer
+            // whole, without a per-key re-insert.
+            if t.pending.is_empty() {
+                t.pending = buffer;
+            } else {
+                t.pending.extend(buffer);
             }
         }
         self.buffer_bytes = 0;
