@@ -316,7 +316,7 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
         };
         let bytes = |v: &Option<V>| -> Result<Option<Bytes>> {
             v.as_ref()
-                .map(|v| encode(&self.spec.values, v, &what))
+                .map(|v| encode(&self.spec.values, v, what))
                 .transpose()
         };
         let (new, old) = (bytes(&record.value.new)?, bytes(&record.value.old)?);
@@ -420,9 +420,9 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
             if entry.new.is_none() && self.spec.safe_to_drop_tombstones {
                 continue;
             }
-            let key = decode(&self.spec.keys, &r.key, &what)?;
+            let key = decode(&self.spec.keys, &r.key, what)?;
             let value = |b: Option<&Bytes>| -> Result<Option<V>> {
-                b.map(|b| decode(&self.spec.values, b, &what)).transpose()
+                b.map(|b| decode(&self.spec.values, b, what)).transpose()
             };
             let change = Change {
                 new: value(entry.new.as_ref())?,

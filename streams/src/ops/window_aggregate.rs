@@ -347,18 +347,18 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         }
         let flushed = std::mem::take(&mut *self.queue.0.lock());
         for (w, new, old) in flushed {
-            let what = self.what.clone();
-            let key = decode(&self.keys, &w.key, &what)?;
+            let what = self.what.as_str();
+            let key = decode(&self.keys, &w.key, what)?;
             let ts = new
                 .as_ref()
                 .or(old.as_ref())
                 .map_or(ctx.stream_time(), |v| v.timestamp);
             let change = Change {
                 new: new
-                    .map(|v| decode(&self.values, &v.value, &what))
+                    .map(|v| decode(&self.values, &v.value, what))
                     .transpose()?,
                 old: old
-                    .map(|v| decode(&self.values, &v.value, &what))
+                    .map(|v| decode(&self.values, &v.value, what))
                     .transpose()?,
             };
             ctx.forward(Record::new(Windowed::new(key, w.window), change, ts))?;
@@ -504,9 +504,9 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         // Kafka's emit-final store orders by time first, then key bytes.
         closed.sort_by(|(a, _), (b, _)| (a.window.start, &a.key).cmp(&(b.window.start, &b.key)));
         for (w, v) in closed {
-            let what = self.what.clone();
-            let key = decode(&self.keys, &w.key, &what)?;
-            let value = decode(&self.values, &v.value, &what)?;
+            let what = self.what.as_str();
+            let key = decode(&self.keys, &w.key, what)?;
+            let value = decode(&self.values, &v.value, what)?;
             ctx.forward(Record {
                 key: Windowed::new(key, w.window),
                 value: Change {
