@@ -7,7 +7,9 @@
 //! runtime drives the commit protocol through [`StateStore`]: send the changelog (inside the
 //! transaction), mark committed, apply to the backend with each tree's changelog offset. So
 //! the backend only holds committed data, and restore after a crash replays only the
-//! changelog's tail after the applied offsets — no wipe.
+//! changelog's tail after the applied offsets — no wipe. The suppression buffer
+//! ([`BufferStore`]) is the exception, as in Kafka: it lives in memory and its changelog,
+//! and a restart replays that changelog whole.
 //!
 //! This crate does not depend on the log: the runtime implements [`ChangelogSink`] and
 //! [`ChangelogReader`] over it.

@@ -210,7 +210,7 @@ fn the_changelog_has_one_record_per_key_with_buffer_time_value_and_timestamp() -
 }
 
 #[test]
-fn a_lost_sled_directory_is_rebuilt_from_the_changelog() -> TestResult {
+fn a_buffer_in_a_new_state_directory_is_rebuilt_from_the_changelog() -> TestResult {
     let dir = tempfile::tempdir()?;
     let mut log = MemChangelog::new();
     {
@@ -226,7 +226,7 @@ fn a_lost_sled_directory_is_rebuilt_from_the_changelog() -> TestResult {
     }
     let mut fresh = BufferStore::open("suppress", open_sled(&dir.path().join("b"))?, changelog())?;
     let stats = fresh.restore(&mut log)?;
-    assert!(stats.wiped);
+    assert_eq!((stats.wiped, stats.from_offset), (false, 0));
     let evicted = (0..1000i64).filter(|i| i % 37 <= 10).count() as u64;
     assert_eq!(stats.records_applied, 1000 + evicted);
     let mut want: Vec<(i64, String)> = (0..1000i64)
@@ -246,7 +246,7 @@ fn a_lost_sled_directory_is_rebuilt_from_the_changelog() -> TestResult {
 }
 
 #[test]
-fn a_restart_replays_only_the_committed_tail_and_drops_stale_time_entries() -> TestResult {
+fn a_restart_replays_the_whole_committed_changelog_and_loses_uncommitted_updates() -> TestResult {
     let dir = tempfile::tempdir()?;
     let mut log = MemChangelog::new();
     {
@@ -255,7 +255,7 @@ fn a_restart_replays_only_the_committed_tail_and_drops_stale_time_entries() -> T
         store.put(1, Bytes::from("a"), v("a1", 1))?;
         store.put(2, Bytes::from("b"), v("b1", 2))?;
         commit(&mut store, &mut log, true)?;
-        // Committed, never applied: `a` moves from buffer time 1 to 5, `b` goes.
+        // Committed: `a` moves from buffer time 1 to 5, `b` goes.
         assert!(store.delete(b"a")?);
         store.put(5, Bytes::from("a"), v("a2", 5))?;
         evict_until(&mut store, 2)?;
@@ -266,7 +266,8 @@ fn a_restart_replays_only_the_committed_tail_and_drops_stale_time_entries() -> T
     let mut store = BufferStore::open("suppress", open_sled(dir.path())?, changelog())?;
     let stats = store.restore(&mut log)?;
     assert!(!stats.wiped);
-    assert_eq!((stats.from_offset, stats.records_applied), (2, 2));
+    // The buffer keeps nothing locally: every committed record is replayed.
+    assert_eq!((stats.from_offset, stats.records_applied), (0, 4));
     let records = store.records()?;
     assert_eq!(records.len(), 1);
     assert_eq!(
@@ -579,4 +580,16 @@ proptest! {
     ) {
         run(Kind::Sled, &ops).map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
+}
+
+#[test]
+fn opening_drops_the_tree_an_earlier_version_kept_the_buffer_in() -> TestResult {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    backend
+        .open_tree("suppress")?
+        .apply(&[(Bytes::from("k"), Some(Bytes::from("v")))], Some(3))?;
+    let store = BufferStore::open("suppress", backend.clone(), changelog())?;
+    assert_eq!(store.num_records(), 0);
+    assert!(!backend.tree_names()?.contains(&"suppress".to_string()));
+    Ok(())
 }
