@@ -45,6 +45,19 @@
 //! counts key + value + 25 bytes + the record context). A tombstone counts no value bytes.
 //! The sum over all named caches is never above the budget after a call returns.
 //!
+//! # Cost
+//! Every record puts into and reads from the cache, so those are O(1): a named cache keeps
+//! its entries in a slab found through a hash table, with the LRU and latest-update orders
+//! as linked lists through the slots; an update of a cached key allocates nothing. Key order
+//! (scans) comes from an index built at the named cache's first scan, which changes only
+//! when keys enter or leave. Stores hold a handle to their named cache, not its name.
+//!
+//! A write-down that forwards old values (`send_old_values`, or a deletion) needs the
+//! store's value before the write. A clean entry's value *is* the store's value, so an
+//! update over a clean entry remembers it and the write-down forwards it without reading
+//! the store; only entries new to the cache read the store, as before. (Aborts and restores
+//! clear the cache, and a window or session that expired at the store is never put again.)
+//!
 //! # Examples
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -73,11 +86,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use slab::Slab;
 
 use crate::error::{Error, Result};
 use crate::layers::Timestamped;
@@ -85,6 +99,7 @@ use crate::window::Windowed;
 
 mod budget;
 mod kv;
+mod named;
 mod segmented;
 mod session;
 mod window;
@@ -94,84 +109,10 @@ pub use self::kv::CachingKvStore;
 pub use self::session::CachingSessionStore;
 pub use self::window::CachingWindowStore;
 
-/// A key and the value to write down (`None` deletes).
-type Dirty = (Bytes, Option<Timestamped>);
+use self::named::{CacheKey, Flushed, NamedCache, Stored};
 
 fn entry_size(key: &[u8], value: &Option<Timestamped>) -> usize {
     key.len() + value.as_ref().map_or(0, |v| v.value.len()) + ThreadCache::ENTRY_OVERHEAD_BYTES
-}
-
-#[derive(Debug)]
-struct Node {
-    value: Option<Timestamped>,
-    dirty: bool,
-    /// Position in the LRU order (higher: used more recently).
-    used: u64,
-    /// Position in the dirty order (higher: updated more recently); meaningful when dirty.
-    updated: u64,
-    size: usize,
-}
-
-/// One store's entries in the thread cache (Kafka's `NamedCache`).
-#[derive(Debug, Default)]
-struct NamedCache {
-    entries: BTreeMap<Bytes, Node>,
-    /// Least recently used first.
-    lru: BTreeMap<u64, Bytes>,
-    /// Least recently updated dirty key first.
-    dirty: BTreeMap<u64, Bytes>,
-    size_bytes: usize,
-    /// Entries flushed by an eviction this store did not cause (a shrinking budget), waiting
-    /// for the store's next call to write them down.
-    parked: Vec<Dirty>,
-}
-
-impl NamedCache {
-    /// Marks every dirty entry clean and returns it, in latest-update order; deleted keys
-    /// leave the cache (Kafka's `NamedCache.flush`).
-    fn flush_dirty(&mut self) -> Vec<Dirty> {
-        let dirty = std::mem::take(&mut self.dirty);
-        let mut out = Vec::with_capacity(dirty.len());
-        for key in dirty.into_values() {
-            let Some(node) = self.entries.get_mut(&key) else {
-                continue;
-            };
-            node.dirty = false;
-            out.push((key.clone(), node.value.clone()));
-            if node.value.is_none() {
-                self.remove(&key);
-            }
-        }
-        out
-    }
-
-    fn remove(&mut self, key: &[u8]) -> Option<Node> {
-        let node = self.entries.remove(key)?;
-        self.lru.remove(&node.used);
-        if node.dirty {
-            self.dirty.remove(&node.updated);
-        }
-        self.size_bytes -= node.size;
-        Some(node)
-    }
-
-    /// Evicts the least recently used entry; when it was dirty, the whole named cache is
-    /// flushed, the evicted entry first. Returns false when there was nothing to evict.
-    fn evict_one(&mut self, out: &mut Vec<Dirty>) -> bool {
-        let Some((_, key)) = self.lru.pop_first() else {
-            return false;
-        };
-        let Some(node) = self.entries.remove(&key) else {
-            return true;
-        };
-        self.size_bytes -= node.size;
-        if node.dirty {
-            self.dirty.remove(&node.updated);
-            out.push((key, node.value));
-            out.extend(self.flush_dirty());
-        }
-        true
-    }
 }
 
 /// What the cache did, for the `stream-record-cache-metrics`.
@@ -195,29 +136,27 @@ pub struct CacheStats {
 struct State {
     max_bytes: usize,
     size_bytes: usize,
-    clock: u64,
-    caches: BTreeMap<String, NamedCache>,
+    /// The named caches, by the handle their [`Registration`] holds.
+    caches: Slab<NamedCache>,
+    /// Handles by name: registration refuses a name twice, and round-robin eviction walks
+    /// the named caches in name order.
+    names: BTreeMap<String, usize>,
     stats: CacheStats,
 }
 
 impl State {
-    fn tick(&mut self) -> u64 {
-        self.clock += 1;
-        self.clock
-    }
-
-    fn named(&mut self, ns: &str) -> Result<&mut NamedCache> {
+    fn named(&mut self, id: usize) -> Result<&mut NamedCache> {
         self.caches
-            .get_mut(ns)
+            .get_mut(id)
             .ok_or_else(|| Error::InvalidArgument {
-                store: ns.to_string(),
+                store: format!("named cache #{id}"),
                 reason: "no such cache in the thread cache (closed?)".into(),
             })
     }
 
     /// Runs `f` on a named cache and keeps the thread-wide size in step with it.
-    fn with_named<T>(&mut self, ns: &str, f: impl FnOnce(&mut NamedCache) -> T) -> Result<T> {
-        let cache = self.named(ns)?;
+    fn with_named<T>(&mut self, id: usize, f: impl FnOnce(&mut NamedCache) -> T) -> Result<T> {
+        let cache = self.named(id)?;
         let before = cache.size_bytes;
         let out = f(cache);
         let after = cache.size_bytes;
@@ -227,53 +166,28 @@ impl State {
 
     fn put(
         &mut self,
-        ns: &str,
-        key: Bytes,
+        id: usize,
+        key: impl CacheKey,
         value: Option<Timestamped>,
         dirty: bool,
-    ) -> Result<Vec<Dirty>> {
-        let (used, updated) = (self.tick(), self.tick());
+    ) -> Result<Vec<Flushed>> {
         self.stats.puts += 1;
-        self.with_named(ns, |c| {
-            let size = entry_size(&key, &value);
-            if let Some(old) = c.remove(&key) {
-                // A clean put never replaces a dirty entry: stores cache clean values only
-                // after a miss.
-                debug_assert!(dirty || !old.dirty, "clean put over a dirty entry");
-            }
-            c.lru.insert(used, key.clone());
-            if dirty {
-                c.dirty.insert(updated, key.clone());
-            }
-            c.size_bytes += size;
-            c.entries.insert(
-                key,
-                Node {
-                    value,
-                    dirty,
-                    used,
-                    updated,
-                    size,
-                },
-            );
-        })?;
-        self.maybe_evict(ns)
+        self.with_named(id, |c| c.put(key, value, dirty))?;
+        self.maybe_evict(id)
     }
 
     /// Kafka's `maybeEvict`: evicts from the written named cache while over budget.
-    fn maybe_evict(&mut self, ns: &str) -> Result<Vec<Dirty>> {
+    fn maybe_evict(&mut self, id: usize) -> Result<Vec<Flushed>> {
         let mut out = Vec::new();
         while self.size_bytes > self.max_bytes {
-            let mut flushed = Vec::new();
-            let evicted = self.with_named(ns, |c| c.evict_one(&mut flushed))?;
-            if !evicted {
+            let before = out.len();
+            if !self.with_named(id, |c| c.evict_one(&mut out))? {
                 break;
             }
             self.stats.evictions += 1;
-            if !flushed.is_empty() {
+            if out.len() > before {
                 self.stats.flushes += 1;
             }
-            out.extend(flushed);
         }
         // Only a budget shrunk under other caches can leave us over it here; keep the
         // promise that the budget holds anyway.
@@ -286,10 +200,13 @@ impl State {
     fn evict_round_robin(&mut self) {
         while self.size_bytes > self.max_bytes {
             let mut any = false;
-            for cache in self.caches.values_mut() {
+            for &id in self.names.values() {
                 if self.size_bytes <= self.max_bytes {
                     break;
                 }
+                let Some(cache) = self.caches.get_mut(id) else {
+                    continue;
+                };
                 let before = cache.size_bytes;
                 let mut flushed = Vec::new();
                 if cache.evict_one(&mut flushed) {
@@ -308,30 +225,9 @@ impl State {
         }
     }
 
-    fn get(&mut self, ns: &str, key: &[u8]) -> Result<Option<Option<Timestamped>>> {
-        let used = self.tick();
+    fn get(&mut self, id: usize, key: &[u8]) -> Result<Option<Option<Timestamped>>> {
         self.stats.gets += 1;
-        let cache = self.named(ns)?;
-        let hit = match cache.entries.get_mut(key) {
-            Some(node) => {
-                let k = cache
-                    .lru
-                    .remove(&node.used)
-                    .unwrap_or_else(|| Bytes::copy_from_slice(key));
-                node.used = used;
-                cache.lru.insert(used, k);
-                Some(node.value.clone())
-            }
-            // Flushed by another store's eviction and not written down yet (see `parked`):
-            // stores whose reads cannot write down first (window and session stores read
-            // through `&self`) still see the update.
-            None => cache
-                .parked
-                .iter()
-                .rev()
-                .find(|(k, _)| k.as_ref() == key)
-                .map(|(_, v)| v.clone()),
-        };
+        let hit = self.named(id)?.get(key);
         if hit.is_some() {
             self.stats.hits += 1;
         } else {
@@ -377,8 +273,8 @@ impl ThreadCache {
             state: Arc::new(Mutex::new(State {
                 max_bytes,
                 size_bytes: 0,
-                clock: 0,
-                caches: BTreeMap::new(),
+                caches: Slab::new(),
+                names: BTreeMap::new(),
                 stats: CacheStats::default(),
             })),
         }
@@ -403,12 +299,7 @@ impl ThreadCache {
 
     /// Entries cached now, over all named caches.
     pub fn num_entries(&self) -> usize {
-        self.state
-            .lock()
-            .caches
-            .values()
-            .map(|c| c.entries.len())
-            .sum()
+        self.state.lock().caches.iter().map(|(_, c)| c.len()).sum()
     }
 
     /// Counters since the cache was made.
@@ -430,106 +321,157 @@ impl ThreadCache {
     #[doc(hidden)]
     pub fn recount_bytes(&self) -> usize {
         let s = self.state.lock();
-        s.caches
-            .values()
-            .flat_map(|c| c.entries.iter())
-            .map(|(k, n)| entry_size(k, &n.value))
-            .sum()
+        s.caches.iter().map(|(_, c)| c.recount()).sum()
     }
 
-    fn register(&self, ns: &str) -> Result<()> {
+    /// Registers the named cache `ns`; the registration is the handle its store uses.
+    fn register(&self, ns: String) -> Result<Registration> {
         let mut s = self.state.lock();
-        if s.caches.contains_key(ns) {
+        if s.names.contains_key(&ns) {
             return Err(Error::InvalidArgument {
-                store: ns.to_string(),
+                store: ns,
                 reason: "a cache of this name is already registered in the thread cache".into(),
             });
         }
-        s.caches.insert(ns.to_string(), NamedCache::default());
-        Ok(())
-    }
-
-    fn unregister(&self, ns: &str) {
-        let mut s = self.state.lock();
-        if let Some(c) = s.caches.remove(ns) {
-            s.size_bytes -= c.size_bytes;
-        }
-    }
-
-    /// Drops a named cache's entries, dirty ones and parked ones too (an aborted commit).
-    fn clear(&self, ns: &str) -> Result<()> {
-        self.state.lock().with_named(ns, |c| {
-            *c = NamedCache::default();
+        let id = s.caches.insert(NamedCache::new(ns.clone()));
+        s.names.insert(ns.clone(), id);
+        Ok(Registration {
+            cache: self.clone(),
+            id,
+            ns,
         })
     }
 
-    fn put(
-        &self,
-        ns: &str,
-        key: Bytes,
-        value: Option<Timestamped>,
-        dirty: bool,
-    ) -> Result<Vec<Dirty>> {
-        self.state.lock().put(ns, key, value, dirty)
+    fn unregister(&self, id: usize) {
+        let mut s = self.state.lock();
+        if let Some(c) = s.caches.try_remove(id) {
+            s.size_bytes -= c.size_bytes;
+            s.names.remove(&c.name);
+        }
+    }
+}
+
+/// A named cache's registration: the handle its store calls the thread cache with.
+/// Unregisters when dropped, so a dropped store's entries no longer count against the
+/// budget.
+#[derive(Debug)]
+struct Registration {
+    cache: ThreadCache,
+    /// The named cache's slot in the thread cache, valid as long as this registration.
+    id: usize,
+    /// The named cache's name, `<task>-<store>`.
+    ns: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.cache.unregister(self.id);
+    }
+}
+
+impl Registration {
+    /// Whether puts are cached: false with a budget of 0.
+    fn caching(&self) -> bool {
+        self.cache.max_bytes() > 0
     }
 
-    fn get(&self, ns: &str, key: &[u8]) -> Result<Option<Option<Timestamped>>> {
-        self.state.lock().get(ns, key)
+    /// Puts a dirty entry; returns what must go down now: the entry itself with a budget of
+    /// 0, else what an eviction flushed.
+    fn put(&self, key: impl CacheKey, value: Option<Timestamped>) -> Result<Vec<Flushed>> {
+        let mut s = self.cache.state.lock();
+        if s.max_bytes == 0 {
+            return Ok(vec![Flushed::through(key.into_bytes(), value)]);
+        }
+        s.put(self.id, key, value, true)
+    }
+
+    /// Caches a value just read from the store (a clean entry), unless the budget is 0;
+    /// returns what an eviction flushed.
+    fn put_clean(&self, key: &[u8], value: Timestamped) -> Result<Vec<Flushed>> {
+        let mut s = self.cache.state.lock();
+        if s.max_bytes == 0 {
+            return Ok(Vec::new());
+        }
+        s.put(self.id, key, Some(value), false)
+    }
+
+    /// The cached value of `key`: `Some(None)` for a cached deletion, `None` when the cache
+    /// does not know it. Entries flushed by another store's eviction and not written down
+    /// yet (parked) count: stores whose reads cannot write down first (window and session
+    /// stores read through `&self`) still see the update.
+    fn get(&self, key: &[u8]) -> Result<Option<Option<Timestamped>>> {
+        self.cache.state.lock().get(self.id, key)
+    }
+
+    /// [`get`](Self::get), unless the budget is 0 (then `None`, nothing counted).
+    fn get_if_caching(&self, key: &[u8]) -> Result<Option<Option<Timestamped>>> {
+        let mut s = self.cache.state.lock();
+        if s.max_bytes == 0 {
+            return Ok(None);
+        }
+        s.get(self.id, key)
     }
 
     /// Parked entries, then the dirty ones in latest-update order; all now clean.
-    fn flush(&self, ns: &str) -> Result<Vec<Dirty>> {
-        let mut s = self.state.lock();
+    fn flush(&self) -> Result<Vec<Flushed>> {
+        let mut s = self.cache.state.lock();
         s.stats.flushes += 1;
-        s.with_named(ns, |c| {
+        s.with_named(self.id, |c| {
             let mut out = std::mem::take(&mut c.parked);
-            out.extend(c.flush_dirty());
+            c.flush_dirty(&mut out);
             out
         })
     }
 
-    fn take_parked(&self, ns: &str) -> Result<Vec<Dirty>> {
-        self.state
+    fn take_parked(&self) -> Result<Vec<Flushed>> {
+        self.cache
+            .state
             .lock()
-            .with_named(ns, |c| std::mem::take(&mut c.parked))
+            .with_named(self.id, |c| std::mem::take(&mut c.parked))
     }
 
-    /// Whether a named cache holds updates not yet written down.
-    fn has_unflushed(&self, ns: &str) -> Result<bool> {
-        self.state
+    /// Whether the named cache holds updates not yet written down.
+    fn has_unflushed(&self) -> Result<bool> {
+        self.cache
+            .state
             .lock()
-            .with_named(ns, |c| !c.dirty.is_empty() || !c.parked.is_empty())
+            .with_named(self.id, |c| c.has_unflushed())
     }
 
-    /// A snapshot of a named cache's entries within bounds, ascending; entries parked by
+    /// Drops the named cache's entries, dirty ones and parked ones too (an aborted commit).
+    fn clear(&self) -> Result<()> {
+        self.cache
+            .state
+            .lock()
+            .with_named(self.id, NamedCache::clear)
+    }
+
+    /// A snapshot of the named cache's entries within bounds, ascending; entries parked by
     /// another store's eviction and not written down yet count too (see `get`).
     fn range(
         &self,
-        ns: &str,
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
     ) -> Result<Vec<(Bytes, Option<Timestamped>)>> {
         if empty_range(from, to) {
             return Ok(Vec::new());
         }
-        self.state.lock().with_named(ns, |c| {
-            let entries = c
-                .entries
-                .range::<[u8], _>((from, to))
-                .map(|(k, n)| (k.clone(), n.value.clone()));
-            if c.parked.is_empty() {
-                return entries.collect();
-            }
-            // Later parked entries win over earlier ones, cached entries over parked ones.
-            let mut merged: BTreeMap<Bytes, Option<Timestamped>> = c
-                .parked
-                .iter()
-                .filter(|(k, _)| RangeBounds::<[u8]>::contains(&(from, to), k.as_ref()))
-                .cloned()
-                .collect();
-            merged.extend(entries);
-            merged.into_iter().collect()
-        })
+        self.cache
+            .state
+            .lock()
+            .with_named(self.id, |c| c.range(from, to))
+    }
+}
+
+/// The old value a write-down forwards: what the cache knows the store holds, else the
+/// store's answer to `read`.
+fn old_value(
+    stored: Stored,
+    read: impl FnOnce() -> Result<Option<Timestamped>>,
+) -> Result<Option<Timestamped>> {
+    match stored {
+        Stored::Known(v) => Ok(v),
+        Stored::Unknown => read(),
     }
 }
 
@@ -554,17 +496,3 @@ pub type FlushListener = Box<dyn FnMut(&[u8], Option<&Timestamped>, Option<&Time
 /// `[start, end]`.
 pub type WindowedFlushListener =
     Box<dyn FnMut(&Windowed<Bytes>, Option<&Timestamped>, Option<&Timestamped>) + Send>;
-
-/// A named cache's registration; unregisters when dropped, so a dropped store's entries no
-/// longer count against the budget.
-#[derive(Debug)]
-struct Registration {
-    cache: ThreadCache,
-    ns: String,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.cache.unregister(&self.ns);
-    }
-}

@@ -5,7 +5,8 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::{Dirty, FlushListener, Registration, ThreadCache};
+use super::named::Flushed;
+use super::{old_value, FlushListener, Registration, ThreadCache};
 use crate::changelog::{ChangelogReader, ChangelogSink};
 use crate::error::{Error, Result};
 use crate::kv::{prefix_end, KeyValueStore};
@@ -53,14 +54,10 @@ impl<S: KeyValueStore> CachingKvStore<S> {
     /// # Errors
     /// [`Error::InvalidArgument`] when that named cache is already registered.
     pub fn new(inner: S, cache: &ThreadCache, task: &str) -> Result<CachingKvStore<S>> {
-        let ns = format!("{task}-{}", inner.name());
-        cache.register(&ns)?;
+        let reg = cache.register(format!("{task}-{}", inner.name()))?;
         Ok(CachingKvStore {
             inner,
-            reg: Some(Registration {
-                cache: cache.clone(),
-                ns,
-            }),
+            reg: Some(reg),
             listener: None,
             send_old_values: false,
         })
@@ -90,7 +87,7 @@ impl<S: KeyValueStore> CachingKvStore<S> {
 
     /// Whether updates are cached (false when disabled or the thread's budget is 0).
     pub fn is_caching(&self) -> bool {
-        self.reg.as_ref().is_some_and(|r| r.cache.max_bytes() > 0)
+        self.reg.as_ref().is_some_and(Registration::caching)
     }
 
     /// The store underneath (reads only: writing to it directly would bypass the cache).
@@ -104,7 +101,7 @@ impl<S: KeyValueStore> CachingKvStore<S> {
         let Some(reg) = &self.reg else {
             return Ok(());
         };
-        let entries = reg.cache.flush(&reg.ns)?;
+        let entries = reg.flush()?;
         self.write_down(entries)
     }
 
@@ -115,31 +112,32 @@ impl<S: KeyValueStore> CachingKvStore<S> {
         Ok(self.inner)
     }
 
-    /// The cache to use for this call (`None`: write through).
-    fn caching(&self) -> Option<&Registration> {
-        self.reg.as_ref().filter(|r| r.cache.max_bytes() > 0)
-    }
-
     /// Writes down entries flushed by another store's eviction; every call starts here so
     /// that reads see them.
     fn drain(&mut self) -> Result<()> {
         let Some(reg) = &self.reg else {
             return Ok(());
         };
-        let parked = reg.cache.take_parked(&reg.ns)?;
+        let parked = reg.take_parked()?;
         self.write_down(parked)
     }
 
     /// Kafka's `putAndMaybeForward`, for each entry in order: read the old value when it is
-    /// wanted, skip a delete of an absent key, write, forward.
-    fn write_down(&mut self, entries: Vec<Dirty>) -> Result<()> {
-        for (key, new) in entries {
+    /// wanted (from the cache when it knows what the store holds), skip a delete of an
+    /// absent key, write, forward.
+    fn write_down(&mut self, entries: Vec<Flushed>) -> Result<()> {
+        for Flushed {
+            key,
+            value: new,
+            stored,
+        } in entries
+        {
             let Some(listener) = self.listener.as_mut() else {
                 self.inner.put(key, new)?;
                 continue;
             };
             let old = if new.is_none() || self.send_old_values {
-                self.inner.get(&key)?
+                old_value(stored, || self.inner.get(&key))?
             } else {
                 None
             };
@@ -167,7 +165,7 @@ impl<S: KeyValueStore> CachingKvStore<S> {
     ) -> Result<KvIter<'a>> {
         self.drain()?;
         let mut mem = match &self.reg {
-            Some(r) => r.cache.range(&r.ns, from, to)?,
+            Some(r) => r.range(from, to)?,
             None => Vec::new(),
         };
         if reverse {
@@ -185,17 +183,16 @@ impl<S: KeyValueStore> CachingKvStore<S> {
 impl<S: KeyValueStore> KeyValueStore for CachingKvStore<S> {
     fn get(&mut self, key: &[u8]) -> Result<Option<Timestamped>> {
         self.drain()?;
-        let Some(reg) = self.caching() else {
+        let Some(reg) = &self.reg else {
             return self.inner.get(key);
         };
-        if let Some(hit) = reg.cache.get(&reg.ns, key)? {
+        if let Some(hit) = reg.get_if_caching(key)? {
             return Ok(hit);
         }
         let found = self.inner.get(key)?;
-        if let (Some(v), Some(reg)) = (&found, self.caching()) {
-            let flushed =
-                reg.cache
-                    .put(&reg.ns, Bytes::copy_from_slice(key), Some(v.clone()), false)?;
+        if let (Some(v), Some(reg)) = (&found, &self.reg) {
+            // Cached clean (unless the budget is 0): the store's value.
+            let flushed = reg.put_clean(key, v.clone())?;
             self.write_down(flushed)?;
         }
         Ok(found)
@@ -203,9 +200,9 @@ impl<S: KeyValueStore> KeyValueStore for CachingKvStore<S> {
 
     fn put(&mut self, key: Bytes, value: Option<Timestamped>) -> Result<()> {
         self.drain()?;
-        let flushed = match self.caching() {
-            Some(reg) => reg.cache.put(&reg.ns, key, value, true)?,
-            None => vec![(key, value)],
+        let flushed = match &self.reg {
+            Some(reg) => reg.put(key, value)?,
+            None => vec![Flushed::through(key, value)],
         };
         self.write_down(flushed)
     }
@@ -252,7 +249,7 @@ impl<S: KeyValueStore> StateStore for CachingKvStore<S> {
 
     fn send_changelog(&mut self, sink: &mut dyn ChangelogSink) -> Result<usize> {
         if let Some(reg) = &self.reg {
-            if reg.cache.has_unflushed(&reg.ns)? {
+            if reg.has_unflushed()? {
                 return Err(Error::InvalidArgument {
                     store: self.inner.name().to_string(),
                     reason: "the record cache holds updates not yet written down: flush the \
@@ -275,7 +272,7 @@ impl<S: KeyValueStore> StateStore for CachingKvStore<S> {
     fn abort(&mut self) {
         // Cached values may come from writes the abort takes back.
         if let Some(reg) = &self.reg {
-            if let Err(e) = reg.cache.clear(&reg.ns) {
+            if let Err(e) = reg.clear() {
                 tracing::warn!(store = %self.inner.name(), error = %e, "cannot clear the record cache");
             }
         }
@@ -284,7 +281,7 @@ impl<S: KeyValueStore> StateStore for CachingKvStore<S> {
 
     fn restore(&mut self, reader: &mut dyn ChangelogReader) -> Result<RestoreStats> {
         if let Some(reg) = &self.reg {
-            reg.cache.clear(&reg.ns)?;
+            reg.clear()?;
         }
         self.inner.restore(reader)
     }

@@ -5,8 +5,10 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
-use super::{Dirty, Registration, ThreadCache, WindowedFlushListener};
+use super::named::Flushed;
+use super::{old_value, Registration, ThreadCache, WindowedFlushListener};
 use crate::error::{Error, Result};
 use crate::layers::Timestamped;
 use crate::segment::{min_live, segment_id, Query, Schema};
@@ -19,6 +21,9 @@ const PREFIX: usize = 8;
 /// Past this many segments, a cache scan reads one range over all of them instead of one
 /// per segment (the query's filter is exact either way).
 const MAX_SEGMENT_RANGES: i64 = 16;
+
+/// A cache key built on the stack: most keys fit, so looking one up allocates nothing.
+pub(super) type KeyBuf = SmallVec<[u8; 64]>;
 
 /// How one store lays out its keys and times.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +45,36 @@ impl Layout {
         k.extend_from_slice(&segment_id(time, self.interval).to_be_bytes());
         k.extend_from_slice(binary);
         Bytes::from(k)
+    }
+
+    /// The cache key of a window (sequence number 0) without building its binary key
+    /// first: `[segment id][key][start][seq]` (the layout of `Schema::Window`).
+    pub(super) fn window_cache_key(&self, key: &[u8], start: i64) -> KeyBuf {
+        let mut k = KeyBuf::new();
+        k.extend_from_slice(&segment_id(start, self.interval).to_be_bytes());
+        k.extend_from_slice(key);
+        k.extend_from_slice(&start.to_be_bytes());
+        k.extend_from_slice(&0u32.to_be_bytes());
+        debug_assert_eq!(
+            k.as_slice(),
+            &self.cache_key(&window_key(key, start, 0))[..]
+        );
+        k
+    }
+
+    /// The cache key of a session: `[segment id][key][end][start]` (the layout of
+    /// `Schema::Session`, segmented by the session's end).
+    pub(super) fn session_cache_key(&self, key: &[u8], start: i64, end: i64) -> KeyBuf {
+        let mut k = KeyBuf::new();
+        k.extend_from_slice(&segment_id(end, self.interval).to_be_bytes());
+        k.extend_from_slice(key);
+        k.extend_from_slice(&end.to_be_bytes());
+        k.extend_from_slice(&start.to_be_bytes());
+        debug_assert_eq!(
+            k.as_slice(),
+            &self.cache_key(&session_key(key, start, end))[..]
+        );
+        k
     }
 
     /// The windowed key of a cache key.
@@ -113,13 +148,9 @@ impl Core {
         task: &str,
         layout: Layout,
     ) -> Result<Core> {
-        let ns = format!("{task}-{store}");
-        cache.register(&ns)?;
+        let reg = cache.register(format!("{task}-{store}"))?;
         let mut core = Core::disabled(store, layout);
-        core.reg = Some(Registration {
-            cache: cache.clone(),
-            ns,
-        });
+        core.reg = Some(reg);
         Ok(core)
     }
 
@@ -138,7 +169,7 @@ impl Core {
 
     /// The cache to put into (`None`: write through — disabled, or a budget of 0).
     pub(super) fn caching(&self) -> Option<&Registration> {
-        self.reg.as_ref().filter(|r| r.cache.max_bytes() > 0)
+        self.reg.as_ref().filter(|r| r.caching())
     }
 
     /// The stream time reads see: the store's, or later when cached puts are.
@@ -159,7 +190,7 @@ impl Core {
     pub(super) fn clear(&mut self) -> Result<()> {
         self.observed = crate::segment::NO_TIMESTAMP;
         match &self.reg {
-            Some(reg) => reg.cache.clear(&reg.ns),
+            Some(reg) => reg.clear(),
             None => Ok(()),
         }
     }
@@ -177,21 +208,20 @@ impl Core {
         true
     }
 
-    /// Puts a binary key's new value into the cache; returns what must go down now (all of
+    /// Puts a cache key's new value into the cache; returns what must go down now (all of
     /// it when not caching, else what an eviction flushed).
-    pub(super) fn put(&mut self, binary: &[u8], value: Option<Timestamped>) -> Result<Vec<Dirty>> {
-        let key = self.layout.cache_key(binary);
-        match self.caching() {
-            Some(reg) => reg.cache.put(&reg.ns, key, value, true),
-            None => Ok(vec![(key, value)]),
+    pub(super) fn put(&mut self, key: KeyBuf, value: Option<Timestamped>) -> Result<Vec<Flushed>> {
+        match &self.reg {
+            Some(reg) => reg.put(key, value),
+            None => Ok(vec![Flushed::through(Bytes::from(key.into_vec()), value)]),
         }
     }
 
-    /// The cached value of a binary key: `Some(None)` for a cached deletion, `None` when
+    /// The cached value of a cache key: `Some(None)` for a cached deletion, `None` when
     /// the cache does not know it.
-    pub(super) fn get(&self, binary: &[u8]) -> Result<Option<Option<Timestamped>>> {
+    pub(super) fn get(&self, key: &[u8]) -> Result<Option<Option<Timestamped>>> {
         match &self.reg {
-            Some(reg) => reg.cache.get(&reg.ns, &self.layout.cache_key(binary)),
+            Some(reg) => reg.get(key),
             None => Ok(None),
         }
     }
@@ -202,7 +232,7 @@ impl Core {
         let Some(reg) = &self.reg else {
             return Ok(());
         };
-        let entries = reg.cache.flush(&reg.ns)?;
+        let entries = reg.flush()?;
         self.write_down(entries, target)
     }
 
@@ -211,12 +241,13 @@ impl Core {
         let Some(reg) = &self.reg else {
             return Ok(());
         };
-        let parked = reg.cache.take_parked(&reg.ns)?;
+        let parked = reg.take_parked()?;
         self.write_down(parked, target)
     }
 
     /// Kafka's `putAndMaybeForward`, per entry in order: read the old value when it is
-    /// wanted, skip a deletion of an absent window, write, forward.
+    /// wanted (from the cache when it knows what the store holds), skip a deletion of an
+    /// absent window, write, forward.
     ///
     /// An entry the store would drop as expired is handed to it (it counts the drop) but
     /// not forwarded: downstream never hears of a write the store did not make. (Entries
@@ -224,10 +255,15 @@ impl Core {
     /// entry live when put should still be live at the store then; this is a guard.)
     pub(super) fn write_down(
         &mut self,
-        entries: Vec<Dirty>,
+        entries: Vec<Flushed>,
         target: &mut dyn Target,
     ) -> Result<()> {
-        for (key, new) in entries {
+        for Flushed {
+            key,
+            value: new,
+            stored,
+        } in entries
+        {
             let w = self.layout.windowed(&key);
             let expired =
                 self.layout.time(&w) < min_live(target.stream_time(), self.layout.retention);
@@ -236,7 +272,9 @@ impl Core {
                 continue;
             };
             let old = if new.is_none() || self.send_old_values {
-                target.old_value(&w)?
+                // A live window's store value is what this layer last wrote down (or what
+                // it held before), so what the cache knows is what the store answers.
+                old_value(stored, || target.old_value(&w))?
             } else {
                 None
             };
@@ -263,7 +301,7 @@ impl Core {
     /// Refuses to send the changelog while updates wait in the cache.
     pub(super) fn check_flushed(&self) -> Result<()> {
         if let Some(reg) = &self.reg {
-            if reg.cache.has_unflushed(&reg.ns)? {
+            if reg.has_unflushed()? {
                 return Err(Error::InvalidArgument {
                     store: self.store.clone(),
                     reason: "the record cache holds updates not yet written down: flush the \
@@ -299,7 +337,7 @@ impl Core {
         if last - first < MAX_SEGMENT_RANGES {
             for id in first..=last {
                 let (lower, upper) = segment_bounds(id, &query.lower, &query.upper);
-                out.extend(reg.cache.range(&reg.ns, as_ref(&lower), as_ref(&upper))?);
+                out.extend(reg.range(as_ref(&lower), as_ref(&upper))?);
             }
         } else {
             let lower = Bound::Included(first.to_be_bytes().to_vec());
@@ -307,7 +345,7 @@ impl Core {
                 Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
                 None => Bound::Unbounded,
             };
-            out = reg.cache.range(&reg.ns, as_ref(&lower), as_ref(&upper))?;
+            out = reg.range(as_ref(&lower), as_ref(&upper))?;
         }
         out.retain(|(k, _)| k.len() >= PREFIX && (query.keep)(&k[PREFIX..]));
         if reverse {

@@ -11,8 +11,7 @@ use crate::error::{show_key, Error, Result};
 use crate::layers::{RestoreStats, Timestamped};
 use crate::segment::Schema;
 use crate::session::{
-    ending_query, exact_query, find_query, find_range_query, session_key, SessionStore,
-    SessionStoreOptions,
+    ending_query, exact_query, find_query, find_range_query, SessionStore, SessionStoreOptions,
 };
 use crate::store::StateStore;
 use crate::window::{Window, Windowed, WindowedIter};
@@ -241,9 +240,11 @@ impl<S: SessionStore> SessionStore for CachingSessionStore<S> {
         {
             return Ok(());
         }
-        let flushed = self
+        let cache_key = self
             .core
-            .put(&session_key(key, session.start, session.end), value)?;
+            .layout
+            .session_cache_key(key, session.start, session.end);
+        let flushed = self.core.put(cache_key, value)?;
         self.core.write_down(flushed, &mut Down(&mut self.inner))
     }
 
@@ -251,7 +252,10 @@ impl<S: SessionStore> SessionStore for CachingSessionStore<S> {
         if exact_query(key, start, end, self.min_live()).is_none() {
             return Ok(None);
         }
-        if let Some(hit) = self.core.get(&session_key(key, start, end))? {
+        if let Some(hit) = self
+            .core
+            .get(&self.core.layout.session_cache_key(key, start, end))?
+        {
             return Ok(hit);
         }
         self.inner.fetch_session(key, start, end)

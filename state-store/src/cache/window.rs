@@ -12,8 +12,8 @@ use crate::layers::{RestoreStats, Timestamped};
 use crate::segment::Schema;
 use crate::store::StateStore;
 use crate::window::{
-    key_query, range_query, window_key, Window, WindowStore, WindowStoreOptions, WindowValueIter,
-    Windowed, WindowedIter,
+    key_query, range_query, Window, WindowStore, WindowStoreOptions, WindowValueIter, Windowed,
+    WindowedIter,
 };
 
 /// A window store behind the thread's record cache (Kafka's `CachingWindowStore`; see the
@@ -284,7 +284,8 @@ impl<S: WindowStore> WindowStore for CachingWindowStore<S> {
             }
             return Ok(());
         }
-        let flushed = self.core.put(&window_key(key, window_start, 0), value)?;
+        let cache_key = self.core.layout.window_cache_key(key, window_start);
+        let flushed = self.core.put(cache_key, value)?;
         self.core.write_down(flushed, &mut Down(&mut self.inner))
     }
 
@@ -293,7 +294,8 @@ impl<S: WindowStore> WindowStore for CachingWindowStore<S> {
             return Ok(None);
         }
         if !self.retain_duplicates {
-            if let Some(hit) = self.core.get(&window_key(key, window_start, 0))? {
+            let cache_key = self.core.layout.window_cache_key(key, window_start);
+            if let Some(hit) = self.core.get(&cache_key)? {
                 return Ok(hit);
             }
         }

@@ -1,0 +1,442 @@
+//! One store's entries in the thread cache (Kafka's `NamedCache`), laid out so that the
+//! operations of every record are O(1) and allocate nothing for a key already cached.
+//!
+//! Entries live in a slab; a hash table (foldhash) maps a key to its slot; two intrusive
+//! doubly linked lists through the slots keep the LRU order and the dirty (latest-update)
+//! order. Updating a cached key is one hash lookup and a few relinks. Key order is only
+//! needed by scans, so the ordered index (a `BTreeMap` from key to slot) is built at a named
+//! cache's first scan and kept from then on; it changes only when a key enters or leaves
+//! the cache, never on an update.
+
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::ops::{Bound, RangeBounds};
+
+use bytes::Bytes;
+use hashbrown::HashTable;
+use slab::Slab;
+use smallvec::SmallVec;
+
+use super::entry_size;
+use crate::layers::Timestamped;
+
+/// What the store under the cache holds for a key, as far as the cache knows.
+///
+/// A clean entry's value is the store's value, so an update over a clean entry knows what
+/// the store holds, and the write-down need not read it back to forward the old value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) enum Stored {
+    /// Not known: the write-down reads the store when it needs the old value.
+    #[default]
+    Unknown,
+    /// The store's value (`None`: absent).
+    Known(Option<Timestamped>),
+}
+
+/// An entry on its way down to the store (and the flush listener).
+#[derive(Debug)]
+pub(super) struct Flushed {
+    pub(super) key: Bytes,
+    /// The value to write (`None` deletes).
+    pub(super) value: Option<Timestamped>,
+    /// What the store holds for the key before this write, when the cache knows it.
+    pub(super) stored: Stored,
+}
+
+impl Flushed {
+    /// An entry that goes straight down, the cache knowing nothing of the store.
+    pub(super) fn through(key: Bytes, value: Option<Timestamped>) -> Flushed {
+        Flushed {
+            key,
+            value,
+            stored: Stored::Unknown,
+        }
+    }
+}
+
+/// A key the cache looks up borrowed and turns into `Bytes` only when it is new.
+pub(super) trait CacheKey: AsRef<[u8]> {
+    fn into_bytes(self) -> Bytes;
+}
+
+impl CacheKey for Bytes {
+    fn into_bytes(self) -> Bytes {
+        self
+    }
+}
+
+impl CacheKey for &[u8] {
+    fn into_bytes(self) -> Bytes {
+        Bytes::copy_from_slice(self)
+    }
+}
+
+impl<A: smallvec::Array<Item = u8>> CacheKey for SmallVec<A> {
+    fn into_bytes(self) -> Bytes {
+        Bytes::from(self.into_vec())
+    }
+}
+
+/// No slot: the end of a list. `Slab::get` answers `None` for it.
+const NIL: usize = usize::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    prev: usize,
+    next: usize,
+}
+
+impl Link {
+    const DETACHED: Link = Link {
+        prev: NIL,
+        next: NIL,
+    };
+}
+
+/// The two orders an entry is linked into.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    /// Least recently used first: eviction takes the head.
+    Use,
+    /// Dirty entries only, least recently updated first: a flush walks it from the head.
+    Update,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: usize,
+    tail: usize,
+}
+
+impl List {
+    const EMPTY: List = List {
+        head: NIL,
+        tail: NIL,
+    };
+}
+
+#[derive(Debug)]
+struct Node {
+    key: Bytes,
+    value: Option<Timestamped>,
+    /// For a dirty entry, what the store holds (a clean entry's store holds `value`).
+    stored: Stored,
+    dirty: bool,
+    /// The bytes counted for this entry.
+    size: usize,
+    hash: u64,
+    used: Link,
+    updated: Link,
+}
+
+impl Node {
+    fn link(&mut self, order: Order) -> &mut Link {
+        match order {
+            Order::Use => &mut self.used,
+            Order::Update => &mut self.updated,
+        }
+    }
+}
+
+/// The slots and the two lists through them. Every slot is in the LRU list; a slot is in
+/// the dirty list exactly when it is dirty.
+#[derive(Debug)]
+struct Nodes {
+    slab: Slab<Node>,
+    lru: List,
+    dirty: List,
+}
+
+impl Nodes {
+    fn list(&mut self, order: Order) -> &mut List {
+        match order {
+            Order::Use => &mut self.lru,
+            Order::Update => &mut self.dirty,
+        }
+    }
+
+    fn push_back(&mut self, order: Order, i: usize) {
+        let tail = self.list(order).tail;
+        if let Some(n) = self.slab.get_mut(i) {
+            *n.link(order) = Link {
+                prev: tail,
+                next: NIL,
+            };
+        }
+        match self.slab.get_mut(tail) {
+            Some(t) => t.link(order).next = i,
+            None => self.list(order).head = i,
+        }
+        self.list(order).tail = i;
+    }
+
+    /// Takes slot `i` out of a list it is in.
+    fn unlink(&mut self, order: Order, i: usize) {
+        let Some(n) = self.slab.get_mut(i) else {
+            return;
+        };
+        let Link { prev, next } = std::mem::replace(n.link(order), Link::DETACHED);
+        match self.slab.get_mut(prev) {
+            Some(p) => p.link(order).next = next,
+            None => self.list(order).head = next,
+        }
+        match self.slab.get_mut(next) {
+            Some(n) => n.link(order).prev = prev,
+            None => self.list(order).tail = prev,
+        }
+    }
+
+    fn move_to_back(&mut self, order: Order, i: usize) {
+        if self.list(order).tail != i {
+            self.unlink(order, i);
+            self.push_back(order, i);
+        }
+    }
+}
+
+/// One store's entries in the thread cache (see the module docs).
+#[derive(Debug)]
+pub(super) struct NamedCache {
+    pub(super) name: String,
+    nodes: Nodes,
+    /// Slots by key hash.
+    index: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+    /// Slots by key, once the store has scanned.
+    ordered: Option<BTreeMap<Bytes, usize>>,
+    /// The bytes counted for the entries.
+    pub(super) size_bytes: usize,
+    /// Entries flushed by an eviction this store did not cause (a shrinking budget), waiting
+    /// for the store's next call to write them down.
+    pub(super) parked: Vec<Flushed>,
+}
+
+impl NamedCache {
+    pub(super) fn new(name: String) -> NamedCache {
+        NamedCache {
+            name,
+            nodes: Nodes {
+                slab: Slab::new(),
+                lru: List::EMPTY,
+                dirty: List::EMPTY,
+            },
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            ordered: None,
+            size_bytes: 0,
+            parked: Vec::new(),
+        }
+    }
+
+    /// Drops every entry, dirty and parked ones too.
+    pub(super) fn clear(&mut self) {
+        let scanned = self.ordered.is_some();
+        *self = NamedCache::new(std::mem::take(&mut self.name));
+        if scanned {
+            self.ordered = Some(BTreeMap::new());
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.nodes.slab.len()
+    }
+
+    /// Whether the cache holds updates not yet written down.
+    pub(super) fn has_unflushed(&self) -> bool {
+        self.nodes.dirty.head != NIL || !self.parked.is_empty()
+    }
+
+    /// The counted bytes, recomputed from the entries.
+    pub(super) fn recount(&self) -> usize {
+        self.nodes
+            .slab
+            .iter()
+            .map(|(_, n)| entry_size(&n.key, &n.value))
+            .sum()
+    }
+
+    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        let slab = &self.nodes.slab;
+        self.index
+            .find(hash, |&i| {
+                slab.get(i).is_some_and(|n| n.key.as_ref() == key)
+            })
+            .copied()
+    }
+
+    /// Caches `value` under `key`, the most recently used entry and, when `dirty`, the
+    /// most recently updated one.
+    pub(super) fn put(&mut self, key: impl CacheKey, value: Option<Timestamped>, dirty: bool) {
+        let hash = self.hasher.hash_one(key.as_ref());
+        let size = entry_size(key.as_ref(), &value);
+        match self.find(hash, key.as_ref()) {
+            Some(i) => self.update(i, value, dirty, size),
+            None => self.insert(hash, key.into_bytes(), value, dirty, size),
+        }
+    }
+
+    fn update(&mut self, i: usize, value: Option<Timestamped>, dirty: bool, size: usize) {
+        let Some(n) = self.nodes.slab.get_mut(i) else {
+            return;
+        };
+        // A clean put never replaces a dirty entry: stores cache clean values only after a
+        // miss.
+        debug_assert!(dirty || !n.dirty, "clean put over a dirty entry");
+        self.size_bytes = self.size_bytes - n.size + size;
+        n.size = size;
+        let old = std::mem::replace(&mut n.value, value);
+        let was_dirty = std::mem::replace(&mut n.dirty, dirty);
+        if !dirty {
+            n.stored = Stored::Unknown;
+        } else if !was_dirty {
+            // The clean value was the store's.
+            n.stored = Stored::Known(old);
+        }
+        if was_dirty {
+            self.nodes.unlink(Order::Update, i);
+        }
+        if dirty {
+            self.nodes.push_back(Order::Update, i);
+        }
+        self.nodes.move_to_back(Order::Use, i);
+    }
+
+    fn insert(
+        &mut self,
+        hash: u64,
+        key: Bytes,
+        value: Option<Timestamped>,
+        dirty: bool,
+        size: usize,
+    ) {
+        let ordered_key = self.ordered.is_some().then(|| key.clone());
+        let i = self.nodes.slab.insert(Node {
+            key,
+            value,
+            stored: Stored::Unknown,
+            dirty,
+            size,
+            hash,
+            used: Link::DETACHED,
+            updated: Link::DETACHED,
+        });
+        let slab = &self.nodes.slab;
+        self.index
+            .insert_unique(hash, i, |&j| slab.get(j).map_or(0, |n| n.hash));
+        if let (Some(ordered), Some(key)) = (&mut self.ordered, ordered_key) {
+            ordered.insert(key, i);
+        }
+        self.nodes.push_back(Order::Use, i);
+        if dirty {
+            self.nodes.push_back(Order::Update, i);
+        }
+        self.size_bytes += size;
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Node> {
+        let (hash, dirty) = self.nodes.slab.get(i).map(|n| (n.hash, n.dirty))?;
+        self.nodes.unlink(Order::Use, i);
+        if dirty {
+            self.nodes.unlink(Order::Update, i);
+        }
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        let node = self.nodes.slab.try_remove(i)?;
+        if let Some(ordered) = &mut self.ordered {
+            ordered.remove(&node.key);
+        }
+        self.size_bytes -= node.size;
+        Some(node)
+    }
+
+    /// The cached value of `key` (`Some(None)`: a cached deletion), which counts as a use;
+    /// entries parked and not written down yet count too (see `ThreadCache::get`).
+    pub(super) fn get(&mut self, key: &[u8]) -> Option<Option<Timestamped>> {
+        let hash = self.hasher.hash_one(key);
+        match self.find(hash, key) {
+            Some(i) => {
+                self.nodes.move_to_back(Order::Use, i);
+                self.nodes.slab.get(i).map(|n| n.value.clone())
+            }
+            None => self
+                .parked
+                .iter()
+                .rev()
+                .find(|f| f.key.as_ref() == key)
+                .map(|f| f.value.clone()),
+        }
+    }
+
+    /// Marks every dirty entry clean and appends it to `out`, in latest-update order;
+    /// deleted keys leave the cache (Kafka's `NamedCache.flush`).
+    pub(super) fn flush_dirty(&mut self, out: &mut Vec<Flushed>) {
+        let mut i = self.nodes.dirty.head;
+        self.nodes.dirty = List::EMPTY;
+        while let Some(n) = self.nodes.slab.get_mut(i) {
+            let next = n.updated.next;
+            n.updated = Link::DETACHED;
+            n.dirty = false;
+            let stored = std::mem::take(&mut n.stored);
+            if n.value.is_some() {
+                out.push(Flushed {
+                    key: n.key.clone(),
+                    value: n.value.clone(),
+                    stored,
+                });
+            } else if let Some(node) = self.remove(i) {
+                out.push(Flushed {
+                    key: node.key,
+                    value: None,
+                    stored,
+                });
+            }
+            i = next;
+        }
+    }
+
+    /// Evicts the least recently used entry; when it was dirty, the whole named cache is
+    /// flushed into `out`, the evicted entry first. Returns false when there was nothing to
+    /// evict.
+    pub(super) fn evict_one(&mut self, out: &mut Vec<Flushed>) -> bool {
+        let Some(node) = self.remove(self.nodes.lru.head) else {
+            return false;
+        };
+        if node.dirty {
+            out.push(Flushed {
+                key: node.key,
+                value: node.value,
+                stored: node.stored,
+            });
+            self.flush_dirty(out);
+        }
+        true
+    }
+
+    /// A snapshot of the entries within bounds, ascending; parked entries count too, the
+    /// later ones winning over earlier ones and cached entries over parked ones.
+    pub(super) fn range(
+        &mut self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Vec<(Bytes, Option<Timestamped>)> {
+        let slab = &self.nodes.slab;
+        let ordered = self
+            .ordered
+            .get_or_insert_with(|| slab.iter().map(|(i, n)| (n.key.clone(), i)).collect());
+        let entries = ordered
+            .range::<[u8], _>((from, to))
+            .filter_map(|(k, &i)| slab.get(i).map(|n| (k.clone(), n.value.clone())));
+        if self.parked.is_empty() {
+            return entries.collect();
+        }
+        let mut merged: BTreeMap<Bytes, Option<Timestamped>> = self
+            .parked
+            .iter()
+            .filter(|f| RangeBounds::<[u8]>::contains(&(from, to), f.key.as_ref()))
+            .map(|f| (f.key.clone(), f.value.clone()))
+            .collect();
+        merged.extend(entries);
+        merged.into_iter().collect()
+    }
+}
