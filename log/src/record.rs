@@ -54,6 +54,18 @@ impl Record {
     }
 }
 
+impl From<RecordRef<'_>> for Record {
+    /// Copies the borrowed fields.
+    fn from(r: RecordRef<'_>) -> Record {
+        Record {
+            key: r.key.map(Bytes::copy_from_slice),
+            value: r.value.map(Bytes::copy_from_slice),
+            timestamp: r.timestamp,
+            headers: r.headers.to_vec(),
+        }
+    }
+}
+
 impl<'a> From<&'a Record> for RecordRef<'a> {
     fn from(r: &'a Record) -> RecordRef<'a> {
         RecordRef {

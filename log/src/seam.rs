@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::group::{GroupMember, MemberConfig, OffsetAndMetadata, RebalanceEvent};
 use crate::log::{AppendResult, Log};
 use crate::partition::PartitionOffsets;
-use crate::record::Record;
+use crate::record::{Record, RecordRef};
 use crate::topic::TopicDescription;
 use crate::txn::TransactionalProducer;
 
@@ -44,6 +44,19 @@ pub trait Broker: Send + Sync + 'static {
         records: &[Record],
         acks: Acks,
     ) -> Result<AppendResult>;
+    /// [`append`](Broker::append) of records whose fields are borrowed (the writer's own
+    /// buffers). The default copies them into [`Record`]s; the embedded log encodes them
+    /// in place.
+    async fn append_refs(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[RecordRef<'_>],
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        let owned: Vec<Record> = records.iter().map(|r| Record::from(*r)).collect();
+        self.append(topic, partition, &owned, acks).await
+    }
     /// Starts a transactional session, fencing older ones with the same id.
     async fn transaction(&self, transactional_id: &str, acks: Acks) -> Result<Self::Transaction>;
     /// Advances a partition's start offset (purges repartition topics).
@@ -76,6 +89,17 @@ pub trait BrokerTransaction: Send {
         partition: u32,
         records: &[Record],
     ) -> Result<AppendResult>;
+    /// [`append`](BrokerTransaction::append) of records whose fields are borrowed. The
+    /// default copies them into [`Record`]s; the embedded log encodes them in place.
+    async fn append_refs(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        records: &[RecordRef<'_>],
+    ) -> Result<AppendResult> {
+        let owned: Vec<Record> = records.iter().map(|r| Record::from(*r)).collect();
+        self.append(topic, partition, &owned).await
+    }
     /// Adds offset commits (with the member's generation) to the transaction.
     async fn send_offsets(
         &mut self,
@@ -132,6 +156,15 @@ impl Broker for Log {
     ) -> Result<AppendResult> {
         Log::append(self, topic, partition, records, acks)
     }
+    async fn append_refs(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[RecordRef<'_>],
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        Log::append_refs(self, topic, partition, records, acks)
+    }
     async fn transaction(
         &self,
         transactional_id: &str,
@@ -172,6 +205,14 @@ impl BrokerTransaction for TransactionalProducer {
         records: &[Record],
     ) -> Result<AppendResult> {
         TransactionalProducer::append(self, topic, partition, records)
+    }
+    async fn append_refs(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        records: &[RecordRef<'_>],
+    ) -> Result<AppendResult> {
+        TransactionalProducer::append_refs(self, topic, partition, records)
     }
     async fn send_offsets(
         &mut self,

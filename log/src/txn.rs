@@ -23,7 +23,7 @@ use crate::group::{OffsetAndMetadata, OFFSETS_TOPIC};
 use crate::log::{AppendResult, Log, LogInner, INTERNAL_DIR};
 use crate::partition::{Isolation, Partition};
 use crate::partitioner::partition_for_key;
-use crate::record::Record;
+use crate::record::{AsRecordRef, Record, RecordRef};
 
 /// Name of the transaction state log (an internal partition).
 pub(crate) const TXN_TOPIC: &str = "__transaction_state";
@@ -461,6 +461,26 @@ impl TransactionalProducer {
         topic: &str,
         partition: u32,
         records: &[Record],
+    ) -> Result<AppendResult> {
+        self.append_any(topic, partition, records)
+    }
+
+    /// [`append`](TransactionalProducer::append) of records whose fields are borrowed
+    /// (a writer's own buffers): encoded straight from them.
+    pub fn append_refs(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        records: &[RecordRef<'_>],
+    ) -> Result<AppendResult> {
+        self.append_any(topic, partition, records)
+    }
+
+    fn append_any<R: AsRecordRef>(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        records: &[R],
     ) -> Result<AppendResult> {
         if !self.in_txn {
             return Err(self.state_error("append outside a transaction; call begin first"));

@@ -39,6 +39,9 @@ pub(crate) struct RuntimeTask {
     pub(crate) base: TaskMetrics,
     pub(crate) restore: RestoreProgress,
     pub(crate) lag: Option<i64>,
+    /// The thread's id of each topic the task's outputs name (by the task's topic id;
+    /// `None` until the topic's partition count is known).
+    pub(crate) out_topics: Vec<Option<usize>>,
 }
 
 impl RuntimeTask {

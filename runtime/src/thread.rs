@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use freshet_log::{Broker, FetchOptions, FetchPosition, Isolation};
 use freshet_state_store::{changelog_topic, Backend, ThreadCache};
 use freshet_streams::{
-    GlobalStores, InputRecord, OffsetReset, SinkRecord, StreamTimes, Task, TaskConfig, TaskEnv,
-    TaskId, TaskMetrics, Topology,
+    GlobalStores, InputRecord, OffsetReset, StreamTimes, Task, TaskConfig, TaskEnv, TaskId,
+    TaskMetrics, Topology,
 };
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -30,6 +30,9 @@ use crate::topics::Plan;
 
 mod commit;
 mod group;
+mod outputs;
+
+use outputs::OutputBatches;
 
 pub(crate) use group::{local_tasks, member_config};
 
@@ -230,7 +233,7 @@ pub(crate) fn spawn<B: Broker>(
             tasks: Vec::new(),
             route: HashMap::new(),
             cache: ThreadCache::new(cache_bytes),
-            pending: Vec::new(),
+            pending: OutputBatches::default(),
             wrote_internal: false,
             dirty: false,
             pending_since: None,
@@ -281,7 +284,7 @@ struct StreamThread<B: Broker> {
     route: HashMap<(String, u32), (usize, usize)>,
     cache: ThreadCache,
     /// Outputs taken from tasks (with the task each came from) and not yet appended.
-    pending: Vec<(TaskId, SinkRecord)>,
+    pending: OutputBatches,
     /// Records went to a repartition topic since the last commit.
     wrote_internal: bool,
     /// Something was processed or punctuated since the last commit.
@@ -461,6 +464,7 @@ impl<B: Broker> StreamThread<B> {
             base,
             restore,
             lag: None,
+            out_topics: Vec::new(),
         };
         shared.metrics.publish_task(self.snapshot(&rt));
         Ok(rt)
@@ -703,18 +707,6 @@ impl<B: Broker> StreamThread<B> {
             } else {
                 None
             };
-            let records: Vec<InputRecord> = f
-                .records
-                .into_iter()
-                .filter(|r| bound.is_none_or(|b| r.offset < b))
-                .map(|r| InputRecord {
-                    key: r.key,
-                    value: r.value,
-                    timestamp: r.timestamp,
-                    headers: r.headers,
-                    offset: r.offset,
-                })
-                .collect();
             let t = &mut self.tasks[ti];
             let input = &mut t.inputs[ii];
             input.position = match bound {
@@ -722,7 +714,17 @@ impl<B: Broker> StreamThread<B> {
                 None => f.next_offset,
             };
             input.last_stable = input.last_stable.max(input.position);
-            if !records.is_empty() {
+            let below = |r: &freshet_log::StoredRecord| bound.is_none_or(|b| r.offset < b);
+            // In offset order: some pass the bound when the first does.
+            if f.records.first().is_some_and(below) {
+                // Moved straight into the task's queue, not collected on the way.
+                let records = f.records.into_iter().filter(below).map(|r| InputRecord {
+                    key: r.key,
+                    value: r.value,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                    offset: r.offset,
+                });
                 t.task
                     .add_records(&f.topic, records)
                     .map_err(|source| Error::Task {
@@ -783,14 +785,14 @@ impl<B: Broker> StreamThread<B> {
     }
 
     fn take_outputs(&mut self, ti: usize) -> Result<()> {
-        let out = self.tasks[ti].task.take_outputs();
-        if !out.is_empty() {
+        if !self.tasks[ti].task.outputs().is_empty() {
             self.dirty = true;
             if self.pending.is_empty() {
                 self.pending_since = Some(Instant::now());
             }
-            let id = self.tasks[ti].id;
-            self.pending.extend(out.into_iter().map(|r| (id, r)));
+            if let Err(e) = self.collect_outputs(ti) {
+                return self.commit_failed(e);
+            }
         }
         if self.pending.len() >= MAX_PENDING_OUTPUTS {
             // Under exactly-once they join the open transaction; a failure here is a failed

@@ -36,6 +36,35 @@ pub trait Serde<T>: Send + Sync + std::fmt::Debug {
             None => Err("null where a value is required (declare the type as Option<T>)".into()),
         }
     }
+    /// Appends what [`serialize`](Serde::serialize) returns to `out`. Writers of many
+    /// records (sinks) encode them all into one buffer this way instead of a vector each;
+    /// serdes override it to write in place. On error `out` may hold part of the value.
+    fn serialize_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+        out.extend_from_slice(&self.serialize(value)?);
+        Ok(())
+    }
+    /// Appends what [`serialize_nullable`](Serde::serialize_nullable) returns to `out`;
+    /// false (nothing appended) for null. As [`serialize_into`](Serde::serialize_into).
+    fn serialize_nullable_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, String> {
+        Ok(match self.serialize_nullable(value)? {
+            Some(bytes) => {
+                out.extend_from_slice(&bytes);
+                true
+            }
+            None => false,
+        })
+    }
+    /// Appends what [`partition_bytes`](Serde::partition_bytes) returns to `out`; false
+    /// (nothing appended) for null. As [`serialize_into`](Serde::serialize_into).
+    fn partition_bytes_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, String> {
+        Ok(match self.partition_bytes(value)? {
+            Some(bytes) => {
+                out.extend_from_slice(&bytes);
+                true
+            }
+            None => false,
+        })
+    }
 }
 
 /// Serdes of `Option<T>` over a serde of `T`: `None` is null (no key, or a tombstone value).
@@ -57,6 +86,25 @@ impl<T, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
     }
     fn serialize_nullable(&self, value: &Option<T>) -> Result<Option<Vec<u8>>, String> {
         value.as_ref().map(|v| self.0.serialize(v)).transpose()
+    }
+    fn serialize_into(&self, value: &Option<T>, out: &mut Vec<u8>) -> Result<(), String> {
+        match value {
+            Some(v) => self.0.serialize_into(v, out),
+            None => Err("null cannot be written here".into()),
+        }
+    }
+    fn serialize_nullable_into(
+        &self,
+        value: &Option<T>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String> {
+        match value {
+            Some(v) => self.0.serialize_into(v, out).map(|()| true),
+            None => Ok(false),
+        }
+    }
+    fn partition_bytes_into(&self, value: &Option<T>, out: &mut Vec<u8>) -> Result<bool, String> {
+        self.serialize_nullable_into(value, out)
     }
     fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<Option<T>, String> {
         bytes.map(|b| self.0.deserialize(b)).transpose()
@@ -80,6 +128,15 @@ impl Serde<()> for Unit {
     }
     fn serialize_nullable(&self, _value: &()) -> Result<Option<Vec<u8>>, String> {
         Ok(None)
+    }
+    fn serialize_into(&self, _value: &(), _out: &mut Vec<u8>) -> Result<(), String> {
+        Ok(())
+    }
+    fn serialize_nullable_into(&self, _value: &(), _out: &mut Vec<u8>) -> Result<bool, String> {
+        Ok(false)
+    }
+    fn partition_bytes_into(&self, _value: &(), _out: &mut Vec<u8>) -> Result<bool, String> {
+        Ok(false)
     }
     fn deserialize_nullable(&self, _bytes: Option<&[u8]>) -> Result<(), String> {
         Ok(())
@@ -119,6 +176,25 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for Json<T> {
     }
 }
 
+/// The `*_into` methods of a serde without a null whose encoding of `$v` is the byte
+/// slice `$bytes`: written in place, never null.
+macro_rules! write_in_place {
+    ($t:ty, $v:ident => $bytes:expr) => {
+        fn serialize_into(&self, $v: &$t, out: &mut Vec<u8>) -> Result<(), String> {
+            out.extend_from_slice($bytes);
+            Ok(())
+        }
+        fn serialize_nullable_into(&self, $v: &$t, out: &mut Vec<u8>) -> Result<bool, String> {
+            out.extend_from_slice($bytes);
+            Ok(true)
+        }
+        fn partition_bytes_into(&self, $v: &$t, out: &mut Vec<u8>) -> Result<bool, String> {
+            out.extend_from_slice($bytes);
+            Ok(true)
+        }
+    };
+}
+
 /// UTF-8 strings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Utf8;
@@ -130,6 +206,7 @@ impl Serde<String> for Utf8 {
     fn serialize(&self, value: &String) -> Result<Vec<u8>, String> {
         Ok(value.as_bytes().to_vec())
     }
+    write_in_place!(String, value => value.as_bytes());
     fn deserialize(&self, bytes: &[u8]) -> Result<String, String> {
         String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
     }
@@ -146,6 +223,7 @@ impl Serde<Bytes> for RawBytes {
     fn serialize(&self, value: &Bytes) -> Result<Vec<u8>, String> {
         Ok(value.to_vec())
     }
+    write_in_place!(Bytes, value => value);
     fn deserialize(&self, bytes: &[u8]) -> Result<Bytes, String> {
         Ok(Bytes::copy_from_slice(bytes))
     }
@@ -164,6 +242,7 @@ macro_rules! big_endian {
             fn serialize(&self, value: &$t) -> Result<Vec<u8>, String> {
                 Ok(value.to_be_bytes().to_vec())
             }
+            write_in_place!($t, value => &value.to_be_bytes());
             fn deserialize(&self, bytes: &[u8]) -> Result<$t, String> {
                 let arr = bytes.try_into().map_err(|_| {
                     format!("expected {} bytes, found {}", std::mem::size_of::<$t>(), bytes.len())
@@ -215,6 +294,7 @@ impl Serde<Vec<u8>> for RawBytes {
     fn serialize(&self, value: &Vec<u8>) -> Result<Vec<u8>, String> {
         Ok(value.clone())
     }
+    write_in_place!(Vec<u8>, value => value);
     fn deserialize(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
         Ok(bytes.to_vec())
     }
@@ -238,5 +318,14 @@ impl<T> Serde<T> for std::sync::Arc<dyn Serde<T>> {
     }
     fn partition_bytes(&self, value: &T) -> Result<Option<Vec<u8>>, String> {
         (**self).partition_bytes(value)
+    }
+    fn serialize_into(&self, value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+        (**self).serialize_into(value, out)
+    }
+    fn serialize_nullable_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, String> {
+        (**self).serialize_nullable_into(value, out)
+    }
+    fn partition_bytes_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, String> {
+        (**self).partition_bytes_into(value, out)
     }
 }

@@ -139,6 +139,7 @@ pub use crate::store::{
     KeyValueStoreHandle, SessionStoreHandle, StoreBuilder, StoreKind, Stores, WindowStoreHandle,
 };
 pub use crate::task::node::Data;
+pub use crate::task::outputs::{Output, OutputTopic, Outputs};
 pub use crate::task::{
     ErrorPolicy, PartitionsOf, StreamTimes, Task, TaskConfig, TaskEnv, TaskId, TaskMetrics,
 };

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use freshet_log::{Broker, BrokerMember, BrokerTransaction, OffsetAndMetadata, Record};
+use freshet_log::{Broker, BrokerMember, BrokerTransaction, OffsetAndMetadata, Record, RecordRef};
 use freshet_state_store::StateStore;
 use freshet_streams::{partition_for_key, ErrorPolicy, SinkRecord, TaskId, TaskMetrics};
 
+use super::outputs::OutputBatches;
 use super::{StreamThread, APPLY_INTERVAL, MAX_FAILED_COMMITS, OUTPUT_LINGER};
 use crate::changelog::{BrokerChangelogSink, SinkTarget};
 use crate::error::{Error, Result};
@@ -82,6 +83,65 @@ impl<B: Broker> StreamThread<B> {
         })
     }
 
+    /// Moves task `ti`'s outputs into the thread's batches, each into its partition's, and
+    /// clears them from the task. A record whose partition cannot be chosen now waits in
+    /// [`OutputBatches::refused`] for the append; errors other than refusals are returned
+    /// (a failed commit, as they would be at the append).
+    pub(super) fn collect_outputs(&mut self, ti: usize) -> Result<()> {
+        self.map_output_topics(ti)?;
+        let t = &mut self.tasks[ti];
+        let outputs = t.task.outputs();
+        for o in outputs.iter() {
+            let mapped = t.out_topics.get(o.topic as usize).copied().flatten();
+            let taken = mapped.map_or(Err(()), |topic| self.pending.push(topic, t.id, &o));
+            if taken.is_err() {
+                self.pending.refused.push((t.id, outputs.sink_record(&o)));
+            }
+        }
+        t.task.clear_outputs();
+        Ok(())
+    }
+
+    /// Maps every topic task `ti`'s outputs name to the thread's id of it, once its
+    /// partition count is known (a topic the log does not know stays unmapped: its records
+    /// are refused, and the append decides about them).
+    fn map_output_topics(&mut self, ti: usize) -> Result<()> {
+        let t = &self.tasks[ti];
+        let outputs = t.task.outputs();
+        let count = outputs
+            .iter()
+            .map(|o| o.topic as usize + 1)
+            .max()
+            .unwrap_or(0);
+        if count <= t.out_topics.len() && t.out_topics.iter().all(Option::is_some) {
+            return Ok(());
+        }
+        let mut used = vec![false; count];
+        for o in outputs.iter() {
+            used[o.topic as usize] = true;
+        }
+        for (id, used) in used.into_iter().enumerate() {
+            let t = &self.tasks[ti];
+            if !used || t.out_topics.get(id).copied().flatten().is_some() {
+                continue;
+            }
+            let name = t.task.outputs().topic(id as u32).to_string();
+            let n = match self.partition_count(&name) {
+                Ok(n) => n,
+                Err(e) if refused_record(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let internal = self.shared.plan.internal.contains(&name);
+            let topic = self.pending.topic_id(&name, n, internal);
+            let map = &mut self.tasks[ti].out_topics;
+            if map.len() <= id {
+                map.resize(id + 1, None);
+            }
+            map[id] = Some(topic);
+        }
+        Ok(())
+    }
+
     /// Appends the pending outputs, one batch per partition in order: inside the open
     /// transaction (exactly-once) or plainly (at-least-once). An output the log refuses for
     /// a reason of its own ([`refused_record`]) goes to `production.exception.handler`; the
@@ -91,11 +151,20 @@ impl<B: Broker> StreamThread<B> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
         self.pending_since = None;
-        let mut batches: BTreeMap<(String, u32), Batch> = BTreeMap::new();
+        // Taken out while appended, and put back emptied (with its room) whatever happens.
+        let mut batches = std::mem::take(&mut self.pending);
+        let result = self.append_batches(&mut batches);
+        batches.clear();
+        self.pending = batches;
+        result
+    }
+
+    fn append_batches(&mut self, batches: &mut OutputBatches) -> Result<()> {
         let mut dead = Vec::new();
-        for (task, r) in pending {
+        // Records refused when taken: asked again, before anything is appended (a handler
+        // set to `fail` fails the commit with nothing written).
+        for (task, r) in std::mem::take(&mut batches.refused) {
             let p = match self.partition_of(&r) {
                 Ok(p) => p,
                 Err(e) if refused_record(&e) => {
@@ -105,53 +174,101 @@ impl<B: Broker> StreamThread<B> {
                 }
                 Err(e) => return Err(e),
             };
-            if self.shared.plan.internal.contains(&r.topic) {
-                self.wrote_internal = true;
-            }
-            let batch = batches.entry((r.topic, p)).or_default();
-            batch.0.push(task);
-            batch
-                .1
-                .push(log_record(r.key, r.value, r.timestamp, r.headers));
+            let n = self.partition_count(&r.topic)?;
+            let internal = self.shared.plan.internal.contains(&r.topic);
+            let topic = batches.topic_id(&r.topic, n, internal);
+            let (key, value) = (r.key.as_deref(), r.value.as_deref());
+            batches.push_to(topic, p, task, key, value, r.timestamp, r.headers.clone());
         }
         if self.exactly_once() {
             self.ensure_txn()?;
         }
-        for ((topic, p), (tasks, records)) in batches {
-            // Halves a refused batch until each refused record is found alone (a batch
-            // may be too large while each of its records fits); in offset order.
-            let mut work = vec![(tasks, records)];
-            while let Some((mut tasks, mut records)) = work.pop() {
-                let e = match self.append_records(&topic, p, &records) {
+        for id in batches.by_name() {
+            let topic = batches.topic(id);
+            for (p, batch) in topic.partitions.iter().enumerate() {
+                if batch.is_empty() {
+                    continue;
+                }
+                if topic.internal {
+                    self.wrote_internal = true;
+                }
+                let p = p as u32;
+                let e = match self.append_refs(&topic.name, p, &batch.refs()) {
                     Ok(()) => continue,
                     Err(e) if refused_record(&e) => e,
                     Err(e) => return Err(e),
                 };
-                let too_large = matches!(e, Error::Log(freshet_log::Error::RecordTooLarge { .. }));
-                if too_large && records.len() > 1 {
-                    let mid = records.len() / 2;
-                    let later = (tasks.split_off(mid), records.split_off(mid));
-                    work.push(later);
-                    work.push((tasks, records));
-                    continue;
-                }
-                // A missing topic or partition refuses every record of the batch.
-                let policy = self.shared.config.production_policy();
-                if policy == ErrorPolicy::Fail {
-                    let task = tasks.first().map_or_else(String::new, |t| t.to_string());
-                    return Err(production_error(task, &topic, e));
-                }
-                let mut by_task: BTreeMap<TaskId, Vec<Record>> = BTreeMap::new();
-                for (t, r) in tasks.into_iter().zip(records) {
-                    by_task.entry(t).or_default().push(r);
-                }
-                for (t, rs) in by_task {
-                    self.skip_refused(&policy, t, &topic, Some(p), rs, &e, &mut dead);
-                }
+                let (tasks, records) = batch.records();
+                self.append_refused(&topic.name, p, tasks, records, e, &mut dead)?;
             }
         }
         if !dead.is_empty() {
             self.append_dead_letters(dead)?;
+        }
+        Ok(())
+    }
+
+    /// A batch the log refused with `first`: halves it until each refused record is found
+    /// alone (a batch may be too large while each of its records fits), in offset order,
+    /// appending the rest; the refused ones go to the production exception handler.
+    #[allow(clippy::too_many_arguments)]
+    fn append_refused(
+        &mut self,
+        topic: &str,
+        p: u32,
+        tasks: Vec<TaskId>,
+        records: Vec<Record>,
+        first: Error,
+        dead: &mut Vec<SinkRecord>,
+    ) -> Result<()> {
+        let mut first = Some(first);
+        let mut work = vec![(tasks, records)];
+        while let Some((mut tasks, mut records)) = work.pop() {
+            let e = match first.take() {
+                Some(e) => e,
+                None => match self.append_records(topic, p, &records) {
+                    Ok(()) => continue,
+                    Err(e) if refused_record(&e) => e,
+                    Err(e) => return Err(e),
+                },
+            };
+            let too_large = matches!(e, Error::Log(freshet_log::Error::RecordTooLarge { .. }));
+            if too_large && records.len() > 1 {
+                let mid = records.len() / 2;
+                let later = (tasks.split_off(mid), records.split_off(mid));
+                work.push(later);
+                work.push((tasks, records));
+                continue;
+            }
+            // A missing topic or partition refuses every record of the batch.
+            let policy = self.shared.config.production_policy();
+            if policy == ErrorPolicy::Fail {
+                let task = tasks.first().map_or_else(String::new, |t| t.to_string());
+                return Err(production_error(task, topic, e));
+            }
+            let mut by_task: BTreeMap<TaskId, Vec<Record>> = BTreeMap::new();
+            for (t, r) in tasks.into_iter().zip(records) {
+                by_task.entry(t).or_default().push(r);
+            }
+            for (t, rs) in by_task {
+                self.skip_refused(&policy, t, topic, Some(p), rs, &e, dead);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one partition's records, borrowed, as one batch, in the transaction under
+    /// exactly-once.
+    fn append_refs(&mut self, topic: &str, p: u32, records: &[RecordRef<'_>]) -> Result<()> {
+        let shared = self.shared.clone();
+        if self.exactly_once() {
+            let txn = self.session()?;
+            shared.handle.block_on(txn.append_refs(topic, p, records))?;
+        } else {
+            let acks = shared.config.durability();
+            shared
+                .handle
+                .block_on(shared.broker.append_refs(topic, p, records, acks))?;
         }
         Ok(())
     }
@@ -272,8 +389,9 @@ impl<B: Broker> StreamThread<B> {
                 task: t.id.to_string(),
                 source,
             })?;
-            let (id, out) = (t.id, t.task.take_outputs());
-            self.pending.extend(out.into_iter().map(|r| (id, r)));
+            if let Err(e) = self.collect_outputs(ti) {
+                return self.commit_failed(e);
+            }
         }
         // What this commit moves into the stores' committed overlays (an upper bound).
         let committing = self.write_buffer_bytes();
@@ -590,9 +708,6 @@ impl<B: Broker> StreamThread<B> {
         }
     }
 }
-
-/// One partition's outputs: the task of each record, and the records.
-type Batch = (Vec<TaskId>, Vec<Record>);
 
 fn log_record(
     key: Option<bytes::Bytes>,

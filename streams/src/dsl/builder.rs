@@ -311,6 +311,15 @@ impl crate::topology::SourceDecoder for ResetDecoder {
         self.inner.decode(raw, partition_time)
     }
 
+    fn decode_into(
+        &self,
+        raw: &crate::record::InputRecord,
+        partition_time: i64,
+        slot: &mut Option<Box<dyn std::any::Any + Send>>,
+    ) -> std::result::Result<i64, String> {
+        self.inner.decode_into(raw, partition_time, slot)
+    }
+
     fn offset_reset(&self) -> Option<crate::dsl::options::OffsetReset> {
         Some(self.reset)
     }

@@ -548,12 +548,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
             // Labelled by the caller (`to_dynamic`).
             SinkTarget::Dynamic(_) => SinkTopic::Dynamic(String::new()),
         };
-        let sink = SinkNode {
-            target,
-            keys,
-            values,
-            partitioner,
-        };
+        let sink = SinkNode::new(target, keys, values, partitioner);
         let mut g = self.builder.graph.borrow_mut();
         g.add(
             name,
@@ -819,12 +814,12 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         });
         let filter = g.add(filter_name, NodeKind::Processor, &[self.node], filter);
         let internal = TopicName::Internal(topic.clone());
-        let sink = SinkNode {
-            target: SinkTarget::Fixed(internal.clone()),
-            keys: keys.clone(),
-            values: values.clone(),
+        let sink = SinkNode::new(
+            SinkTarget::Fixed(internal.clone()),
+            keys.clone(),
+            values.clone(),
             partitioner,
-        };
+        );
         g.add(
             sink_name,
             NodeKind::Sink {

@@ -266,12 +266,12 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
             builder,
             send,
             &subscription_topic,
-            SinkNode {
-                target: SinkTarget::Fixed(subscription_topic.clone()),
-                keys: nullable_fk.clone(),
-                values: wrapper_serde.clone(),
-                partitioner: None,
-            },
+            SinkNode::new(
+                SinkTarget::Fixed(subscription_topic.clone()),
+                nullable_fk.clone(),
+                wrapper_serde.clone(),
+                None,
+            ),
         );
         let subscription_source = builder.add_source::<Option<KO>, SubscriptionWrapper<K>>(
             Some(ktable_source_name(builder)),
@@ -376,12 +376,12 @@ impl<'b, K: Data, V: Data> KTable<'b, K, V> {
         let to_primary_partition: Arc<dyn StreamPartitioner<K, ResponseWrapper<VO>>> =
             Arc::new(|_: &str, _: &K, r: &ResponseWrapper<VO>, _: u32| r.primary_partition);
         {
-            let sink = SinkNode {
-                target: SinkTarget::Fixed(response_topic.clone()),
-                keys: pk_serde.clone(),
-                values: response_serde.clone(),
-                partitioner: Some(to_primary_partition),
-            };
+            let sink = SinkNode::new(
+                SinkTarget::Fixed(response_topic.clone()),
+                pk_serde.clone(),
+                response_serde.clone(),
+                Some(to_primary_partition),
+            );
             let mut g = builder.graph.borrow_mut();
             let name = g.name_or(None, "KTABLE-SINK-");
             g.add(

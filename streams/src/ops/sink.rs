@@ -3,13 +3,12 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::error::{Error, Result};
 use crate::partitioner::{partition_for_key, StreamPartitioner};
-use crate::record::{Record, SinkRecord};
+use crate::record::Record;
 use crate::serde::SerdeRef;
 use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::outputs::OutputTopic;
 use crate::topology::TopicName;
 
 /// Chooses a topic per record (Kafka's `TopicNameExtractor`).
@@ -34,15 +33,63 @@ pub(crate) struct SinkNode<K, V> {
     pub(crate) keys: SerdeRef<K>,
     pub(crate) values: SerdeRef<V>,
     pub(crate) partitioner: Option<Arc<dyn StreamPartitioner<K, V>>>,
+    /// A fixed topic's id in the task's outputs and its partition count, found at the
+    /// first record (the name is resolved and looked up once per task, not per record).
+    pub(crate) fixed: Option<(OutputTopic, Option<u32>)>,
+    /// The key's partition bytes, reused from record to record.
+    pub(crate) scratch: Vec<u8>,
+}
+
+impl<K, V> SinkNode<K, V> {
+    /// A sink writing to `target`.
+    pub(crate) fn new(
+        target: SinkTarget<K, V>,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+        partitioner: Option<Arc<dyn StreamPartitioner<K, V>>>,
+    ) -> Self {
+        SinkNode {
+            target,
+            keys,
+            values,
+            partitioner,
+            fixed: None,
+            scratch: Vec::new(),
+        }
+    }
 }
 
 impl<K, V> Clone for SinkNode<K, V> {
     fn clone(&self) -> Self {
-        SinkNode {
-            target: self.target.clone(),
-            keys: self.keys.clone(),
-            values: self.values.clone(),
-            partitioner: self.partitioner.clone(),
+        SinkNode::new(
+            self.target.clone(),
+            self.keys.clone(),
+            self.values.clone(),
+            self.partitioner.clone(),
+        )
+    }
+}
+
+impl<K: Data, V: Data> SinkNode<K, V> {
+    /// The record's topic in the task's outputs and its partition count, when known.
+    fn topic(&mut self, ctx: &mut NodeContext<'_>, r: &Record<K, V>) -> (OutputTopic, Option<u32>) {
+        match &self.target {
+            SinkTarget::Fixed(t) => {
+                if let Some(fixed) = self.fixed {
+                    return fixed;
+                }
+                let name = t.resolve(&ctx.config().application_id);
+                let found = (ctx.core.outputs.intern(&name), ctx.partitions_of(&name));
+                // A count not known yet is asked again next time.
+                if found.1.is_some() {
+                    self.fixed = Some(found);
+                }
+                found
+            }
+            SinkTarget::Dynamic(f) => {
+                let name = f(r);
+                (ctx.core.outputs.intern(&name), ctx.partitions_of(&name))
+            }
         }
     }
 }
@@ -60,54 +107,90 @@ impl<K: Data, V: Data> Node for SinkNode<K, V> {
                 ),
             });
         }
-        let topic = match &self.target {
-            SinkTarget::Fixed(t) => t.resolve(&ctx.config().application_id),
-            SinkTarget::Dynamic(f) => f(&r),
+        let (topic, count) = self.topic(ctx, &r);
+        // Key and value are serialized straight into the task's output buffer.
+        let outputs = &mut ctx.core.outputs;
+        let mut pending = outputs.begin();
+        let written = outputs
+            .write_key(&mut pending, |out| {
+                self.keys
+                    .serialize_nullable_into(&r.key, out)
+                    .map_err(|e| SinkError::Serde("key", e))
+            })
+            .and_then(|()| {
+                outputs.write_value(&mut pending, |out| {
+                    self.values
+                        .serialize_nullable_into(&r.value, out)
+                        .map_err(|e| SinkError::Serde("value", e))
+                })
+            })
+            .and_then(|()| self.partition(outputs.topic(topic), &r, count));
+        let partition = match written {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.core.outputs.rollback(pending);
+                return Err(e.into_error(ctx, topic));
+            }
         };
-        let serde_err = |what: &str, reason: String| Error::Serde {
-            context: format!("{what} of sink {} to {topic}", ctx.name()),
-            reason,
-        };
-        let key = self
-            .keys
-            .serialize_nullable(&r.key)
-            .map_err(|e| serde_err("key", e))?;
-        let value = self
-            .values
-            .serialize_nullable(&r.value)
-            .map_err(|e| serde_err("value", e))?;
-        let count = ctx.partitions_of(&topic);
-        // The partitioner's choice; without one, or when it returns `None`, the default
-        // partitioner: murmur2 of the key bytes (Kafka: an empty `partitions()` result falls
-        // back to the producer's partitioner).
+        ctx.core.metrics.records_out += 1;
+        ctx.core
+            .outputs
+            .commit(pending, topic, partition, r.timestamp, r.headers);
+        Ok(())
+    }
+}
+
+/// Why a sink could not write a record.
+enum SinkError {
+    /// A serde failed on the key or the value.
+    Serde(&'static str, String),
+    /// The partitioner chose partition `.0` of a topic with `.1`.
+    Partition(u32, u32),
+}
+
+impl SinkError {
+    fn into_error(self, ctx: &NodeContext<'_>, topic: OutputTopic) -> Error {
+        let topic = ctx.core.outputs.topic(topic);
+        match self {
+            SinkError::Partition(p, n) => Error::InvalidArgument(format!(
+                "the partitioner of sink {} chose partition {p} of {topic}, which has {n}",
+                ctx.name()
+            )),
+            SinkError::Serde(what, reason) => Error::Serde {
+                context: format!("{what} of sink {} to {topic}", ctx.name()),
+                reason,
+            },
+        }
+    }
+}
+
+impl<K: Data, V: Data> SinkNode<K, V> {
+    /// The partitioner's choice; without one, or when it returns `None`, the default
+    /// partitioner: murmur2 of the key's partition bytes (Kafka: an empty `partitions()`
+    /// result falls back to the producer's partitioner).
+    fn partition(
+        &mut self,
+        topic: &str,
+        r: &Record<K, V>,
+        count: Option<u32>,
+    ) -> std::result::Result<Option<u32>, SinkError> {
         let chosen = match (&self.partitioner, count) {
-            (Some(p), Some(n)) => p.partition(&topic, &r.key, &r.value, n),
+            (Some(p), Some(n)) => p.partition(topic, &r.key, &r.value, n),
             _ => None,
         };
-        let partition = match (chosen, count) {
+        match (chosen, count) {
             // Kafka's producer refuses a partition out of range.
-            (Some(p), Some(n)) if p >= n => {
-                return Err(Error::InvalidArgument(format!(
-                    "the partitioner of sink {} chose partition {p} of {topic}, which has {n}",
-                    ctx.name()
-                )))
+            (Some(p), Some(n)) if p >= n => Err(SinkError::Partition(p, n)),
+            (Some(p), _) => Ok(Some(p)),
+            (None, Some(n)) => {
+                self.scratch.clear();
+                let keyed = self
+                    .keys
+                    .partition_bytes_into(&r.key, &mut self.scratch)
+                    .map_err(|e| SinkError::Serde("key", e))?;
+                Ok(keyed.then(|| partition_for_key(&self.scratch, n)))
             }
-            (Some(p), _) => Some(p),
-            (None, Some(n)) => self
-                .keys
-                .partition_bytes(&r.key)
-                .map_err(|e| serde_err("key", e))?
-                .map(|b| partition_for_key(&b, n)),
-            (None, None) => None,
-        };
-        ctx.send(SinkRecord {
-            topic,
-            partition,
-            key: key.map(Bytes::from),
-            value: value.map(Bytes::from),
-            timestamp: r.timestamp,
-            headers: r.headers,
-        });
-        Ok(())
+            (None, None) => Ok(None),
+        }
     }
 }

@@ -17,12 +17,12 @@ pub(crate) struct TypedDecoder<K, V> {
     pub(crate) extractor: Option<TimestampExtractor<K, V>>,
 }
 
-impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
-    fn decode(
+impl<K: Data, V: Data> TypedDecoder<K, V> {
+    fn record(
         &self,
         raw: &InputRecord,
         partition_time: i64,
-    ) -> std::result::Result<(Box<dyn Any + Send>, i64), String> {
+    ) -> std::result::Result<Record<K, V>, String> {
         let key = self
             .keys
             .deserialize_nullable(raw.key.as_deref())
@@ -40,8 +40,37 @@ impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
         if let Some(extract) = &self.extractor {
             record.timestamp = extract(&record, partition_time);
         }
+        Ok(record)
+    }
+}
+
+impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
+    fn decode(
+        &self,
+        raw: &InputRecord,
+        partition_time: i64,
+    ) -> std::result::Result<(Box<dyn Any + Send>, i64), String> {
+        let record = self.record(raw, partition_time)?;
         let ts = record.timestamp;
         Ok((Box::new(Some(record)), ts))
+    }
+
+    fn decode_into(
+        &self,
+        raw: &InputRecord,
+        partition_time: i64,
+        slot: &mut Option<Box<dyn Any + Send>>,
+    ) -> std::result::Result<i64, String> {
+        let record = self.record(raw, partition_time)?;
+        let ts = record.timestamp;
+        match slot
+            .as_mut()
+            .and_then(|b| b.downcast_mut::<Option<Record<K, V>>>())
+        {
+            Some(typed) => *typed = Some(record),
+            None => *slot = Some(Box::new(Some(record))),
+        }
+        Ok(ts)
     }
 }
 

@@ -251,7 +251,7 @@ impl GlobalTask {
                 wall_clock: env.wall_clock,
                 current: None,
                 punctuations,
-                outputs: Vec::new(),
+                outputs: crate::task::outputs::Outputs::default(),
                 metrics: TaskMetrics::default(),
                 config: env.config,
                 partitions_of: env.partitions_of,
@@ -503,7 +503,7 @@ impl GlobalTask {
 
     /// Takes the records written since the last call (dead-lettered records).
     pub fn take_outputs(&mut self) -> Vec<SinkRecord> {
-        std::mem::take(&mut self.core.outputs)
+        self.core.outputs.take()
     }
 
     /// The task's counters.

@@ -32,9 +32,11 @@ use crate::topology::{NodeKind, Topology};
 
 pub(crate) mod global;
 pub(crate) mod node;
+pub(crate) mod outputs;
 pub(crate) mod punctuation;
 
 use node::{Node, NodeContext};
+use outputs::Outputs;
 use punctuation::{PunctuationType, Punctuations};
 
 /// A task's id: `<sub-topology>_<partition>`, e.g. `0_3`.
@@ -164,7 +166,7 @@ pub(crate) struct TaskCore {
     pub(crate) wall_clock: i64,
     pub(crate) current: Option<RecordMetadata>,
     pub(crate) punctuations: Punctuations,
-    pub(crate) outputs: Vec<SinkRecord>,
+    pub(crate) outputs: Outputs,
     pub(crate) metrics: TaskMetrics,
     pub(crate) config: TaskConfig,
     pub(crate) partitions_of: PartitionsOf,
@@ -227,21 +229,23 @@ impl TaskCore {
     }
 }
 
-/// A decoded head record waiting in its queue.
+/// The decoded head record of a queue: the first raw record (kept there until processed,
+/// as a processing error's dead letter is the source record), decoded into the queue's slot.
 struct Head {
-    record: Box<dyn Any + Send>,
     timestamp: i64,
     offset: i64,
-    /// The source record as read (a processing error's dead letter is the source record).
-    raw: InputRecord,
 }
 
 /// One input partition of a task.
 struct PartitionQueue {
     topic: String,
     source: usize,
+    /// The records not processed yet, the head's first.
     raw: VecDeque<InputRecord>,
     head: Option<Head>,
+    /// The typed head record (`Option<Record<K, V>>`, which the source node empties): boxed
+    /// once and refilled for every record, not allocated per record.
+    slot: Option<Box<dyn Any + Send>>,
     partition_time: i64,
     /// The offset after the last record taken (what to commit).
     next_offset: Option<i64>,
@@ -251,6 +255,9 @@ struct PartitionQueue {
 pub struct Task {
     core: TaskCore,
     queues: Vec<PartitionQueue>,
+    /// The metadata of the last record processed and its queue, kept to be refilled for
+    /// the next (its topic name is not copied per record).
+    spare_meta: Option<(usize, RecordMetadata)>,
     initialized: bool,
     closed: bool,
 }
@@ -300,6 +307,7 @@ impl Task {
                             source: n,
                             raw: VecDeque::new(),
                             head: None,
+                            slot: None,
                             partition_time: -1,
                             next_offset: None,
                         });
@@ -329,13 +337,14 @@ impl Task {
                 wall_clock: env.wall_clock,
                 current: None,
                 punctuations,
-                outputs: Vec::new(),
+                outputs: Outputs::default(),
                 metrics: TaskMetrics::default(),
                 config: env.config,
                 partitions_of: env.partitions_of,
                 global_stores: env.global_stores,
             },
             queues,
+            spare_meta: None,
             initialized: false,
             closed: false,
         })
@@ -429,10 +438,7 @@ impl Task {
 
     /// Records buffered and not yet processed.
     pub fn buffered(&self) -> usize {
-        self.queues
-            .iter()
-            .map(|q| q.raw.len() + usize::from(q.head.is_some()))
-            .sum()
+        self.queues.iter().map(|q| q.raw.len()).sum()
     }
 
     /// Records buffered for `topic`.
@@ -440,7 +446,7 @@ impl Task {
         self.queues
             .iter()
             .filter(|q| q.topic == topic)
-            .map(|q| q.raw.len() + usize::from(q.head.is_some()))
+            .map(|q| q.raw.len())
             .sum()
     }
 
@@ -451,21 +457,21 @@ impl Task {
     /// A record that failed under [`ErrorPolicy::Fail`], or a store error.
     pub fn process_one(&mut self) -> Result<bool> {
         self.init()?;
+        // The lowest head timestamp; on a tie the first queue.
+        let mut next: Option<(i64, usize)> = None;
         for i in 0..self.queues.len() {
             self.fill_head(i)?;
+            if let Some(h) = &self.queues[i].head {
+                if next.is_none_or(|(ts, _)| h.timestamp < ts) {
+                    next = Some((h.timestamp, i));
+                }
+            }
         }
-        let Some(i) = self
-            .queues
-            .iter()
-            .enumerate()
-            .filter_map(|(i, q)| q.head.as_ref().map(|h| (h.timestamp, i)))
-            .min()
-            .map(|(_, i)| i)
-        else {
+        let Some((_, i)) = next else {
             return Ok(false);
         };
         let q = &mut self.queues[i];
-        let Some(mut head) = q.head.take() else {
+        let (Some(head), Some(record)) = (q.head.take(), q.slot.as_mut()) else {
             return Ok(false);
         };
         q.partition_time = q.partition_time.max(head.timestamp);
@@ -473,15 +479,22 @@ impl Task {
         let source = q.source;
         self.core.stream_time = self.core.stream_time.max(head.timestamp);
         self.core.metrics.records_in += 1;
-        self.core.current = Some(RecordMetadata {
-            topic: q.topic.clone(),
-            partition: self.core.partition,
-            offset: head.offset,
-        });
-        let result = self.core.dispatch(source, &mut *head.record);
+        let mut meta = match self.spare_meta.take() {
+            Some((from, meta)) if from == i => meta,
+            _ => RecordMetadata {
+                topic: q.topic.clone(),
+                partition: self.core.partition,
+                offset: 0,
+            },
+        };
+        meta.offset = head.offset;
+        self.core.current = Some(meta);
+        let result = self.core.dispatch(source, &mut **record);
         let meta = self.core.current.take();
-        if let Err(e) = result {
-            self.handle_processing_error(e, meta, head.raw)?;
+        let raw = self.queues[i].raw.pop_front();
+        match result {
+            Ok(()) => self.spare_meta = meta.map(|m| (i, m)),
+            Err(e) => self.handle_processing_error(e, meta, raw)?,
         }
         let now = self.core.stream_time;
         self.core.punctuate(PunctuationType::StreamTime, now)?;
@@ -496,24 +509,25 @@ impl Task {
             if q.head.is_some() {
                 return Ok(());
             }
-            let Some(raw) = q.raw.pop_front() else {
+            let Some(first) = q.raw.front() else {
                 return Ok(());
             };
             let NodeKind::Source { decoder, .. } = &self.core.topology.nodes[q.source].kind else {
                 return Err(Error::InvalidArgument("queue without a source".into()));
             };
-            let reason = match decoder.decode(&raw, q.partition_time) {
-                Ok((_, ts)) if ts < 0 => format!("invalid (negative) timestamp {ts}"),
-                Ok((record, timestamp)) => {
+            let reason = match decoder.decode_into(first, q.partition_time, &mut q.slot) {
+                Ok(ts) if ts < 0 => format!("invalid (negative) timestamp {ts}"),
+                Ok(timestamp) => {
                     q.head = Some(Head {
-                        record,
                         timestamp,
-                        offset: raw.offset,
-                        raw,
+                        offset: first.offset,
                     });
                     return Ok(());
                 }
                 Err(reason) => reason,
+            };
+            let Some(raw) = q.raw.pop_front() else {
+                return Ok(());
             };
             q.next_offset = Some(raw.offset + 1);
             let topic = q.topic.clone();
@@ -534,11 +548,11 @@ impl Task {
         &mut self,
         error: Error,
         meta: Option<RecordMetadata>,
-        raw: InputRecord,
+        raw: Option<InputRecord>,
     ) -> Result<()> {
         let policy = self.core.config.processing.clone();
         let topic = meta.as_ref().map(|m| m.topic.clone()).unwrap_or_default();
-        self.apply_policy(&policy, error, &topic, Some(raw))
+        self.apply_policy(&policy, error, &topic, raw)
     }
 
     fn apply_policy(
@@ -616,7 +630,19 @@ impl Task {
 
     /// Takes the records sinks wrote since the last call.
     pub fn take_outputs(&mut self) -> Vec<SinkRecord> {
-        std::mem::take(&mut self.core.outputs)
+        self.core.outputs.take()
+    }
+
+    /// The records sinks wrote since they were last taken or cleared, in place: a caller
+    /// that copies them elsewhere (the runtime's output batches) reads them here, then
+    /// [`clear_outputs`](Task::clear_outputs), and no record is allocated on the way.
+    pub fn outputs(&self) -> &Outputs {
+        &self.core.outputs
+    }
+
+    /// Forgets the records [`outputs`](Task::outputs) shows.
+    pub fn clear_outputs(&mut self) {
+        self.core.outputs.clear();
     }
 
     /// Runs `f` on every store's commit lifecycle (send changelogs, committed, apply,

@@ -98,14 +98,18 @@ impl<'a> NodeContext<'a> {
 
     /// Forwards to every child, depth-first, in the order they were added.
     pub(crate) fn forward<K: Data, V: Data>(&mut self, record: Record<K, V>) -> Result<()> {
-        let children = self.core.topology.nodes[self.node].children.clone();
-        let Some((&last, rest)) = children.split_last() else {
+        // Children are read by index (the topology outlives the call) instead of copying
+        // the list: a forward happens for every record at every node.
+        let count = self.core.topology.nodes[self.node].children.len();
+        let Some(last) = count.checked_sub(1) else {
             return Ok(());
         };
-        for &child in rest {
+        for i in 0..last {
+            let child = self.core.topology.nodes[self.node].children[i];
             self.core.dispatch(child, &mut Some(record.clone()))?;
         }
-        self.core.dispatch(last, &mut Some(record))
+        let child = self.core.topology.nodes[self.node].children[last];
+        self.core.dispatch(child, &mut Some(record))
     }
 
     /// Forwards to the child named `child` only.

@@ -56,6 +56,20 @@ pub(crate) trait SourceDecoder: Send + Sync {
         partition_time: i64,
     ) -> Result<(Box<dyn Any + Send>, i64), String>;
 
+    /// [`decode`](SourceDecoder::decode) into `slot`, reusing the box it holds when it
+    /// is of this decoder's type: a task decodes every record into its queue's slot, so
+    /// records are not boxed one by one. Returns the timestamp.
+    fn decode_into(
+        &self,
+        raw: &InputRecord,
+        partition_time: i64,
+        slot: &mut Option<Box<dyn Any + Send>>,
+    ) -> Result<i64, String> {
+        let (record, timestamp) = self.decode(raw, partition_time)?;
+        *slot = Some(record);
+        Ok(timestamp)
+    }
+
     /// Where the source starts without a committed offset (`Consumed::with_offset_reset`);
     /// `None`: the application's default.
     fn offset_reset(&self) -> Option<crate::dsl::options::OffsetReset> {

@@ -341,12 +341,12 @@ impl<'b, K: Data, V: Data> KGroupedTable<'b, K, V> {
             }
             None => {
                 let internal = TopicName::Internal(topic.clone());
-                let sink = SinkNode {
-                    target: SinkTarget::Fixed(internal.clone()),
-                    keys: group_keys.clone(),
-                    values: change_serde.clone(),
-                    partitioner: None,
-                };
+                let sink = SinkNode::new(
+                    SinkTarget::Fixed(internal.clone()),
+                    group_keys.clone(),
+                    change_serde.clone(),
+                    None,
+                );
                 {
                     let mut g = builder.graph.borrow_mut();
                     g.add(

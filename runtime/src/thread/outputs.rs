@@ -1,0 +1,298 @@
+//! Outputs taken from a thread's tasks and not yet appended: one batch per (topic,
+//! partition), filled as the records are taken.
+//!
+//! A task's records are read in place from its output buffer ([`Outputs`]) and copied
+//! into the batch of their partition, chosen right then; the append encodes each batch
+//! straight from its bytes. Topics are small ids (the thread's, mapped from each task's
+//! once), the batches keep their room from one commit to the next, so a record costs no
+//! allocation here: no topic name, no key or value handle, no regrouping by name at the
+//! append.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use freshet_log::{Record, RecordRef};
+use freshet_streams::{Headers, Output, SinkRecord, TaskId};
+
+/// A key or value in a batch's bytes: `start..end`, or null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Field {
+    start: usize,
+    end: usize,
+}
+
+impl Field {
+    const NULL: Field = Field {
+        start: usize::MAX,
+        end: usize::MAX,
+    };
+
+    fn write(bytes: &mut Vec<u8>, field: Option<&[u8]>) -> Field {
+        match field {
+            None => Field::NULL,
+            Some(b) => {
+                let start = bytes.len();
+                bytes.extend_from_slice(b);
+                Field {
+                    start,
+                    end: bytes.len(),
+                }
+            }
+        }
+    }
+
+    fn get(self, bytes: &[u8]) -> Option<&[u8]> {
+        if self == Field::NULL {
+            None
+        } else {
+            bytes.get(self.start..self.end)
+        }
+    }
+}
+
+/// One record of a batch.
+#[derive(Debug)]
+struct Slot {
+    task: TaskId,
+    key: Field,
+    value: Field,
+    timestamp: i64,
+    headers: Headers,
+}
+
+/// The records waiting for one partition, in the order taken.
+#[derive(Debug, Default)]
+pub(super) struct PartitionBatch {
+    slots: Vec<Slot>,
+    bytes: Vec<u8>,
+}
+
+impl PartitionBatch {
+    pub(super) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn push(
+        &mut self,
+        task: TaskId,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: Headers,
+    ) {
+        let key = Field::write(&mut self.bytes, key);
+        let value = Field::write(&mut self.bytes, value);
+        self.slots.push(Slot {
+            task,
+            key,
+            value,
+            timestamp,
+            headers,
+        });
+    }
+
+    /// The records, borrowed, to append.
+    pub(super) fn refs(&self) -> Vec<RecordRef<'_>> {
+        self.slots
+            .iter()
+            .map(|s| RecordRef {
+                key: s.key.get(&self.bytes),
+                value: s.value.get(&self.bytes),
+                timestamp: Some(s.timestamp),
+                headers: &s.headers,
+            })
+            .collect()
+    }
+
+    /// The records, owned, with the task of each (for a batch the log refused).
+    pub(super) fn records(&self) -> (Vec<TaskId>, Vec<Record>) {
+        self.slots
+            .iter()
+            .map(|s| {
+                let record = Record {
+                    key: s.key.get(&self.bytes).map(Bytes::copy_from_slice),
+                    value: s.value.get(&self.bytes).map(Bytes::copy_from_slice),
+                    timestamp: Some(s.timestamp),
+                    headers: s.headers.clone(),
+                };
+                (s.task, record)
+            })
+            .unzip()
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.bytes.clear();
+    }
+}
+
+/// One topic the thread writes.
+#[derive(Debug)]
+pub(super) struct TopicBatches {
+    pub(super) name: String,
+    /// A repartition topic of the app.
+    pub(super) internal: bool,
+    /// Its partition count when it was first written.
+    count: u32,
+    /// The next partition of a record with neither key nor partition (round robin).
+    next: u32,
+    /// By partition.
+    pub(super) partitions: Vec<PartitionBatch>,
+}
+
+/// Every output waiting to be appended.
+#[derive(Debug, Default)]
+pub(super) struct OutputBatches {
+    topics: Vec<TopicBatches>,
+    by_name: HashMap<String, usize>,
+    /// Records in the batches.
+    len: usize,
+    /// Records whose partition could not be chosen when they were taken (a topic the log
+    /// does not know, a partitioner's choice out of range): the append decides about them
+    /// again, and the production exception handler about those still refused.
+    pub(super) refused: Vec<(TaskId, SinkRecord)>,
+}
+
+impl OutputBatches {
+    /// Records waiting.
+    pub(super) fn len(&self) -> usize {
+        self.len + self.refused.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The thread's id of topic `name`, with `count` partitions.
+    pub(super) fn topic_id(&mut self, name: &str, count: u32, internal: bool) -> usize {
+        if let Some(&id) = self.by_name.get(name) {
+            return id;
+        }
+        self.topics.push(TopicBatches {
+            name: name.to_string(),
+            internal,
+            count,
+            next: 0,
+            partitions: Vec::new(),
+        });
+        let id = self.topics.len() - 1;
+        self.by_name.insert(name.to_string(), id);
+        id
+    }
+
+    pub(super) fn topic(&self, id: usize) -> &TopicBatches {
+        &self.topics[id]
+    }
+
+    /// Adds output `o` of `task` to topic `topic`'s batches. Its partition: the sink's
+    /// choice, else murmur2 of the key bytes, else round robin for a null key. A choice out
+    /// of range refuses the record (`Err` gives it back for [`refused`](Self::refused)).
+    pub(super) fn push(&mut self, topic: usize, task: TaskId, o: &Output<'_>) -> Result<(), ()> {
+        let t = &mut self.topics[topic];
+        let p = match (o.partition, o.key) {
+            (Some(p), _) if p < t.count => p,
+            (Some(_), _) => return Err(()),
+            (None, Some(k)) => freshet_streams::partition_for_key(k, t.count),
+            (None, None) => {
+                let p = t.next % t.count;
+                t.next = t.next.wrapping_add(1);
+                p
+            }
+        };
+        self.push_to(
+            topic,
+            p,
+            task,
+            o.key,
+            o.value,
+            o.timestamp,
+            o.headers.to_vec(),
+        );
+        Ok(())
+    }
+
+    /// Adds a record to partition `p` of topic `topic`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn push_to(
+        &mut self,
+        topic: usize,
+        p: u32,
+        task: TaskId,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        headers: Headers,
+    ) {
+        let parts = &mut self.topics[topic].partitions;
+        let p = p as usize;
+        if parts.len() <= p {
+            parts.resize_with(p + 1, PartitionBatch::default);
+        }
+        parts[p].push(task, key, value, timestamp, headers);
+        self.len += 1;
+    }
+
+    /// The topic ids in name order (the order batches are appended in).
+    pub(super) fn by_name(&self) -> Vec<usize> {
+        let mut ids: Vec<usize> = (0..self.topics.len()).collect();
+        ids.sort_by(|&a, &b| self.topics[a].name.cmp(&self.topics[b].name));
+        ids
+    }
+
+    /// Forgets every record, keeping the batches' room.
+    pub(super) fn clear(&mut self) {
+        for t in &mut self.topics {
+            for p in &mut t.partitions {
+                p.clear();
+            }
+        }
+        self.len = 0;
+        self.refused.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output<'a>(key: Option<&'a [u8]>, partition: Option<u32>) -> Output<'a> {
+        Output {
+            topic: 0,
+            partition,
+            key,
+            value: Some(b"v"),
+            timestamp: 5,
+            headers: &[],
+        }
+    }
+
+    #[test]
+    fn outputs_land_in_their_partitions_batches_in_order() {
+        let task = TaskId {
+            subtopology: 0,
+            partition: 1,
+        };
+        let mut b = OutputBatches::default();
+        let t = b.topic_id("out", 4, false);
+        assert_eq!(b.topic_id("out", 4, false), t);
+        let key: &[u8] = b"k";
+        let keyed = freshet_streams::partition_for_key(key, 4) as usize;
+        assert!(b.push(t, task, &output(Some(key), None)).is_ok());
+        assert!(b.push(t, task, &output(None, Some(2))).is_ok());
+        assert!(b.push(t, task, &output(None, None)).is_ok());
+        assert!(b.push(t, task, &output(None, None)).is_ok());
+        assert!(b.push(t, task, &output(None, Some(4))).is_err());
+        assert_eq!(b.len(), 4);
+        let parts = &b.topic(t).partitions;
+        assert_eq!(parts[keyed].refs()[0].key, Some(key));
+        // Round robin from partition 0.
+        assert_eq!(parts[0].refs().last().map(|r| r.key), Some(None));
+        assert_eq!(parts[1].refs().last().map(|r| r.key), Some(None));
+        let (tasks, records) = parts[2].records();
+        assert_eq!(tasks, vec![task]);
+        assert_eq!(records[0].value.as_deref(), Some(&b"v"[..]));
+        assert_eq!(records[0].timestamp, Some(5));
+        b.clear();
+        assert!(b.is_empty());
+    }
+}
