@@ -15,7 +15,6 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;
-use smallvec::SmallVec;
 
 use super::entry_size;
 use crate::layers::Timestamped;
@@ -71,9 +70,52 @@ impl CacheKey for &[u8] {
     }
 }
 
-impl<A: smallvec::Array<Item = u8>> CacheKey for SmallVec<A> {
+/// Room for a key on the stack: window and session cache keys are 28 and 32 bytes around
+/// the user key.
+const INLINE: usize = 64;
+
+/// A cache key built from parts on the stack when it fits (most do), so that looking a key
+/// up allocates nothing; only a key new to the cache is copied into `Bytes`.
+#[derive(Debug, Clone)]
+pub(super) enum KeyBuf {
+    Inline { len: usize, bytes: [u8; INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl KeyBuf {
+    /// The concatenation of `parts`.
+    pub(super) fn concat<const N: usize>(parts: [&[u8]; N]) -> KeyBuf {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > INLINE {
+            return KeyBuf::Heap(parts.concat());
+        }
+        let mut bytes = [0u8; INLINE];
+        let mut at = 0;
+        for part in parts {
+            if let Some(dst) = bytes.get_mut(at..at + part.len()) {
+                dst.copy_from_slice(part);
+            }
+            at += part.len();
+        }
+        KeyBuf::Inline { len, bytes }
+    }
+}
+
+impl AsRef<[u8]> for KeyBuf {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            KeyBuf::Inline { len, bytes } => bytes.get(..*len).unwrap_or(bytes),
+            KeyBuf::Heap(v) => v,
+        }
+    }
+}
+
+impl CacheKey for KeyBuf {
     fn into_bytes(self) -> Bytes {
-        Bytes::from(self.into_vec())
+        match self {
+            KeyBuf::Inline { .. } => Bytes::copy_from_slice(self.as_ref()),
+            KeyBuf::Heap(v) => Bytes::from(v),
+        }
     }
 }
 

@@ -4,16 +4,14 @@
 
 use std::ops::Bound;
 
-use bytes::Bytes;
-use smallvec::SmallVec;
-
-use super::named::Flushed;
+use super::named::{CacheKey, Flushed, KeyBuf};
 use super::{old_value, Registration, ThreadCache, WindowedFlushListener};
 use crate::error::{Error, Result};
 use crate::layers::Timestamped;
 use crate::segment::{min_live, segment_id, Query, Schema};
 use crate::session::{session_key, session_windowed};
 use crate::window::{window_key, windowed_key, Windowed, WindowedIter};
+use bytes::Bytes;
 
 /// Bytes of the segment id in front of a binary key in a cache key.
 const PREFIX: usize = 8;
@@ -21,9 +19,6 @@ const PREFIX: usize = 8;
 /// Past this many segments, a cache scan reads one range over all of them instead of one
 /// per segment (the query's filter is exact either way).
 const MAX_SEGMENT_RANGES: i64 = 16;
-
-/// A cache key built on the stack: most keys fit, so looking one up allocates nothing.
-pub(super) type KeyBuf = SmallVec<[u8; 64]>;
 
 /// How one store lays out its keys and times.
 #[derive(Debug, Clone, Copy)]
@@ -50,28 +45,27 @@ impl Layout {
     /// The cache key of a window (sequence number 0) without building its binary key
     /// first: `[segment id][key][start][seq]` (the layout of `Schema::Window`).
     pub(super) fn window_cache_key(&self, key: &[u8], start: i64) -> KeyBuf {
-        let mut k = KeyBuf::new();
-        k.extend_from_slice(&segment_id(start, self.interval).to_be_bytes());
-        k.extend_from_slice(key);
-        k.extend_from_slice(&start.to_be_bytes());
-        k.extend_from_slice(&0u32.to_be_bytes());
-        debug_assert_eq!(
-            k.as_slice(),
-            &self.cache_key(&window_key(key, start, 0))[..]
-        );
+        let k = KeyBuf::concat([
+            &segment_id(start, self.interval).to_be_bytes(),
+            key,
+            &start.to_be_bytes(),
+            &0u32.to_be_bytes(),
+        ]);
+        debug_assert_eq!(k.as_ref(), &self.cache_key(&window_key(key, start, 0))[..]);
         k
     }
 
     /// The cache key of a session: `[segment id][key][end][start]` (the layout of
     /// `Schema::Session`, segmented by the session's end).
     pub(super) fn session_cache_key(&self, key: &[u8], start: i64, end: i64) -> KeyBuf {
-        let mut k = KeyBuf::new();
-        k.extend_from_slice(&segment_id(end, self.interval).to_be_bytes());
-        k.extend_from_slice(key);
-        k.extend_from_slice(&end.to_be_bytes());
-        k.extend_from_slice(&start.to_be_bytes());
+        let k = KeyBuf::concat([
+            &segment_id(end, self.interval).to_be_bytes(),
+            key,
+            &end.to_be_bytes(),
+            &start.to_be_bytes(),
+        ]);
         debug_assert_eq!(
-            k.as_slice(),
+            k.as_ref(),
             &self.cache_key(&session_key(key, start, end))[..]
         );
         k
@@ -213,15 +207,15 @@ impl Core {
     pub(super) fn put(&mut self, key: KeyBuf, value: Option<Timestamped>) -> Result<Vec<Flushed>> {
         match &self.reg {
             Some(reg) => reg.put(key, value),
-            None => Ok(vec![Flushed::through(Bytes::from(key.into_vec()), value)]),
+            None => Ok(vec![Flushed::through(key.into_bytes(), value)]),
         }
     }
 
     /// The cached value of a cache key: `Some(None)` for a cached deletion, `None` when
     /// the cache does not know it.
-    pub(super) fn get(&self, key: &[u8]) -> Result<Option<Option<Timestamped>>> {
+    pub(super) fn get(&self, key: &KeyBuf) -> Result<Option<Option<Timestamped>>> {
         match &self.reg {
-            Some(reg) => reg.get(key),
+            Some(reg) => reg.get(key.as_ref()),
             None => Ok(None),
         }
     }
