@@ -309,8 +309,13 @@ impl NamedCache {
     /// Caches `value` under `key`, the most recently used entry and, when `dirty`, the
     /// most recently updated one.
     pub(super) fn put(&mut self, key: impl CacheKey, value: Option<Timestamped>, dirty: bool) {
-        let hash = self.hasher.hash_one(key.as_ref());
         let size = entry_size(key.as_ref(), &value);
+        // A read-modify-write puts the key its read just used, the LRU tail: no hashing.
+        let tail = self.nodes.lru.tail;
+        if (self.nodes.slab.get(tail)).is_some_and(|n| n.key.as_ref() == key.as_ref()) {
+            return self.update(tail, value, dirty, size);
+        }
+        let hash = self.hasher.hash_one(key.as_ref());
         match self.find(hash, key.as_ref()) {
             Some(i) => self.update(i, value, dirty, size),
             None => self.insert(hash, key.into_bytes(), value, dirty, size),
