@@ -53,7 +53,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -108,8 +108,8 @@ pub struct BufferStore {
     order: BTreeSet<(i64, Bytes)>,
     /// Bytes counted for the entries (see [`record_size`]).
     bytes: u64,
-    /// Keys changed since the last `send_changelog`.
-    unsent: BTreeSet<Bytes>,
+    /// Keys changed since the last `send_changelog` (sent in key order).
+    unsent: HashSet<Bytes>,
     /// Bytes of the unsent changes (the runtime commits early past its write-buffer limit).
     unsent_bytes: usize,
     /// Each key changed since the last commit, with its entry then (`None`: not buffered):
@@ -137,7 +137,7 @@ impl BufferStore {
             entries: HashMap::new(),
             order: BTreeSet::new(),
             bytes: 0,
-            unsent: BTreeSet::new(),
+            unsent: HashSet::new(),
             unsent_bytes: 0,
             undo: HashMap::new(),
         })
@@ -145,6 +145,13 @@ impl BufferStore {
 
     /// Sets `key`'s entry (`None`: removes it), keeping the order and the counts in step.
     fn set(&mut self, key: Bytes, entry: Option<Entry>) -> Option<Entry> {
+        // The common update: a buffered key keeps its time, so its place in the order.
+        if let (Some(slot), Some((time, v))) = (self.entries.get_mut(&key), &entry) {
+            if slot.0 == *time {
+                self.bytes = self.bytes + v.value.len() as u64 - slot.1.value.len() as u64;
+                return entry.map(|e| std::mem::replace(slot, e));
+            }
+        }
         let old = self.entries.remove(&key);
         if let Some((time, v)) = &old {
             self.bytes -= record_size(key.len(), v.value.len());
@@ -311,7 +318,8 @@ impl StateStore for BufferStore {
     }
 
     fn send_changelog(&mut self, sink: &mut dyn ChangelogSink) -> Result<usize> {
-        let keys = std::mem::take(&mut self.unsent);
+        let mut keys: Vec<Bytes> = self.unsent.drain().collect();
+        keys.sort_unstable();
         self.unsent_bytes = 0;
         let Some(cl) = self.changelog.clone() else {
             return Ok(0);
