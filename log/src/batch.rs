@@ -417,8 +417,72 @@ pub(crate) fn decode_records_into(
     // A record takes at least 7 bytes: a damaged count must not size a huge allocation.
     let fits = (batch.len().saturating_sub(HEADER_LEN)) / 7;
     out.reserve((header.record_count as usize).min(max).min(fits));
+    walk_records(batch, header, from, max, |r| {
+        let slice = |f: Option<(usize, usize)>| f.map(|(start, end)| batch.slice(start..end));
+        out.push(StoredRecord {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: slice(r.key),
+            value: slice(r.value),
+            headers: r.headers,
+        });
+    })
+}
+
+/// One record's fields where its batch holds them: key and value as `start..end` of the
+/// batch's bytes (`None`: null); headers decoded (no allocation when there are none).
+pub(crate) struct RawFields {
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<(usize, usize)>,
+    pub(crate) value: Option<(usize, usize)>,
+    pub(crate) headers: Vec<(String, Bytes)>,
+}
+
+/// Why a record cannot be decoded. A small copyable value, not a `String`, so the parser's
+/// results stay in registers (a `Result<_, String>` per field was moved through the stack,
+/// and its stores and reloads cost more than the parsing); the message is made at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Malformed {
+    Truncated,
+    VarintTooLong,
+    VarintRange,
+    NegativeLength,
+    PastEnd(i32),
+    NegativeHeaderCount,
+    HeaderName,
+    LengthMismatch,
+}
+
+impl Malformed {
+    fn message(self, record: u32) -> String {
+        let what = match self {
+            Malformed::Truncated => "truncated record".to_string(),
+            Malformed::VarintTooLong => "varint too long".to_string(),
+            Malformed::VarintRange => "varint out of range".to_string(),
+            Malformed::NegativeLength => "negative length".to_string(),
+            Malformed::PastEnd(len) => format!("length {len} past the batch end"),
+            Malformed::NegativeHeaderCount => "negative header count".to_string(),
+            Malformed::HeaderName => "header name is not UTF-8".to_string(),
+            Malformed::LengthMismatch => "length mismatch".to_string(),
+        };
+        format!("record {record}: {what}")
+    }
+}
+
+/// Walks the records of a whole, CRC-checked batch whose offset is ≥ `from`, at most `max`
+/// of them, handing each to `each`; returns how many. The one parser of both readers: the
+/// one that materializes records and the one that only notes where their fields are.
+pub(crate) fn walk_records(
+    batch: &Bytes,
+    header: &BatchHeader,
+    from: i64,
+    max: usize,
+    mut each: impl FnMut(RawFields),
+) -> Result<usize, String> {
     let mut added = 0;
     let mut cur = Cursor {
+        bytes: batch,
         buf: batch,
         pos: HEADER_LEN,
     };
@@ -426,48 +490,11 @@ pub(crate) fn decode_records_into(
         if added == max {
             return Ok(added);
         }
-        let len = cur.varint()?;
-        if len < 0 {
-            return Err(format!("record {i}: negative length"));
+        let fields = walk_one(&mut cur, header, from).map_err(|m| m.message(i))?;
+        if let Some(fields) = fields {
+            each(fields);
+            added += 1;
         }
-        let end = cur.pos + len as usize;
-        if end > batch.len() {
-            return Err(format!("record {i}: length {len} past the batch end"));
-        }
-        cur.skip(1)?; // attributes
-        let ts_delta = cur.varlong()?;
-        let offset = header.base_offset + i64::from(cur.varint()?);
-        if offset < from {
-            cur.pos = end;
-            continue;
-        }
-        let key = cur.bytes()?;
-        let value = cur.bytes()?;
-        let n_headers = cur.varint()?;
-        if n_headers < 0 {
-            return Err(format!("record {i}: negative header count"));
-        }
-        // A header takes at least 2 bytes (two lengths).
-        let mut headers =
-            Vec::with_capacity((n_headers as usize).min(end.saturating_sub(cur.pos) / 2));
-        for _ in 0..n_headers {
-            let name = cur.bytes()?.unwrap_or_default();
-            let name = String::from_utf8(name.to_vec())
-                .map_err(|_| format!("record {i}: header name is not UTF-8"))?;
-            let val = cur.bytes()?.unwrap_or_default();
-            headers.push((name, val));
-        }
-        if cur.pos != end {
-            return Err(format!("record {i}: length mismatch"));
-        }
-        out.push(StoredRecord {
-            offset,
-            timestamp: header.base_timestamp.wrapping_add(ts_delta),
-            key,
-            value,
-            headers,
-        });
-        added += 1;
     }
     if cur.pos != batch.len() {
         return Err("trailing bytes after the last record".to_string());
@@ -475,21 +502,69 @@ pub(crate) fn decode_records_into(
     Ok(added)
 }
 
+/// The record at the cursor, or `None` (stepped over) when its offset is below `from`.
+#[inline(always)]
+fn walk_one(
+    cur: &mut Cursor<'_>,
+    header: &BatchHeader,
+    from: i64,
+) -> Result<Option<RawFields>, Malformed> {
+    let len = cur.varint()?;
+    if len < 0 {
+        return Err(Malformed::NegativeLength);
+    }
+    let end = cur.pos + len as usize;
+    if end > cur.buf.len() {
+        return Err(Malformed::PastEnd(len));
+    }
+    cur.skip(1)?; // attributes
+    let ts_delta = cur.varlong()?;
+    let offset = header.base_offset + i64::from(cur.varint()?);
+    if offset < from {
+        cur.pos = end;
+        return Ok(None);
+    }
+    let key = cur.range()?;
+    let value = cur.range()?;
+    let n_headers = cur.varint()?;
+    if n_headers < 0 {
+        return Err(Malformed::NegativeHeaderCount);
+    }
+    let headers = if n_headers == 0 {
+        Vec::new()
+    } else {
+        cur.headers(n_headers as usize, end)?
+    };
+    if cur.pos != end {
+        return Err(Malformed::LengthMismatch);
+    }
+    Ok(Some(RawFields {
+        offset,
+        timestamp: header.base_timestamp.wrapping_add(ts_delta),
+        key,
+        value,
+        headers,
+    }))
+}
+
 struct Cursor<'a> {
-    buf: &'a Bytes,
+    /// The batch (header values are slices of it).
+    bytes: &'a Bytes,
+    buf: &'a [u8],
     pos: usize,
 }
 
 impl Cursor<'_> {
-    fn skip(&mut self, n: usize) -> Result<(), String> {
+    #[inline(always)]
+    fn skip(&mut self, n: usize) -> Result<(), Malformed> {
         if self.pos + n > self.buf.len() {
-            return Err("truncated record".to_string());
+            return Err(Malformed::Truncated);
         }
         self.pos += n;
         Ok(())
     }
-    #[inline]
-    fn varlong(&mut self) -> Result<i64, String> {
+    #[inline(always)]
+    fn varlong(&mut self) -> Result<i64, Malformed> {
         // Most varints of a record (small deltas and lengths) are one byte.
         if let Some(&b) = self.buf.get(self.pos) {
             if b < 0x80 {
@@ -497,10 +572,14 @@ impl Cursor<'_> {
                 return Ok(i64::from(b >> 1) ^ -i64::from(b & 1));
             }
         }
+        self.varlong_long()
+    }
+    #[inline(never)]
+    fn varlong_long(&mut self) -> Result<i64, Malformed> {
         let mut raw: u64 = 0;
         let mut shift = 0;
         loop {
-            let b = *self.buf.get(self.pos).ok_or("truncated varint")?;
+            let b = *self.buf.get(self.pos).ok_or(Malformed::Truncated)?;
             self.pos += 1;
             raw |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
@@ -508,24 +587,44 @@ impl Cursor<'_> {
             }
             shift += 7;
             if shift > 63 {
-                return Err("varint too long".to_string());
+                return Err(Malformed::VarintTooLong);
             }
         }
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
-    #[inline]
-    fn varint(&mut self) -> Result<i32, String> {
+    #[inline(always)]
+    fn varint(&mut self) -> Result<i32, Malformed> {
         let v = self.varlong()?;
-        i32::try_from(v).map_err(|_| "varint out of range".to_string())
+        i32::try_from(v).map_err(|_| Malformed::VarintRange)
     }
-    fn bytes(&mut self) -> Result<Option<Bytes>, String> {
+    fn bytes(&mut self) -> Result<Option<Bytes>, Malformed> {
+        Ok(self
+            .range()?
+            .map(|(start, end)| self.bytes.slice(start..end)))
+    }
+    /// A length-prefixed field as `start..end` of the buffer (`None`: null).
+    #[inline(always)]
+    fn range(&mut self) -> Result<Option<(usize, usize)>, Malformed> {
         let len = self.varint()?;
         if len < 0 {
             return Ok(None);
         }
         let start = self.pos;
         self.skip(len as usize)?;
-        Ok(Some(self.buf.slice(start..self.pos)))
+        Ok(Some((start, self.pos)))
+    }
+    /// `n` headers of a record ending at `end`.
+    #[inline(never)]
+    fn headers(&mut self, n: usize, end: usize) -> Result<Vec<(String, Bytes)>, Malformed> {
+        // A header takes at least 2 bytes (two lengths).
+        let mut headers = Vec::with_capacity(n.min(end.saturating_sub(self.pos) / 2));
+        for _ in 0..n {
+            let name = self.bytes()?.unwrap_or_default();
+            let name = String::from_utf8(name.to_vec()).map_err(|_| Malformed::HeaderName)?;
+            let val = self.bytes()?.unwrap_or_default();
+            headers.push((name, val));
+        }
+        Ok(headers)
     }
 }
 
@@ -726,6 +825,7 @@ mod tests {
             assert_eq!(b.len(), varint_len(v));
             let bytes = Bytes::from(b);
             let mut c = Cursor {
+                bytes: &bytes,
                 buf: &bytes,
                 pos: 0,
             };

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::fetched::{ReadOut, RecordBatches};
 use crate::log::Log;
 use crate::partition::Isolation;
 use crate::record::StoredRecord;
@@ -52,6 +53,31 @@ pub struct FetchedRecords {
     pub next_offset: i64,
 }
 
+/// Records fetched from one partition, kept in the log's batches ([`Log::fetch_batches`]).
+#[derive(Debug, Clone)]
+pub struct FetchedBatches {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The records, in offset order.
+    pub records: RecordBatches,
+    /// Where the next fetch of this partition should start (past skipped markers and aborted
+    /// batches too).
+    pub next_offset: i64,
+}
+
+impl From<FetchedRecords> for FetchedBatches {
+    fn from(f: FetchedRecords) -> Self {
+        FetchedBatches {
+            topic: f.topic,
+            partition: f.partition,
+            records: RecordBatches::from(f.records),
+            next_offset: f.next_offset,
+        }
+    }
+}
+
 /// A fetch position: (topic, partition, offset).
 pub type FetchPosition = (String, u32, i64);
 
@@ -70,12 +96,40 @@ impl Log {
         positions: &[FetchPosition],
         options: &FetchOptions,
     ) -> Result<Vec<FetchedRecords>> {
+        self.fetch_with(positions, options, |p, o| self.try_fetch(p, o))
+            .await
+    }
+
+    /// [`fetch`](Log::fetch), the records kept in their batches: for readers that take
+    /// records one at a time (a stream thread), with no record materialized.
+    ///
+    /// # Errors
+    /// As [`fetch`](Log::fetch).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a fetch has no side effects.
+    pub async fn fetch_batches(
+        &self,
+        positions: &[FetchPosition],
+        options: &FetchOptions,
+    ) -> Result<Vec<FetchedBatches>> {
+        self.fetch_with(positions, options, |p, o| self.try_fetch_batches(p, o))
+            .await
+    }
+
+    /// Passes of `attempt` until one returns data or the timeout passes.
+    async fn fetch_with<T>(
+        &self,
+        positions: &[FetchPosition],
+        options: &FetchOptions,
+        attempt: impl Fn(&[FetchPosition], &FetchOptions) -> Result<Vec<T>>,
+    ) -> Result<Vec<T>> {
         let deadline = Instant::now() + options.timeout;
         loop {
             let notified = self.inner.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let out = self.try_fetch(positions, options)?;
+            let out = attempt(positions, options)?;
             if !out.is_empty() {
                 return Ok(out);
             }
@@ -98,6 +152,44 @@ impl Log {
         positions: &[FetchPosition],
         options: &FetchOptions,
     ) -> Result<Vec<FetchedRecords>> {
+        self.try_fetch_into(
+            positions,
+            options,
+            |topic, partition, records: Vec<_>, next| FetchedRecords {
+                topic,
+                partition,
+                records,
+                next_offset: next,
+            },
+        )
+    }
+
+    /// One non-waiting pass of [`Log::fetch_batches`].
+    pub fn try_fetch_batches(
+        &self,
+        positions: &[FetchPosition],
+        options: &FetchOptions,
+    ) -> Result<Vec<FetchedBatches>> {
+        self.try_fetch_into(
+            positions,
+            options,
+            |topic, partition, records: RecordBatches, next| FetchedBatches {
+                topic,
+                partition,
+                records,
+                next_offset: next,
+            },
+        )
+    }
+
+    /// One pass reading each partition into an `O`, made into a `T` with its topic,
+    /// partition and next offset.
+    fn try_fetch_into<O: ReadOut + Default + Sized, T>(
+        &self,
+        positions: &[FetchPosition],
+        options: &FetchOptions,
+        make: impl Fn(String, u32, O, i64) -> T,
+    ) -> Result<Vec<T>> {
         let which: Vec<(&str, u32)> = positions.iter().map(|(t, p, _)| (t.as_str(), *p)).collect();
         self.refresh_partitions(&which)?;
         let mut out = Vec::new();
@@ -110,26 +202,20 @@ impl Log {
             let p = self.partition(topic, *partition)?;
             let budget = options.max_partition_bytes.min(bytes_left);
             // Decodes no more than the poll can return.
-            let res = p.read_records(*offset, budget, records_left, options.isolation)?;
-            if res.records.is_empty() && res.next_offset <= *offset {
+            let mut records = O::default();
+            let next = p.read_into(
+                *offset,
+                budget,
+                records_left,
+                options.isolation,
+                &mut records,
+            )?;
+            if records.count() == 0 && next <= *offset {
                 continue;
             }
-            let size: usize = res
-                .records
-                .iter()
-                .map(|r| {
-                    16 + r.key.as_ref().map_or(0, |k| k.len())
-                        + r.value.as_ref().map_or(0, |v| v.len())
-                })
-                .sum();
-            bytes_left = bytes_left.saturating_sub(size.max(1));
-            records_left -= res.records.len();
-            out.push(FetchedRecords {
-                topic: topic.clone(),
-                partition: *partition,
-                records: res.records,
-                next_offset: res.next_offset,
-            });
+            bytes_left = bytes_left.saturating_sub(records.size().max(1));
+            records_left -= records.count();
+            out.push(make(topic.clone(), *partition, records, next));
         }
         Ok(out)
     }

@@ -35,6 +35,7 @@ mod compaction;
 mod config;
 mod consumer;
 mod error;
+mod fetched;
 mod group;
 mod log;
 mod partition;
@@ -48,8 +49,11 @@ mod txn;
 
 pub use crate::cleaner::CleanerStats;
 pub use crate::config::{Acks, CleanupPolicy, LogConfig, TopicConfig, TOPIC_CONFIG_KEYS};
-pub use crate::consumer::{Consumer, FetchOptions, FetchPosition, FetchedRecords, SeekTo};
+pub use crate::consumer::{
+    Consumer, FetchOptions, FetchPosition, FetchedBatches, FetchedRecords, SeekTo,
+};
 pub use crate::error::{Error, Result};
+pub use crate::fetched::{RecordBatches, RecordView};
 pub use crate::group::{
     Assignment, Assignor, GroupMember, MemberConfig, MemberInfo, OffsetAndMetadata, PartitionLag,
     RangeAssignor, RebalanceEvent, RebalanceListener,

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::batch::{self, BatchEncoder, BatchHeader, Marker, ProducerStamp};
 use crate::config::{Acks, TopicConfig};
 use crate::error::{Error, Result};
+use crate::fetched::ReadOut;
 use crate::record::{AsRecordRef, StoredRecord};
 use crate::segment::{self, Segment};
 
@@ -501,6 +502,25 @@ impl Partition {
         max_records: usize,
         isolation: Isolation,
     ) -> Result<ReadResult> {
+        let mut records = Vec::new();
+        let next_offset =
+            self.read_into(offset, max_bytes, max_records, isolation, &mut records)?;
+        Ok(ReadResult {
+            records,
+            next_offset,
+        })
+    }
+
+    /// [`read_records`](Partition::read_records) into `out` (materialized records or an
+    /// index over the batches); returns the next offset to read.
+    pub(crate) fn read_into<O: ReadOut>(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_records: usize,
+        isolation: Isolation,
+        out: &mut O,
+    ) -> Result<i64> {
         let st = self.state.lock();
         let end = st.end();
         if offset < st.log_start || offset > end {
@@ -516,13 +536,9 @@ impl Partition {
             Isolation::ReadCommitted => st.last_stable(),
             Isolation::ReadUncommitted => end,
         };
-        let mut out = Vec::new();
         let mut next_offset = offset;
         if offset >= limit || max_records == 0 {
-            return Ok(ReadResult {
-                records: out,
-                next_offset,
-            });
+            return Ok(next_offset);
         }
         let first = st
             .segments
@@ -542,7 +558,7 @@ impl Partition {
                 .is_some_and(|(h, _)| h.last_offset() + 1 < seg.next_offset);
             // One allocation for all the records, not one growth step per batch.
             let records: usize = batches.iter().map(|(h, _)| h.record_count as usize).sum();
-            out.reserve(records.min(max_records - out.len()));
+            out.reserve_records(records.min(max_records - out.count()));
             for (h, bytes) in batches {
                 budget = budget.saturating_sub(bytes.len());
                 if h.base_offset >= limit {
@@ -560,24 +576,22 @@ impl Partition {
                 }
                 // Decoded in place, from the first offset wanted; only a batch straddling
                 // the stable offset needs filtering afterwards.
-                let first = out.len();
+                let first = out.count();
                 let lo = offset.max(st.log_start);
-                batch::decode_records_into(&bytes, &h, lo, max_records - first, &mut out).map_err(
-                    |reason| Error::Corrupt {
+                out.add_batch(&bytes, &h, lo, max_records - first)
+                    .map_err(|reason| Error::Corrupt {
                         path: seg.path.clone(),
                         position: 0,
                         reason,
-                    },
-                )?;
+                    })?;
                 if h.last_offset() >= limit {
-                    let kept = first + out[first..].partition_point(|r| r.offset < limit);
-                    out.truncate(kept);
+                    out.keep_below(first, limit);
                 }
-                if out.len() >= max_records {
+                if out.count() >= max_records {
                     // Stopped inside (or at the end of) this batch: continue after the
                     // last record returned, not after the batch.
-                    if let Some(last) = out.last() {
-                        next_offset = last.offset + 1;
+                    if let Some(last) = out.last_read() {
+                        next_offset = last + 1;
                     }
                     full = true;
                     break;
@@ -587,10 +601,7 @@ impl Partition {
                 break;
             }
         }
-        Ok(ReadResult {
-            records: out,
-            next_offset: next_offset.min(limit),
-        })
+        Ok(next_offset.min(limit))
     }
 
     /// The first offset whose timestamp is ≥ `ts`, or `None` when every record is older.

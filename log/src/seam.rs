@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 
 use crate::config::{Acks, TopicConfig};
-use crate::consumer::{FetchOptions, FetchPosition, FetchedRecords};
+use crate::consumer::{FetchOptions, FetchPosition, FetchedBatches, FetchedRecords};
 use crate::error::Result;
 use crate::group::{GroupMember, MemberConfig, OffsetAndMetadata, RebalanceEvent};
 use crate::log::{AppendResult, Log};
@@ -36,6 +36,17 @@ pub trait Broker: Send + Sync + 'static {
         positions: &[FetchPosition],
         options: &FetchOptions,
     ) -> Result<Vec<FetchedRecords>>;
+    /// [`fetch`](Broker::fetch), the records kept in the log's batches (no record
+    /// materialized: a stream thread reads each once, in place). The default materializes
+    /// them with `fetch`.
+    async fn fetch_batches(
+        &self,
+        positions: &[FetchPosition],
+        options: &FetchOptions,
+    ) -> Result<Vec<FetchedBatches>> {
+        let fetched = self.fetch(positions, options).await?;
+        Ok(fetched.into_iter().map(FetchedBatches::from).collect())
+    }
     /// Appends a batch to one partition outside any transaction.
     async fn append(
         &self,
@@ -146,6 +157,13 @@ impl Broker for Log {
         options: &FetchOptions,
     ) -> Result<Vec<FetchedRecords>> {
         Log::fetch(self, positions, options).await
+    }
+    async fn fetch_batches(
+        &self,
+        positions: &[FetchPosition],
+        options: &FetchOptions,
+    ) -> Result<Vec<FetchedBatches>> {
+        Log::fetch_batches(self, positions, options).await
     }
     async fn append(
         &self,

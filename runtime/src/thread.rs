@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use freshet_log::{Broker, FetchOptions, FetchPosition, Isolation};
 use freshet_state_store::{changelog_topic, Backend, ThreadCache};
 use freshet_streams::{
-    GlobalStores, InputRecord, OffsetReset, StreamTimes, Task, TaskConfig, TaskEnv, TaskId,
-    TaskMetrics, Topology,
+    GlobalStores, OffsetReset, RawRecord, RawRecords, StreamTimes, Task, TaskConfig, TaskEnv,
+    TaskId, TaskMetrics, Topology,
 };
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -254,6 +254,24 @@ pub(crate) fn spawn<B: Broker>(
         let result = thread.run();
         shared.thread_exited(index, result);
     })
+}
+
+/// Fetched records as a task reads them: in the log's batches.
+struct LogRecords(freshet_log::RecordBatches);
+
+impl RawRecords for LogRecords {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, i: usize) -> Option<RawRecord<'_>> {
+        self.0.get(i).map(|r| RawRecord {
+            key: r.key,
+            value: r.value,
+            timestamp: r.timestamp,
+            headers: r.headers,
+            offset: r.offset,
+        })
+    }
 }
 
 fn now_ms() -> i64 {
@@ -670,7 +688,7 @@ impl<B: Broker> StreamThread<B> {
                 return Ok(Vec::new());
             }
             tokio::select! {
-                r = shared.broker.fetch(&positions, &options) => r,
+                r = shared.broker.fetch_batches(&positions, &options) => r,
                 () = notified => Ok(Vec::new()),
             }
         });
@@ -714,19 +732,14 @@ impl<B: Broker> StreamThread<B> {
                 None => f.next_offset,
             };
             input.last_stable = input.last_stable.max(input.position);
-            let below = |r: &freshet_log::StoredRecord| bound.is_none_or(|b| r.offset < b);
-            // In offset order: some pass the bound when the first does.
-            if f.records.first().is_some_and(below) {
-                // Moved straight into the task's queue, not collected on the way.
-                let records = f.records.into_iter().filter(below).map(|r| InputRecord {
-                    key: r.key,
-                    value: r.value,
-                    timestamp: r.timestamp,
-                    headers: r.headers,
-                    offset: r.offset,
-                });
+            let mut records = f.records;
+            if let Some(b) = bound {
+                records.truncate_at(b);
+            }
+            if !records.is_empty() {
+                // Read by the task in place, in the log's batches.
                 t.task
-                    .add_records(&f.topic, records)
+                    .add_raw_records(&f.topic, Box::new(LogRecords(records)))
                     .map_err(|source| Error::Task {
                         task: t.id.to_string(),
                         source,

@@ -138,6 +138,7 @@ pub use crate::serde::{
 pub use crate::store::{
     KeyValueStoreHandle, SessionStoreHandle, StoreBuilder, StoreKind, Stores, WindowStoreHandle,
 };
+pub use crate::task::input::{RawRecord, RawRecords};
 pub use crate::task::node::Data;
 pub use crate::task::outputs::{Output, OutputTopic, Outputs};
 pub use crate::task::{

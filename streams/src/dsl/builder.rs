@@ -313,7 +313,7 @@ impl crate::topology::SourceDecoder for ResetDecoder {
 
     fn decode_into(
         &self,
-        raw: &crate::record::InputRecord,
+        raw: &crate::task::input::RawRecord<'_>,
         partition_time: i64,
         slot: &mut Option<Box<dyn std::any::Any + Send>>,
     ) -> std::result::Result<i64, String> {

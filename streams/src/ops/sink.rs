@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::partitioner::{partition_for_key, StreamPartitioner};
 use crate::record::Record;
 use crate::serde::SerdeRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_input, Data, Node, NodeContext};
 use crate::task::outputs::OutputTopic;
 use crate::topology::TopicName;
 
@@ -96,7 +96,7 @@ impl<K: Data, V: Data> SinkNode<K, V> {
 
 impl<K: Data, V: Data> Node for SinkNode<K, V> {
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
-        let r = take_record::<K, V>(ctx.name(), record)?;
+        let r = take_input::<K, V>(ctx, record)?;
         // Kafka's `SinkNode`: a record with a negative timestamp cannot be written.
         if r.timestamp < 0 {
             return Err(Error::Processing {

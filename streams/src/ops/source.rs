@@ -7,7 +7,8 @@ use crate::dsl::options::TimestampExtractor;
 use crate::error::Result;
 use crate::record::{InputRecord, Record};
 use crate::serde::SerdeRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::input::RawRecord;
+use crate::task::node::{take_input, Data, Node, NodeContext};
 use crate::topology::SourceDecoder;
 
 /// Decodes raw records into `Record<K, V>` with the source's serdes and extractor.
@@ -20,22 +21,26 @@ pub(crate) struct TypedDecoder<K, V> {
 impl<K: Data, V: Data> TypedDecoder<K, V> {
     fn record(
         &self,
-        raw: &InputRecord,
+        raw: &RawRecord<'_>,
         partition_time: i64,
     ) -> std::result::Result<Record<K, V>, String> {
         let key = self
             .keys
-            .deserialize_nullable(raw.key.as_deref())
+            .deserialize_nullable(raw.key)
             .map_err(|e| format!("key: {e}"))?;
         let value = self
             .values
-            .deserialize_nullable(raw.value.as_deref())
+            .deserialize_nullable(raw.value)
             .map_err(|e| format!("value: {e}"))?;
         let mut record = Record {
             key,
             value,
             timestamp: raw.timestamp,
-            headers: raw.headers.clone(),
+            headers: if raw.headers.is_empty() {
+                Vec::new()
+            } else {
+                raw.headers.to_vec()
+            },
         };
         if let Some(extract) = &self.extractor {
             record.timestamp = extract(&record, partition_time);
@@ -50,14 +55,14 @@ impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
         raw: &InputRecord,
         partition_time: i64,
     ) -> std::result::Result<(Box<dyn Any + Send>, i64), String> {
-        let record = self.record(raw, partition_time)?;
+        let record = self.record(&raw.as_raw(), partition_time)?;
         let ts = record.timestamp;
         Ok((Box::new(Some(record)), ts))
     }
 
     fn decode_into(
         &self,
-        raw: &InputRecord,
+        raw: &RawRecord<'_>,
         partition_time: i64,
         slot: &mut Option<Box<dyn Any + Send>>,
     ) -> std::result::Result<i64, String> {
@@ -79,7 +84,7 @@ pub(crate) struct SourceNode<K, V>(pub(crate) PhantomData<fn() -> (K, V)>);
 
 impl<K: Data, V: Data> Node for SourceNode<K, V> {
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
-        let r = take_record::<K, V>(ctx.name(), record)?;
+        let r = take_input::<K, V>(ctx, record)?;
         ctx.forward(r)
     }
 }

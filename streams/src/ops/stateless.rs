@@ -2,24 +2,30 @@
 //! that gets the record and the context and forwards what it produces.
 
 use std::any::Any;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::Result;
 use crate::record::Record;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_input, Data, Node, NodeContext};
 use crate::topology::NodeFactory;
 
-/// What a stateless operator does with one record.
-pub(crate) type StatelessFn<K, V> =
-    Arc<dyn Fn(&mut NodeContext<'_>, Record<K, V>) -> Result<()> + Send + Sync>;
-
-struct FnNode<K, V> {
-    f: StatelessFn<K, V>,
+/// A stateless operator running `f`. Generic over the closure (shared by the task
+/// instances through an `Arc` of the closure's own type), so a record's call into it is a
+/// direct call the compiler inlines, not a second virtual call after the node's.
+struct FnNode<K, V, F> {
+    f: Arc<F>,
+    types: PhantomData<fn() -> (K, V)>,
 }
 
-impl<K: Data, V: Data> Node for FnNode<K, V> {
+impl<K, V, F> Node for FnNode<K, V, F>
+where
+    K: Data,
+    V: Data,
+    F: Fn(&mut NodeContext<'_>, Record<K, V>) -> Result<()> + Send + Sync + 'static,
+{
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
-        let r = take_record::<K, V>(ctx.name(), record)?;
+        let r = take_input::<K, V>(ctx, record)?;
         (self.f)(ctx, r)
     }
 }
@@ -28,6 +34,11 @@ impl<K: Data, V: Data> Node for FnNode<K, V> {
 pub(crate) fn stateless<K: Data, V: Data>(
     f: impl Fn(&mut NodeContext<'_>, Record<K, V>) -> Result<()> + Send + Sync + 'static,
 ) -> NodeFactory {
-    let f: StatelessFn<K, V> = Arc::new(f);
-    Arc::new(move || Box::new(FnNode { f: f.clone() }))
+    let f = Arc::new(f);
+    Arc::new(move || {
+        Box::new(FnNode {
+            f: f.clone(),
+            types: PhantomData,
+        })
+    })
 }

@@ -13,7 +13,7 @@
 //! ([`Task::consumed_offsets`]) and the stream times ([`Task::stream_times`]).
 
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -31,10 +31,12 @@ use crate::store::{StoreInstance, StoreKind, StoreRef};
 use crate::topology::{NodeKind, Topology};
 
 pub(crate) mod global;
+pub(crate) mod input;
 pub(crate) mod node;
 pub(crate) mod outputs;
 pub(crate) mod punctuation;
 
+use input::{RawQueue, RawRecords};
 use node::{Node, NodeContext};
 use outputs::Outputs;
 use punctuation::{PunctuationType, Punctuations};
@@ -241,7 +243,7 @@ struct PartitionQueue {
     topic: String,
     source: usize,
     /// The records not processed yet, the head's first.
-    raw: VecDeque<InputRecord>,
+    raw: RawQueue,
     head: Option<Head>,
     /// The typed head record (`Option<Record<K, V>>`, which the source node empties): boxed
     /// once and refilled for every record, not allocated per record.
@@ -305,7 +307,7 @@ impl Task {
                         queues.push(PartitionQueue {
                             topic: t.resolve(&env.config.application_id),
                             source: n,
-                            raw: VecDeque::new(),
+                            raw: RawQueue::default(),
                             head: None,
                             slot: None,
                             partition_time: -1,
@@ -432,7 +434,24 @@ impl Task {
             .iter_mut()
             .find(|q| q.topic == topic)
             .ok_or_else(|| Error::UnknownTopic(topic.to_string()))?;
-        q.raw.extend(records);
+        let records: Vec<InputRecord> = records.into_iter().collect();
+        q.raw.push(Box::new(records));
+        Ok(())
+    }
+
+    /// Buffers records of `topic` (this task's partition), in offset order, in a container
+    /// of the caller's, read in place (the runtime's fetched batches): no record is copied
+    /// on the way to the operators.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] when the task does not read `topic`.
+    pub fn add_raw_records(&mut self, topic: &str, records: Box<dyn RawRecords>) -> Result<()> {
+        let q = self
+            .queues
+            .iter_mut()
+            .find(|q| q.topic == topic)
+            .ok_or_else(|| Error::UnknownTopic(topic.to_string()))?;
+        q.raw.push(records);
         Ok(())
     }
 
@@ -491,10 +510,17 @@ impl Task {
         self.core.current = Some(meta);
         let result = self.core.dispatch(source, &mut **record);
         let meta = self.core.current.take();
-        let raw = self.queues[i].raw.pop_front();
+        let q = &mut self.queues[i];
         match result {
-            Ok(()) => self.spare_meta = meta.map(|m| (i, m)),
-            Err(e) => self.handle_processing_error(e, meta, raw)?,
+            Ok(()) => {
+                q.raw.advance();
+                self.spare_meta = meta.map(|m| (i, m));
+            }
+            Err(e) => {
+                let raw = q.raw.front().map(|r| r.to_input());
+                q.raw.advance();
+                self.handle_processing_error(e, meta, raw)?;
+            }
         }
         let now = self.core.stream_time;
         self.core.punctuate(PunctuationType::StreamTime, now)?;
@@ -515,7 +541,7 @@ impl Task {
             let NodeKind::Source { decoder, .. } = &self.core.topology.nodes[q.source].kind else {
                 return Err(Error::InvalidArgument("queue without a source".into()));
             };
-            let reason = match decoder.decode_into(first, q.partition_time, &mut q.slot) {
+            let reason = match decoder.decode_into(&first, q.partition_time, &mut q.slot) {
                 Ok(ts) if ts < 0 => format!("invalid (negative) timestamp {ts}"),
                 Ok(timestamp) => {
                     q.head = Some(Head {
@@ -526,9 +552,8 @@ impl Task {
                 }
                 Err(reason) => reason,
             };
-            let Some(raw) = q.raw.pop_front() else {
-                return Ok(());
-            };
+            let raw = first.to_input();
+            q.raw.advance();
             q.next_offset = Some(raw.offset + 1);
             let topic = q.topic.clone();
             let error = Error::Deserialization {

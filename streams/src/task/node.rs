@@ -64,6 +64,22 @@ pub(crate) fn take_record<K: 'static, V: 'static>(
         })
 }
 
+/// [`take_record`] naming the node only when the record is not of its type (the name is
+/// not looked up for every record).
+#[inline]
+pub(crate) fn take_input<K: 'static, V: 'static>(
+    ctx: &NodeContext<'_>,
+    record: &mut dyn Any,
+) -> Result<Record<K, V>> {
+    match record
+        .downcast_mut::<Option<Record<K, V>>>()
+        .and_then(Option::take)
+    {
+        Some(r) => Ok(r),
+        None => take_record(ctx.name(), record),
+    }
+}
+
 /// What an operator can do while it runs: forward records to its children, read the task's
 /// time and the current record's origin, reach its stores, schedule punctuations, write to
 /// topics. Lives for one call.

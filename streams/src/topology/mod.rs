@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::record::InputRecord;
 use crate::store::StoreBuilder;
+use crate::task::input::RawRecord;
 use crate::task::node::Node;
 
 mod describe;
@@ -61,11 +62,11 @@ pub(crate) trait SourceDecoder: Send + Sync {
     /// records are not boxed one by one. Returns the timestamp.
     fn decode_into(
         &self,
-        raw: &InputRecord,
+        raw: &RawRecord<'_>,
         partition_time: i64,
         slot: &mut Option<Box<dyn Any + Send>>,
     ) -> Result<i64, String> {
-        let (record, timestamp) = self.decode(raw, partition_time)?;
+        let (record, timestamp) = self.decode(&raw.to_input(), partition_time)?;
         *slot = Some(record);
         Ok(timestamp)
     }

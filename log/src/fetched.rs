@@ -1,0 +1,376 @@
+//! Fetched records kept in the log's batches: the batches' bytes and, per record, where its
+//! fields sit in them.
+//!
+//! A reader that processes records one by one and drops them (a stream thread) has no use
+//! for a [`StoredRecord`] each: two `Bytes` handles (a reference count taken and dropped
+//! per field) and 104 bytes written, moved and read again. [`RecordBatches`] notes a
+//! record's offset, timestamp and field positions instead, and lends the fields as slices
+//! of the batch ([`RecordView`]).
+
+use bytes::Bytes;
+
+use crate::batch::{self, BatchHeader};
+use crate::record::StoredRecord;
+
+/// A key or value: `start..end` of its batch, or null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    const NULL: Span = Span {
+        start: usize::MAX,
+        end: usize::MAX,
+    };
+
+    fn of(range: Option<(usize, usize)>) -> Span {
+        range.map_or(Span::NULL, |(start, end)| Span { start, end })
+    }
+
+    fn get(self, bytes: &[u8]) -> Option<&[u8]> {
+        if self == Span::NULL {
+            None
+        } else {
+            bytes.get(self.start..self.end)
+        }
+    }
+}
+
+/// Where one record is.
+#[derive(Debug, Clone)]
+struct Slot {
+    offset: i64,
+    timestamp: i64,
+    /// Its batch (an index into `batches`).
+    batch: usize,
+    key: Span,
+    value: Span,
+    /// Its headers (an index into `headers`), `usize::MAX` when it has none.
+    headers: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Backing {
+    /// The log's batches and where each record is.
+    Batches {
+        batches: Vec<Bytes>,
+        slots: Vec<Slot>,
+        headers: Vec<Vec<(String, Bytes)>>,
+    },
+    /// Records already materialized (what a broker without batches returns).
+    Records(Vec<StoredRecord>),
+}
+
+/// Records of one partition, in offset order, as the batches that hold them.
+#[derive(Debug, Clone)]
+pub struct RecordBatches {
+    backing: Backing,
+}
+
+impl Default for RecordBatches {
+    fn default() -> Self {
+        RecordBatches {
+            backing: Backing::Batches {
+                batches: Vec::new(),
+                slots: Vec::new(),
+                headers: Vec::new(),
+            },
+        }
+    }
+}
+
+impl From<Vec<StoredRecord>> for RecordBatches {
+    fn from(records: Vec<StoredRecord>) -> Self {
+        RecordBatches {
+            backing: Backing::Records(records),
+        }
+    }
+}
+
+/// A record of [`RecordBatches`], its fields borrowed from the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// Its timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// The key.
+    pub key: Option<&'a [u8]>,
+    /// The value.
+    pub value: Option<&'a [u8]>,
+    /// The headers.
+    pub headers: &'a [(String, Bytes)],
+}
+
+impl RecordView<'_> {
+    /// The record, owned (its fields copied).
+    pub fn to_stored(&self) -> StoredRecord {
+        StoredRecord {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.map(Bytes::copy_from_slice),
+            value: self.value.map(Bytes::copy_from_slice),
+            headers: self.headers.to_vec(),
+        }
+    }
+}
+
+impl RecordBatches {
+    /// How many records.
+    pub fn len(&self) -> usize {
+        match &self.backing {
+            Backing::Batches { slots, .. } => slots.len(),
+            Backing::Records(r) => r.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Record `i`.
+    pub fn get(&self, i: usize) -> Option<RecordView<'_>> {
+        match &self.backing {
+            Backing::Batches {
+                batches,
+                slots,
+                headers,
+            } => {
+                let s = slots.get(i)?;
+                let bytes = batches.get(s.batch)?;
+                Some(RecordView {
+                    offset: s.offset,
+                    timestamp: s.timestamp,
+                    key: s.key.get(bytes),
+                    value: s.value.get(bytes),
+                    headers: headers.get(s.headers).map_or(&[], Vec::as_slice),
+                })
+            }
+            Backing::Records(r) => r.get(i).map(|r| RecordView {
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: &r.headers,
+            }),
+        }
+    }
+
+    /// The records in offset order.
+    pub fn iter(&self) -> impl Iterator<Item = RecordView<'_>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The first record's offset.
+    pub fn first_offset(&self) -> Option<i64> {
+        self.get(0).map(|r| r.offset)
+    }
+
+    /// The last record's offset.
+    pub fn last_offset(&self) -> Option<i64> {
+        self.len()
+            .checked_sub(1)
+            .and_then(|i| self.get(i))
+            .map(|r| r.offset)
+    }
+
+    /// Drops the records at `offset` and after.
+    pub fn truncate_at(&mut self, offset: i64) {
+        let keep = match &self.backing {
+            Backing::Batches { slots, .. } => slots.partition_point(|s| s.offset < offset),
+            Backing::Records(r) => r.partition_point(|r| r.offset < offset),
+        };
+        self.truncate(keep);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match &mut self.backing {
+            Backing::Batches { slots, .. } => slots.truncate(len),
+            Backing::Records(r) => r.truncate(len),
+        }
+    }
+
+    /// About how many bytes the records take (what a fetch's byte limits count).
+    pub(crate) fn size(&self) -> usize {
+        self.iter()
+            .map(|r| 16 + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len))
+            .sum()
+    }
+
+    /// The records, materialized.
+    pub fn into_records(self) -> Vec<StoredRecord> {
+        match self.backing {
+            Backing::Records(r) => r,
+            Backing::Batches { .. } => self.iter().map(|r| r.to_stored()).collect(),
+        }
+    }
+}
+
+/// Where a partition read puts the records it decodes: materialized records, or an index
+/// over the batches.
+pub(crate) trait ReadOut {
+    fn count(&self) -> usize;
+    fn reserve_records(&mut self, n: usize);
+    /// Adds the records of `batch` whose offset is ≥ `from`, at most `max`.
+    fn add_batch(
+        &mut self,
+        batch: &Bytes,
+        header: &BatchHeader,
+        from: i64,
+        max: usize,
+    ) -> Result<usize, String>;
+    /// Keeps the first `first` records and, of the rest, those below `limit`.
+    fn keep_below(&mut self, first: usize, limit: i64);
+    /// The last record's offset.
+    fn last_read(&self) -> Option<i64>;
+    /// About how many bytes the records take (what a fetch's byte limits count).
+    fn size(&self) -> usize;
+}
+
+impl ReadOut for Vec<StoredRecord> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn reserve_records(&mut self, n: usize) {
+        self.reserve(n);
+    }
+    fn add_batch(
+        &mut self,
+        batch: &Bytes,
+        header: &BatchHeader,
+        from: i64,
+        max: usize,
+    ) -> Result<usize, String> {
+        batch::decode_records_into(batch, header, from, max, self)
+    }
+    fn keep_below(&mut self, first: usize, limit: i64) {
+        let kept = first + self[first..].partition_point(|r| r.offset < limit);
+        self.truncate(kept);
+    }
+    fn last_read(&self) -> Option<i64> {
+        <[StoredRecord]>::last(self).map(|r| r.offset)
+    }
+    fn size(&self) -> usize {
+        self.iter()
+            .map(|r| {
+                16 + r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())
+            })
+            .sum()
+    }
+}
+
+impl ReadOut for RecordBatches {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn reserve_records(&mut self, n: usize) {
+        if let Backing::Batches { slots, .. } = &mut self.backing {
+            slots.reserve(n);
+        }
+    }
+    fn add_batch(
+        &mut self,
+        batch: &Bytes,
+        header: &BatchHeader,
+        from: i64,
+        max: usize,
+    ) -> Result<usize, String> {
+        let Backing::Batches {
+            batches,
+            slots,
+            headers,
+        } = &mut self.backing
+        else {
+            let mut records = Vec::new();
+            let n = batch::decode_records_into(batch, header, from, max, &mut records)?;
+            if let Backing::Records(r) = &mut self.backing {
+                r.extend(records);
+            }
+            return Ok(n);
+        };
+        let index = batches.len();
+        let before = slots.len();
+        let added = batch::walk_records(batch, header, from, max, |r| {
+            let h = if r.headers.is_empty() {
+                usize::MAX
+            } else {
+                headers.push(r.headers);
+                headers.len() - 1
+            };
+            slots.push(Slot {
+                offset: r.offset,
+                timestamp: r.timestamp,
+                batch: index,
+                key: Span::of(r.key),
+                value: Span::of(r.value),
+                headers: h,
+            });
+        });
+        if slots.len() > before {
+            batches.push(batch.clone());
+        }
+        added
+    }
+    fn keep_below(&mut self, first: usize, limit: i64) {
+        let kept = match &self.backing {
+            Backing::Batches { slots, .. } => {
+                first + slots[first..].partition_point(|s| s.offset < limit)
+            }
+            Backing::Records(r) => first + r[first..].partition_point(|r| r.offset < limit),
+        };
+        self.truncate(kept);
+    }
+    fn last_read(&self) -> Option<i64> {
+        self.last_offset()
+    }
+    fn size(&self) -> usize {
+        RecordBatches::size(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{parse_header, BatchEncoder, Parsed};
+
+    fn batch(base: i64) -> (Bytes, BatchHeader) {
+        let mut enc = BatchEncoder::new(base, None, false);
+        enc.push(base, 10, Some(b"k0"), Some(b"v0"), &[]);
+        enc.push(
+            base + 1,
+            11,
+            None,
+            Some(b"v1"),
+            &[("h".into(), Bytes::from_static(b"x"))],
+        );
+        enc.push(base + 3, 12, Some(b"k3"), None, &[]);
+        let bytes = Bytes::from(enc.finish());
+        let Parsed::Header(h) = parse_header(&bytes) else {
+            panic!("header")
+        };
+        (bytes, h)
+    }
+
+    #[test]
+    fn batches_lend_the_same_records_the_decoder_materializes() {
+        let (b1, h1) = batch(0);
+        let (b2, h2) = batch(10);
+        let mut index = RecordBatches::default();
+        let mut records = Vec::new();
+        for (b, h) in [(&b1, &h1), (&b2, &h2)] {
+            index.add_batch(b, h, 1, usize::MAX).unwrap();
+            records.add_batch(b, h, 1, usize::MAX).unwrap();
+        }
+        assert_eq!(index.len(), 5);
+        let viewed: Vec<StoredRecord> = index.iter().map(|r| r.to_stored()).collect();
+        assert_eq!(viewed, records);
+        assert_eq!(RecordBatches::from(records.clone()).into_records(), records);
+        index.keep_below(2, 12);
+        assert_eq!(index.last_offset(), Some(11));
+        index.truncate_at(3);
+        assert_eq!((index.len(), index.first_offset()), (1, Some(1)));
+    }
+}
