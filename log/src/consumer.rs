@@ -101,7 +101,9 @@ impl Log {
     }
 
     /// [`fetch`](Log::fetch), the records kept in their batches: for readers that take
-    /// records one at a time (a stream thread), with no record materialized.
+    /// records one at a time (a stream thread), with no record materialized. A batch is
+    /// returned whole: `max_records` ends the fetch at the batch that reaches it (so a
+    /// batch is read from the file once, not once per `max_records` of it).
     ///
     /// # Errors
     /// As [`fetch`](Log::fetch).
@@ -214,7 +216,7 @@ impl Log {
                 continue;
             }
             bytes_left = bytes_left.saturating_sub(records.size().max(1));
-            records_left -= records.count();
+            records_left = records_left.saturating_sub(records.count());
             out.push(make(topic.clone(), *partition, records, next));
         }
         Ok(out)

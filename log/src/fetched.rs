@@ -7,6 +7,8 @@
 //! record's offset, timestamp and field positions instead, and lends the fields as slices
 //! of the batch ([`RecordView`]).
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 
 use crate::batch::{self, BatchHeader};
@@ -74,9 +76,39 @@ impl Default for RecordBatches {
         RecordBatches {
             backing: Backing::Batches {
                 batches: Vec::new(),
-                slots: Vec::new(),
+                slots: SLOT_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default(),
                 headers: Vec::new(),
             },
+        }
+    }
+}
+
+/// Slot vectors kept for reuse at most.
+const SLOT_POOL_LEN: usize = 4;
+/// The largest slot vector kept for reuse (records).
+const SLOT_POOL_MAX: usize = 1 << 17;
+
+thread_local! {
+    /// Slot vectors of dropped indexes, for the next fetches of the thread: an index of a
+    /// whole batch is a large allocation, which the allocator maps and unmaps each time
+    /// (page faults on every fetch) when it is not reused.
+    static SLOT_POOL: RefCell<Vec<Vec<Slot>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Drop for RecordBatches {
+    fn drop(&mut self) {
+        if let Backing::Batches { slots, .. } = &mut self.backing {
+            if slots.capacity() > 0 && slots.capacity() <= SLOT_POOL_MAX {
+                let mut slots = std::mem::take(slots);
+                slots.clear();
+                // Ignored when the thread is exiting (its pool is gone).
+                let _ = SLOT_POOL.try_with(|p| {
+                    let mut pool = p.borrow_mut();
+                    if pool.len() < SLOT_POOL_LEN {
+                        pool.push(slots);
+                    }
+                });
+            }
         }
     }
 }
@@ -201,9 +233,9 @@ impl RecordBatches {
     }
 
     /// The records, materialized.
-    pub fn into_records(self) -> Vec<StoredRecord> {
-        match self.backing {
-            Backing::Records(r) => r,
+    pub fn into_records(mut self) -> Vec<StoredRecord> {
+        match &mut self.backing {
+            Backing::Records(r) => std::mem::take(r),
             Backing::Batches { .. } => self.iter().map(|r| r.to_stored()).collect(),
         }
     }
@@ -212,6 +244,10 @@ impl RecordBatches {
 /// Where a partition read puts the records it decodes: materialized records, or an index
 /// over the batches.
 pub(crate) trait ReadOut {
+    /// Whether a read takes every record of a batch it starts (past the read's record
+    /// limit): an index costs nothing per record kept, while a batch cut at the limit is
+    /// read from the file and checked again by the next read.
+    const WHOLE_BATCHES: bool;
     fn count(&self) -> usize;
     fn reserve_records(&mut self, n: usize);
     /// Adds the records of `batch` whose offset is ≥ `from`, at most `max`.
@@ -231,6 +267,7 @@ pub(crate) trait ReadOut {
 }
 
 impl ReadOut for Vec<StoredRecord> {
+    const WHOLE_BATCHES: bool = false;
     fn count(&self) -> usize {
         self.len()
     }
@@ -263,6 +300,7 @@ impl ReadOut for Vec<StoredRecord> {
 }
 
 impl ReadOut for RecordBatches {
+    const WHOLE_BATCHES: bool = true;
     fn count(&self) -> usize {
         self.len()
     }

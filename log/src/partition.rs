@@ -45,6 +45,9 @@ pub(crate) struct ReadResult {
     pub(crate) next_offset: i64,
 }
 
+/// The most records of a batch a read that keeps whole batches takes past its limit.
+const WHOLE_BATCH_RECORDS: usize = 1 << 16;
+
 /// An aborted transaction's range in one partition (the marker is at `last_offset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AbortedTxn {
@@ -558,7 +561,7 @@ impl Partition {
                 .is_some_and(|(h, _)| h.last_offset() + 1 < seg.next_offset);
             // One allocation for all the records, not one growth step per batch.
             let records: usize = batches.iter().map(|(h, _)| h.record_count as usize).sum();
-            out.reserve_records(records.min(max_records - out.count()));
+            out.reserve_records(records.min(max_records.saturating_sub(out.count())));
             for (h, bytes) in batches {
                 budget = budget.saturating_sub(bytes.len());
                 if h.base_offset >= limit {
@@ -578,7 +581,16 @@ impl Partition {
                 // the stable offset needs filtering afterwards.
                 let first = out.count();
                 let lo = offset.max(st.log_start);
-                out.add_batch(&bytes, &h, lo, max_records - first)
+                // An index keeps the whole batch (it is read and checked whole anyway): cut
+                // at the limit, the next read would read and check it again. Not a batch of
+                // very many records, whose index would be a large allocation at once.
+                let whole = O::WHOLE_BATCHES && h.record_count as usize <= WHOLE_BATCH_RECORDS;
+                let max = if whole {
+                    usize::MAX
+                } else {
+                    max_records - first
+                };
+                out.add_batch(&bytes, &h, lo, max)
                     .map_err(|reason| Error::Corrupt {
                         path: seg.path.clone(),
                         position: 0,

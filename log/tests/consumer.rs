@@ -455,3 +455,32 @@ async fn positions_move_past_markers_so_read_committed_catches_up() -> TestResul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn fetch_batches_lends_whole_batches_and_the_same_records_as_fetch() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = Log::open(dir.path())?;
+    log.create_topic("t", TopicConfig::partitions(1))?;
+    log.append("t", 0, &values(100, "a-"), Acks::Written)?;
+    log.append("t", 0, &values(100, "b-"), Acks::Written)?;
+    let options = FetchOptions {
+        max_records: 10,
+        ..FetchOptions::default()
+    };
+    // From inside the first batch: the rest of it, whole, and not the next batch.
+    let batches = log.try_fetch_batches(&[pos("t", 0, 5)], &options)?;
+    assert_eq!(batches.len(), 1);
+    let got = &batches[0];
+    assert_eq!((got.records.len(), got.next_offset), (95, 100));
+    assert_eq!(got.records.first_offset(), Some(5));
+    let records = log.try_fetch(&[pos("t", 0, 5)], &options)?;
+    assert_eq!(records[0].records.len(), 10);
+    let viewed: Vec<_> = got.records.iter().take(10).map(|r| r.to_stored()).collect();
+    assert_eq!(viewed, records[0].records);
+    // The async fetch and the materialized form agree.
+    let waited = log.fetch_batches(&[pos("t", 0, 100)], &options).await?;
+    let all = waited[0].records.clone().into_records();
+    assert_eq!(all.len(), 100);
+    assert_eq!(all[0].value.as_deref(), Some(&b"b-0"[..]));
+    Ok(())
+}

@@ -180,9 +180,18 @@ impl TaskCore {
     /// Runs `node` on a record (`&mut Option<Record<K, V>>`).
     pub(crate) fn dispatch(&mut self, node: usize, record: &mut dyn Any) -> Result<()> {
         let mut op = self.take_node(node)?;
-        let result = op.process(&mut NodeContext::new(self, node), record);
-        self.nodes[node] = Some(op);
-        result
+        // Matched rather than carried: the common `Ok` is rebuilt, not copied out of the
+        // callee's (large) result at every level of a record's way down the operators.
+        match op.process(&mut NodeContext::new(self, node), record) {
+            Ok(()) => {
+                self.nodes[node] = Some(op);
+                Ok(())
+            }
+            Err(e) => {
+                self.nodes[node] = Some(op);
+                Err(e)
+            }
+        }
     }
 
     fn take_node(&mut self, node: usize) -> Result<Box<dyn Node>> {

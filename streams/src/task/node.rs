@@ -125,7 +125,11 @@ impl<'a> NodeContext<'a> {
             self.core.dispatch(child, &mut Some(record.clone()))?;
         }
         let child = self.core.topology.nodes[self.node].children[last];
-        self.core.dispatch(child, &mut Some(record))
+        // `Ok` rebuilt rather than the result passed through (see `TaskCore::dispatch`).
+        match self.core.dispatch(child, &mut Some(record)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Forwards to the child named `child` only.
