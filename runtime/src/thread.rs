@@ -553,6 +553,11 @@ impl<B: Broker> StreamThread<B> {
                 self.apply_deferred()?;
                 self.append_lingering(true)?;
                 self.measure_lag_if_stale(false);
+                if self.shared.is_bounded() {
+                    // Caught up now that the last commit is applied: said before the fetch
+                    // below waits a poll interval for records that will not come.
+                    self.report_idle()?;
+                }
             }
             let wait = if any_ready {
                 Duration::ZERO
