@@ -31,6 +31,7 @@ impl Span {
         range.map_or(Span::NULL, |(start, end)| Span { start, end })
     }
 
+    #[inline]
     fn get(self, bytes: &[u8]) -> Option<&[u8]> {
         if self == Span::NULL {
             None
@@ -164,6 +165,7 @@ impl RecordBatches {
     }
 
     /// Record `i`.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<RecordView<'_>> {
         match &self.backing {
             Backing::Batches {

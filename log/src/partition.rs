@@ -560,8 +560,18 @@ impl Partition {
                 .last()
                 .is_some_and(|(h, _)| h.last_offset() + 1 < seg.next_offset);
             // One allocation for all the records, not one growth step per batch.
-            let records: usize = batches.iter().map(|(h, _)| h.record_count as usize).sum();
-            out.reserve_records(records.min(max_records.saturating_sub(out.count())));
+            // A record takes at least 7 bytes: a damaged count must not size a huge
+            // allocation.
+            let records: usize = batches
+                .iter()
+                .map(|(h, b)| (h.record_count as usize).min(b.len() / 7))
+                .sum();
+            let wanted = if O::WHOLE_BATCHES {
+                records
+            } else {
+                records.min(max_records.saturating_sub(out.count()))
+            };
+            out.reserve_records(wanted);
             for (h, bytes) in batches {
                 budget = budget.saturating_sub(bytes.len());
                 if h.base_offset >= limit {
