@@ -42,7 +42,9 @@ pub use crate::changelog::{
 pub use crate::error::{Error, Result};
 pub use crate::kv::{KeyValueStore, KvStore};
 pub use crate::layers::{KvIter, RestoreStats, Timestamped};
-pub use crate::serde::{BigEndian, Json, MsgPack, Nullable, RawBytes, Serde, Unit, Utf8};
+pub use crate::serde::{
+    compact_bytes, BigEndian, Json, MsgPack, Nullable, RawBytes, Serde, Unit, Utf8,
+};
 pub use crate::session::{
     SegmentedSessionStore, SessionStore, SessionStoreOptions, TypedSessionStore,
 };

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+pub(crate) use freshet_state_store::compact_bytes;
 pub(crate) use freshet_state_store::Window;
 pub use freshet_state_store::{
     BigEndian, Json, MsgPack, Nullable, RawBytes, Serde, Unit, Utf8, Windowed,
@@ -111,12 +112,27 @@ impl<K> TimeWindowedSerde<K> {
 
 impl<K: 'static> Serde<Windowed<K>> for TimeWindowedSerde<K> {
     fn serialize(&self, value: &Windowed<K>) -> Result<Vec<u8>, String> {
-        let mut out = self.inner.serialize(&value.key)?;
-        out.extend_from_slice(&value.window.start.to_be_bytes());
+        let mut out = Vec::new();
+        self.serialize_into(value, &mut out)?;
         Ok(out)
     }
     fn partition_bytes(&self, value: &Windowed<K>) -> Result<Option<Vec<u8>>, String> {
         self.inner.serialize_nullable(&value.key)
+    }
+    fn serialize_into(&self, value: &Windowed<K>, out: &mut Vec<u8>) -> Result<(), String> {
+        self.inner.serialize_into(&value.key, out)?;
+        out.extend_from_slice(&value.window.start.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_nullable_into(
+        &self,
+        value: &Windowed<K>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String> {
+        self.serialize_into(value, out).map(|()| true)
+    }
+    fn partition_bytes_into(&self, value: &Windowed<K>, out: &mut Vec<u8>) -> Result<bool, String> {
+        self.inner.serialize_nullable_into(&value.key, out)
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<Windowed<K>, String> {
         let (key, start) = split_tail::<8>(bytes)?;
@@ -157,13 +173,28 @@ impl<K> SessionWindowedSerde<K> {
 
 impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
     fn serialize(&self, value: &Windowed<K>) -> Result<Vec<u8>, String> {
-        let mut out = self.inner.serialize(&value.key)?;
-        out.extend_from_slice(&value.window.end.to_be_bytes());
-        out.extend_from_slice(&value.window.start.to_be_bytes());
+        let mut out = Vec::new();
+        self.serialize_into(value, &mut out)?;
         Ok(out)
     }
     fn partition_bytes(&self, value: &Windowed<K>) -> Result<Option<Vec<u8>>, String> {
         self.inner.serialize_nullable(&value.key)
+    }
+    fn serialize_into(&self, value: &Windowed<K>, out: &mut Vec<u8>) -> Result<(), String> {
+        self.inner.serialize_into(&value.key, out)?;
+        out.extend_from_slice(&value.window.end.to_be_bytes());
+        out.extend_from_slice(&value.window.start.to_be_bytes());
+        Ok(())
+    }
+    fn serialize_nullable_into(
+        &self,
+        value: &Windowed<K>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, String> {
+        self.serialize_into(value, out).map(|()| true)
+    }
+    fn partition_bytes_into(&self, value: &Windowed<K>, out: &mut Vec<u8>) -> Result<bool, String> {
+        self.inner.serialize_nullable_into(&value.key, out)
     }
     fn deserialize(&self, bytes: &[u8]) -> Result<Windowed<K>, String> {
         let (rest, start) = split_tail::<8>(bytes)?;
@@ -206,6 +237,23 @@ mod tests {
         assert_eq!(bytes, expected);
         assert_eq!(s.deserialize(&bytes).unwrap(), w);
         assert!(s.deserialize(b"short").is_err());
+    }
+
+    #[test]
+    fn windowed_serdes_write_in_place() {
+        let s = TimeWindowedSerde::new(Arc::new(Utf8) as SerdeRef<String>, 10);
+        let w = Windowed::new("a".to_string(), Window::new(5, 15));
+        let mut out = b"x".to_vec();
+        assert!(s.serialize_nullable_into(&w, &mut out).unwrap());
+        assert_eq!(out[1..], s.serialize(&w).unwrap()[..]);
+        out.clear();
+        assert!(s.partition_bytes_into(&w, &mut out).unwrap());
+        assert_eq!(out, b"a");
+        let s = SessionWindowedSerde::new(Arc::new(Utf8) as SerdeRef<String>);
+        let w = Windowed::new("a".to_string(), Window::new(5, 9));
+        let mut out = Vec::new();
+        s.serialize_into(&w, &mut out).unwrap();
+        assert_eq!(out, s.serialize(&w).unwrap());
     }
 
     #[test]

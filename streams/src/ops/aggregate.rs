@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use crate::dsl::ktable::{Change, SendOldValues};
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::serde::SerdeRef;
+use crate::serde::{compact_bytes, SerdeRef};
 use crate::store::StoreRef;
 use crate::task::node::{take_record, Data, Node, NodeContext};
 
@@ -50,7 +50,11 @@ impl FlushQueue {
 
     /// Takes what is waiting.
     pub(crate) fn drain(&self) -> Vec<Flushed> {
-        std::mem::take(&mut *self.0.lock())
+        let mut queue = self.0.lock();
+        if queue.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut *queue)
     }
 }
 
@@ -79,8 +83,12 @@ pub(crate) fn forward_kv_changes<K: Data, VA: Data>(
     values: &SerdeRef<VA>,
     store: &str,
 ) -> Result<()> {
-    for (k, new, old) in queue.drain() {
-        let what = format!("store {store}");
+    let drained = queue.drain();
+    if drained.is_empty() {
+        return Ok(());
+    }
+    let what = format!("store {store}");
+    for (k, new, old) in drained {
         let key = decode(keys, &k, &what)?;
         let ts = new
             .as_ref()
@@ -101,14 +109,27 @@ pub(crate) struct AggregateNode<K, V, VA> {
     pub(crate) values: SerdeRef<VA>,
     pub(crate) aggregator: Aggregator<K, V, VA>,
     pub(crate) send_old: SendOldValues,
-    pub(crate) store: Option<StoreRef>,
+    /// The store and per-record scratch, from `init` on.
+    pub(crate) store: Option<AggregateStore>,
     pub(crate) queue: FlushQueue,
+}
+
+/// What an initialized aggregation works with: its store, the context of its serde errors
+/// (made once, not per record) and buffers reused from record to record.
+pub(crate) struct AggregateStore {
+    store: StoreRef,
+    /// `store <name>`.
+    what: String,
+    /// The value buffer aggregates are serialized into before they are copied into the
+    /// store's value.
+    value_buf: Vec<u8>,
 }
 
 impl<K: Data, V: Data, VA: Data> AggregateNode<K, V, VA> {
     fn store(&self) -> Result<&StoreRef> {
         self.store
             .as_ref()
+            .map(|s| &s.store)
             .ok_or_else(|| Error::InvalidArgument("aggregate used before init".into()))
     }
 }
@@ -117,13 +138,21 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
     fn init(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
         let store = ctx.store(&self.store_name)?;
         self.queue.listen_kv(&store, self.send_old.get())?;
-        self.store = Some(store);
+        self.store = Some(AggregateStore {
+            store,
+            what: format!("store {}", self.store_name),
+            value_buf: Vec::new(),
+        });
         Ok(())
     }
 
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
         let r: Record<K, V> = take_record(ctx.name(), record)?;
-        let what = format!("store {}", self.store_name);
+        let Some(st) = self.store.as_mut() else {
+            return Err(Error::InvalidArgument("aggregate used before init".into()));
+        };
+        let what = st.what.as_str();
+        // The key is the cache's (and later the store's) own copy: it must be owned.
         let key = match self.keys.serialize_nullable(&r.key) {
             Ok(Some(k)) => Bytes::from(k),
             Ok(None) => {
@@ -132,21 +161,29 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
             }
             Err(reason) => {
                 return Err(Error::Serde {
-                    context: what,
+                    context: what.to_string(),
                     reason,
                 })
             }
         };
-        let store = self.store()?.clone();
-        let old = store.with_kv(|s| s.get(&key))?;
+        let old = st.store.with_kv(|s| s.get(&key))?;
         let (old_value, old_ts) = match &old {
-            Some(t) => (Some(decode(&self.values, &t.value, &what)?), t.timestamp),
+            Some(t) => (Some(decode(&self.values, &t.value, what)?), t.timestamp),
             None => (None, i64::MIN),
         };
+        drop(old);
         let new = (self.aggregator)(&r.key, &r.value, old_value);
-        let value = encode(&self.values, &new, &what)?;
+        st.value_buf.clear();
+        if let Err(reason) = self.values.serialize_into(&new, &mut st.value_buf) {
+            return Err(Error::Serde {
+                context: what.to_string(),
+                reason,
+            });
+        }
+        let value = compact_bytes(&st.value_buf);
         let timestamp = r.timestamp.max(old_ts);
-        store.with_kv(|s| s.put(key, Some(Timestamped { value, timestamp })))?;
+        st.store
+            .with_kv(|s| s.put(key, Some(Timestamped { value, timestamp })))?;
         forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)
     }
 

@@ -305,7 +305,9 @@ impl<K: Data, V: Data, VA: Data> Node for SlidingAggregateNode<K, V, VA> {
             .emit_before_expiry(ctx, &cur, close, ts.saturating_add(1), bounds)?;
         self.process_reverse(ctx, &cur, close)?;
         self.core.send_late(ctx, &cur)?;
-        self.core.maybe_emit_final(ctx, &cur, close, bounds)
+        self.core.maybe_emit_final(ctx, &cur, close, bounds)?;
+        self.core.done(cur);
+        Ok(())
     }
 
     fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {

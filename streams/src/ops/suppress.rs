@@ -39,9 +39,9 @@ use freshet_state_store::{BufferState, BufferedRecord, Timestamped};
 use crate::dsl::ktable::Change;
 use crate::dsl::table::ValueGetter;
 use crate::error::{Error, Result};
-use crate::ops::aggregate::{decode, encode};
+use crate::ops::aggregate::decode;
 use crate::record::{Headers, Record};
-use crate::serde::SerdeRef;
+use crate::serde::{compact_bytes, SerdeRef};
 use crate::store::StoreRef;
 use crate::task::node::{take_record, Data, Node, NodeContext};
 
@@ -54,7 +54,9 @@ const SAME_AS_PRIOR: i32 = -2;
 /// How an update's buffer time is chosen.
 pub(crate) type BufferTimeFn<K> = std::sync::Arc<dyn Fn(&K, i64) -> i64 + Send + Sync>;
 
-/// A buffer entry, decoded to bytes.
+/// A buffer entry, decoded to bytes: the layout's model, which the tests check the
+/// in-place reading and writing against.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) offset: i64,
@@ -68,6 +70,7 @@ pub(crate) struct Entry {
     pub(crate) headers: Headers,
 }
 
+#[cfg(test)]
 impl Entry {
     fn encode(&self) -> Bytes {
         let mut b = Vec::with_capacity(64);
@@ -75,50 +78,25 @@ impl Entry {
         b.put_i32(self.partition);
         b.put_u32(self.topic.len() as u32);
         b.put_slice(self.topic.as_bytes());
-        put_value(&mut b, self.prior.as_ref(), false);
-        put_value(&mut b, self.old.as_ref(), self.old_is_prior);
-        put_value(&mut b, self.new.as_ref(), false);
-        b.put_u32(self.headers.len() as u32);
-        for (k, v) in &self.headers {
-            b.put_u32(k.len() as u32);
-            b.put_slice(k.as_bytes());
-            b.put_u32(v.len() as u32);
-            b.put_slice(v);
-        }
+        put_value(&mut b, self.prior.as_deref(), false);
+        put_value(&mut b, self.old.as_deref(), self.old_is_prior);
+        put_value(&mut b, self.new.as_deref(), false);
+        put_headers(&mut b, &self.headers);
         Bytes::from(b)
     }
 
     pub(crate) fn decode(bytes: &Bytes) -> std::result::Result<Entry, String> {
-        let mut r = Reader { bytes, at: 0 };
-        let offset = i64::from_be_bytes(r.array()?);
-        let partition = i32::from_be_bytes(r.array()?);
-        let topic_len = u32::from_be_bytes(r.array()?) as usize;
-        let topic = String::from_utf8(r.take(topic_len)?.to_vec())
-            .map_err(|_| "topic is not UTF-8".to_string())?;
-        let (prior, _) = r.value()?;
-        let (old, old_is_prior) = r.value()?;
-        let (new, _) = r.value()?;
-        let count = u32::from_be_bytes(r.array()?) as usize;
-        let mut headers = Headers::with_capacity(count.min(64));
-        for _ in 0..count {
-            let len = u32::from_be_bytes(r.array()?) as usize;
-            let key = String::from_utf8(r.take(len)?.to_vec())
-                .map_err(|_| "header key is not UTF-8".to_string())?;
-            let len = u32::from_be_bytes(r.array()?) as usize;
-            headers.push((key, r.take(len)?));
-        }
-        if r.at != bytes.len() {
-            return Err(format!("{} bytes left over", bytes.len() - r.at));
-        }
+        let e = EntryRef::parse(bytes)?;
+        let owned = |v: Option<&[u8]>| v.map(|v| sub(bytes, v));
         Ok(Entry {
-            offset,
-            partition,
-            topic,
-            prior,
-            old,
-            old_is_prior,
-            new,
-            headers,
+            offset: e.offset,
+            partition: e.partition,
+            topic: e.topic.to_string(),
+            prior: owned(e.prior),
+            old: owned(e.old),
+            old_is_prior: e.old_is_prior,
+            new: owned(e.new),
+            headers: e.headers(bytes),
         })
     }
 
@@ -132,7 +110,7 @@ impl Entry {
     }
 }
 
-fn put_value(b: &mut Vec<u8>, value: Option<&Bytes>, same_as_prior: bool) {
+fn put_value(b: &mut Vec<u8>, value: Option<&[u8]>, same_as_prior: bool) {
     match value {
         _ if same_as_prior => b.put_i32(SAME_AS_PRIOR),
         None => b.put_i32(NULL),
@@ -143,32 +121,157 @@ fn put_value(b: &mut Vec<u8>, value: Option<&Bytes>, same_as_prior: bool) {
     }
 }
 
+/// A value serialized in place behind its length (as [`put_value`] writes bytes).
+fn put_typed<V>(
+    b: &mut Vec<u8>,
+    serde: &SerdeRef<V>,
+    value: Option<&V>,
+) -> std::result::Result<(), String> {
+    let Some(value) = value else {
+        b.put_i32(NULL);
+        return Ok(());
+    };
+    let at = b.len();
+    b.put_i32(0);
+    serde.serialize_into(value, b)?;
+    let len = b.len() - at - 4;
+    let len = i32::try_from(len).map_err(|_| format!("value of {len} bytes is too large"))?;
+    if let Some(slot) = b.get_mut(at..at + 4) {
+        slot.copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
+fn put_headers(b: &mut Vec<u8>, headers: &Headers) {
+    b.put_u32(headers.len() as u32);
+    for (k, v) in headers {
+        b.put_u32(k.len() as u32);
+        b.put_slice(k.as_bytes());
+        b.put_u32(v.len() as u32);
+        b.put_slice(v);
+    }
+}
+
+/// A buffer entry read in place: every field a slice of the entry's bytes, checked as
+/// [`Entry::decode`] checks them, so that suppress reads a buffered key's prior value and
+/// emits an entry without copying anything but the headers it forwards. (The record
+/// context is read by the tests only: Kafka keeps it for its own purposes.)
+#[cfg_attr(not(test), allow(dead_code))]
+struct EntryRef<'a> {
+    offset: i64,
+    partition: i32,
+    topic: &'a str,
+    prior: Option<&'a [u8]>,
+    /// `None` with `old_is_prior`: the old value is the prior value.
+    old: Option<&'a [u8]>,
+    old_is_prior: bool,
+    new: Option<&'a [u8]>,
+    /// Header count, and the headers' bytes as the entry frames them (checked).
+    header_count: usize,
+    header_bytes: &'a [u8],
+}
+
+impl<'a> EntryRef<'a> {
+    fn parse(bytes: &'a [u8]) -> std::result::Result<EntryRef<'a>, String> {
+        let mut r = Reader { bytes, at: 0 };
+        let offset = i64::from_be_bytes(r.array()?);
+        let partition = i32::from_be_bytes(r.array()?);
+        let topic_len = u32::from_be_bytes(r.array()?) as usize;
+        let topic = std::str::from_utf8(r.take(topic_len)?)
+            .map_err(|_| "topic is not UTF-8".to_string())?;
+        let (prior, _) = r.value()?;
+        let (old, old_is_prior) = r.value()?;
+        let (new, _) = r.value()?;
+        let header_count = u32::from_be_bytes(r.array()?) as usize;
+        let headers_at = r.at;
+        for _ in 0..header_count {
+            let (key, _) = r.header()?;
+            std::str::from_utf8(key).map_err(|_| "header key is not UTF-8".to_string())?;
+        }
+        if r.at != bytes.len() {
+            return Err(format!("{} bytes left over", bytes.len() - r.at));
+        }
+        Ok(EntryRef {
+            offset,
+            partition,
+            topic,
+            prior,
+            old,
+            old_is_prior,
+            new,
+            header_count,
+            header_bytes: bytes.get(headers_at..).unwrap_or_default(),
+        })
+    }
+
+    /// The old value of the latest update.
+    fn old_value(&self) -> Option<&'a [u8]> {
+        if self.old_is_prior {
+            self.prior
+        } else {
+            self.old
+        }
+    }
+
+    /// The headers, owned: keys copied, values slices of `whole` (the entry's bytes, which
+    /// these were parsed from).
+    fn headers(&self, whole: &Bytes) -> Headers {
+        let mut headers = Headers::with_capacity(self.header_count.min(64));
+        let mut r = Reader {
+            bytes: self.header_bytes,
+            at: 0,
+        };
+        for _ in 0..self.header_count {
+            // `parse` checked the framing: nothing here fails.
+            let Ok((key, value)) = r.header() else {
+                break;
+            };
+            headers.push((String::from_utf8_lossy(key).into_owned(), sub(whole, value)));
+        }
+        headers
+    }
+}
+
+/// `part`, a slice of `whole`'s bytes, as a `Bytes` sharing them (a copy if it is not one).
+fn sub(whole: &Bytes, part: &[u8]) -> Bytes {
+    let at = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    match at.checked_add(part.len()) {
+        Some(end) if end <= whole.len() => whole.slice(at..end),
+        _ => Bytes::copy_from_slice(part),
+    }
+}
+
 struct Reader<'a> {
-    bytes: &'a Bytes,
+    bytes: &'a [u8],
     at: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> std::result::Result<Bytes, String> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| format!("entry of {} bytes is truncated", self.bytes.len()))?;
-        let out = self.bytes.slice(self.at..end);
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let out = end.and_then(|end| self.bytes.get(self.at..end));
+        let (Some(end), Some(out)) = (end, out) else {
+            return Err(format!("entry of {} bytes is truncated", self.bytes.len()));
+        };
         self.at = end;
         Ok(out)
     }
 
     fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
         let b = self.take(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(&b);
-        Ok(a)
+        <[u8; N]>::try_from(b).map_err(|_| "entry is truncated".to_string())
+    }
+
+    /// A header: `(key, value)`, each behind its u32 length.
+    fn header(&mut self) -> std::result::Result<(&'a [u8], &'a [u8]), String> {
+        let len = u32::from_be_bytes(self.array()?) as usize;
+        let key = self.take(len)?;
+        let len = u32::from_be_bytes(self.array()?) as usize;
+        Ok((key, self.take(len)?))
     }
 
     /// A length-prefixed value: `(value, same as prior)`.
-    fn value(&mut self) -> std::result::Result<(Option<Bytes>, bool), String> {
+    fn value(&mut self) -> std::result::Result<(Option<&'a [u8]>, bool), String> {
         match i32::from_be_bytes(self.array()?) {
             NULL => Ok((None, false)),
             SAME_AS_PRIOR => Ok((None, true)),
@@ -188,11 +291,12 @@ pub(crate) fn prior_value_for_buffered(
     let Some(found) = store.with_buffer(|b| b.get(key))? else {
         return Ok(None);
     };
-    let entry = Entry::decode(&found.value.value).map_err(|reason| Error::Serde {
+    let bytes = &found.value.value;
+    let entry = EntryRef::parse(bytes).map_err(|reason| Error::Serde {
         context: format!("suppression buffer {}", store.name),
         reason,
     })?;
-    Ok(Some(entry.prior))
+    Ok(Some(entry.prior.map(|p| sub(bytes, p))))
 }
 
 /// Reads a suppressed table (Kafka's `KTableSuppressProcessorSupplier.view()`): a buffered
@@ -262,6 +366,10 @@ pub(crate) struct SuppressNode<K, V> {
     what: String,
     store: Option<StoreRef>,
     observed: i64,
+    /// The key of the update being buffered, serialized (reused from update to update).
+    key_buf: Vec<u8>,
+    /// The entry being built (reused).
+    entry_buf: Vec<u8>,
 }
 
 impl<K, V> SuppressNode<K, V> {
@@ -271,6 +379,8 @@ impl<K, V> SuppressNode<K, V> {
             spec,
             store: None,
             observed: NO_TIMESTAMP,
+            key_buf: Vec::new(),
+            entry_buf: Vec::new(),
         }
     }
 }
@@ -283,9 +393,9 @@ fn estimated_bytes(state: &BufferState) -> u64 {
 }
 
 impl<K: Data, V: Data> SuppressNode<K, V> {
-    fn store(&self) -> Result<StoreRef> {
+    fn store(&self) -> Result<&StoreRef> {
         self.store
-            .clone()
+            .as_ref()
             .ok_or_else(|| Error::InvalidArgument("suppress used before init".into()))
     }
 
@@ -298,64 +408,86 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
             || estimated_bytes(state) > self.spec.max_bytes
     }
 
-    fn buffer(&self, ctx: &NodeContext<'_>, record: Record<K, Change<V>>) -> Result<()> {
+    /// Buffers an update: its entry is written straight into one reused buffer (key, old and
+    /// new values serialized in place, the prior value copied from the buffered entry it
+    /// replaces), then copied once into the entry's bytes.
+    fn buffer(&mut self, ctx: &NodeContext<'_>, record: Record<K, Change<V>>) -> Result<()> {
+        let mut key = std::mem::take(&mut self.key_buf);
+        let mut entry = std::mem::take(&mut self.entry_buf);
+        let result = self.buffer_with(ctx, record, &mut key, &mut entry);
+        self.key_buf = key;
+        self.entry_buf = entry;
+        result
+    }
+
+    fn buffer_with(
+        &self,
+        ctx: &NodeContext<'_>,
+        record: Record<K, Change<V>>,
+        key: &mut Vec<u8>,
+        b: &mut Vec<u8>,
+    ) -> Result<()> {
         let what = self.what();
-        let key = match self.spec.keys.serialize_nullable(&record.key) {
-            Ok(Some(k)) => Bytes::from(k),
-            Ok(None) => {
-                return Err(Error::InvalidArgument(format!(
-                    "{what}: a table update with a null key"
-                )))
-            }
-            Err(reason) => {
-                return Err(Error::Serde {
-                    context: what.to_string(),
-                    reason,
-                })
-            }
+        let serde_error = |reason| Error::Serde {
+            context: what.to_string(),
+            reason,
         };
-        let bytes = |v: &Option<V>| -> Result<Option<Bytes>> {
-            v.as_ref()
-                .map(|v| encode(&self.spec.values, v, what))
-                .transpose()
-        };
-        let (new, old) = (bytes(&record.value.new)?, bytes(&record.value.old)?);
+        key.clear();
+        if !self
+            .spec
+            .keys
+            .serialize_nullable_into(&record.key, key)
+            .map_err(serde_error)?
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{what}: a table update with a null key"
+            )));
+        }
         let store = self.store()?;
-        let buffered = store.with_buffer(|b| b.get(&key))?;
-        let (prior, old, old_is_prior) = match buffered {
-            None => (old, None, true),
-            Some(found) => {
-                let entry = Entry::decode(&found.value.value).map_err(|reason| Error::Serde {
-                    context: what.to_string(),
-                    reason,
-                })?;
-                (entry.prior, old, false)
-            }
+        let buffered = store.with_buffer(|buf| buf.get(key))?;
+        let prior = match &buffered {
+            None => None,
+            Some(found) => Some(
+                EntryRef::parse(&found.value.value)
+                    .map_err(serde_error)?
+                    .prior,
+            ),
         };
+        b.clear();
         let (offset, partition, topic) = match ctx.record_metadata() {
             Some(m) => (
                 m.offset,
                 i32::try_from(m.partition).unwrap_or(i32::MAX),
-                m.topic.clone(),
+                m.topic.as_str(),
             ),
-            None => (-1, -1, String::new()),
+            None => (-1, -1, ""),
         };
-        let entry = Entry {
-            offset,
-            partition,
-            topic,
-            prior,
-            old,
-            old_is_prior,
-            new,
-            headers: record.headers,
-        };
+        b.put_i64(offset);
+        b.put_i32(partition);
+        b.put_u32(topic.len() as u32);
+        b.put_slice(topic.as_bytes());
+        let values = &self.spec.values;
+        match prior {
+            // A new key: the prior value is the old one, not repeated.
+            None => {
+                put_typed(b, values, record.value.old.as_ref()).map_err(serde_error)?;
+                put_value(b, None, true);
+            }
+            Some(prior) => {
+                put_value(b, prior, false);
+                put_typed(b, values, record.value.old.as_ref()).map_err(serde_error)?;
+            }
+        }
+        put_typed(b, values, record.value.new.as_ref()).map_err(serde_error)?;
+        put_headers(b, &record.headers);
+        drop(buffered);
         let time = (self.spec.buffer_time)(&record.key, record.timestamp);
         let value = Timestamped {
-            value: entry.encode(),
+            value: compact_bytes(b),
             timestamp: record.timestamp,
         };
-        store.with_buffer(|b| b.put(time, key, value))
+        let key = compact_bytes(key);
+        store.with_buffer(|buf| buf.put(time, key, value))
     }
 
     /// Emits what is due, then what is over capacity (or fails when full).
@@ -413,7 +545,8 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
     fn emit(&self, ctx: &mut NodeContext<'_>, evicted: Vec<BufferedRecord>) -> Result<()> {
         let what = self.what();
         for r in evicted {
-            let entry = Entry::decode(&r.value.value).map_err(|reason| Error::Serde {
+            let bytes = &r.value.value;
+            let entry = EntryRef::parse(bytes).map_err(|reason| Error::Serde {
                 context: what.to_string(),
                 reason,
             })?;
@@ -421,18 +554,18 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
                 continue;
             }
             let key = decode(&self.spec.keys, &r.key, what)?;
-            let value = |b: Option<&Bytes>| -> Result<Option<V>> {
+            let value = |b: Option<&[u8]>| -> Result<Option<V>> {
                 b.map(|b| decode(&self.spec.values, b, what)).transpose()
             };
             let change = Change {
-                new: value(entry.new.as_ref())?,
+                new: value(entry.new)?,
                 old: value(entry.old_value())?,
             };
             ctx.forward(Record {
                 key,
                 value: change,
                 timestamp: r.value.timestamp,
-                headers: entry.headers,
+                headers: entry.headers(bytes),
             })?;
         }
         Ok(())

@@ -49,10 +49,10 @@ use crate::dsl::ktable::{Change, SendOldValues};
 use crate::dsl::table::ValueGetter;
 use crate::dsl::windowed::EmitStrategy;
 use crate::error::{Error, Result};
-use crate::ops::aggregate::{decode, encode, Aggregator};
+use crate::ops::aggregate::{decode, Aggregator};
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
-use crate::serde::{SerdeRef, Window, Windowed};
+use crate::serde::{compact_bytes, SerdeRef, Window, Windowed};
 use crate::store::StoreRef;
 use crate::task::node::{take_record, Data, Node, NodeContext};
 use crate::topology::TopicName;
@@ -116,12 +116,17 @@ pub(crate) struct WindowedCore<K, V, VA> {
     next_emit: i64,
     /// Why the record being processed was dropped from some windows.
     late_reasons: Vec<String>,
+    /// The key buffer records are serialized into, reused from record to record.
+    key_buf: Vec<u8>,
+    /// Where aggregates are serialized before they are copied into the store's value.
+    value_buf: Vec<u8>,
 }
 
-/// The record being processed, with its key's bytes.
+/// The record being processed, with its key's bytes (serialized once per record, not once
+/// per window).
 pub(crate) struct Current<K, V> {
     pub(crate) record: Record<K, V>,
-    pub(crate) key: Bytes,
+    pub(crate) key: Vec<u8>,
 }
 
 impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
@@ -157,6 +162,8 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             last_emit: None,
             next_emit: 0,
             late_reasons: Vec::new(),
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
         }
     }
 
@@ -199,15 +206,17 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     /// with `null_values` (sliding windows), for a null value (detected with `values`
     /// when the value serde is known).
     pub(crate) fn take(
-        &self,
+        &mut self,
         ctx: &mut NodeContext<'_>,
         record: &mut dyn Any,
         null_values: bool,
         values: Option<&SerdeRef<V>>,
     ) -> Result<Option<Current<K, V>>> {
         let r: Record<K, V> = take_record(ctx.name(), record)?;
-        let key = match self.keys.serialize_nullable(&r.key) {
-            Ok(k) => k,
+        let mut key = std::mem::take(&mut self.key_buf);
+        key.clear();
+        let not_null = match self.keys.serialize_nullable_into(&r.key, &mut key) {
+            Ok(not_null) => not_null,
             Err(reason) => {
                 return Err(Error::Serde {
                     context: self.what.clone(),
@@ -219,12 +228,10 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             Some(v) if null_values => v.is_null(&r.value),
             _ => false,
         };
-        match key {
-            Some(k) if !null_value => Ok(Some(Current {
-                record: r,
-                key: Bytes::from(k),
-            })),
+        match not_null {
+            true if !null_value => Ok(Some(Current { record: r, key })),
             _ => {
+                self.key_buf = key;
                 let what = if null_values {
                     "null key or value"
                 } else {
@@ -235,6 +242,11 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
                 Ok(None)
             }
         }
+    }
+
+    /// Hands the current record's key buffer back for the next record.
+    pub(crate) fn done(&mut self, cur: Current<K, V>) {
+        self.key_buf = cur.key;
     }
 
     /// Advances the observed stream time to `timestamp`; gives the close time.
@@ -296,16 +308,29 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             (old, None)
         };
         let new = (self.aggregator)(&cur.record.key, &cur.record.value, input);
-        let bytes = encode(&self.values, &new, self.what())?;
+        let bytes = self.encode_value(&new)?;
         self.put(ctx, &cur.key, window.start, bytes, new_ts)?;
         self.forward_update(ctx, cur, window, kept, new, new_ts)
+    }
+
+    /// An aggregate's bytes as the store keeps them: serialized in a reused buffer, then
+    /// copied into one small allocation ([`compact_bytes`]).
+    fn encode_value(&mut self, value: &VA) -> Result<Bytes> {
+        self.value_buf.clear();
+        match self.values.serialize_into(value, &mut self.value_buf) {
+            Ok(()) => Ok(compact_bytes(&self.value_buf)),
+            Err(reason) => Err(Error::Serde {
+                context: self.what.clone(),
+                reason,
+            }),
+        }
     }
 
     /// Puts an aggregate (already encoded) and forwards what the cache released.
     pub(crate) fn put(
         &mut self,
         ctx: &mut NodeContext<'_>,
-        key: &Bytes,
+        key: &[u8],
         start: i64,
         value: Bytes,
         timestamp: i64,
@@ -345,7 +370,13 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         if !self.caching {
             return Ok(());
         }
-        let flushed = std::mem::take(&mut *self.queue.0.lock());
+        let flushed = {
+            let mut queue = self.queue.0.lock();
+            if queue.is_empty() {
+                return Ok(());
+            }
+            std::mem::take(&mut *queue)
+        };
         for (w, new, old) in flushed {
             let what = self.what.as_str();
             let key = decode(&self.keys, &w.key, what)?;
@@ -409,12 +440,13 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         let partition = ctx
             .partitions_of(&topic)
             .map(|n| partition_for_key(&cur.key, n));
+        let key = Bytes::copy_from_slice(&cur.key);
         let mut headers: Headers = cur.record.headers.clone();
         headers.push((LATE_REASON_HEADER.to_string(), Bytes::from(reason)));
         ctx.send(SinkRecord {
             topic,
             partition,
-            key: Some(cur.key.clone()),
+            key: Some(key),
             value: value.map(Bytes::from),
             timestamp: cur.record.timestamp,
             headers,
@@ -595,6 +627,47 @@ fn origin(ctx: &NodeContext<'_>) -> String {
     }
 }
 
+/// The windows of a timestamp, ascending by start, exactly as
+/// [`TimeWindows::windows_for`] lists them, without building a map per record.
+#[derive(Clone)]
+struct WindowsFor {
+    size: i64,
+    advance: i64,
+    timestamp: i64,
+    /// The next start (`None`: done).
+    next: Option<i64>,
+}
+
+impl WindowsFor {
+    fn new(windows: TimeWindows, timestamp: i64) -> WindowsFor {
+        let (size, advance) = (windows.size(), windows.advance());
+        // As `windows_for`: i128 so that timestamps near the i64 bounds cannot overflow.
+        let lowest = i128::from(timestamp) - i128::from(size) + i128::from(advance);
+        let step = i128::from(advance);
+        let first = if step > 0 {
+            i64::try_from(lowest.max(0) / step * step).ok()
+        } else {
+            None
+        };
+        WindowsFor {
+            size,
+            advance,
+            timestamp,
+            next: first,
+        }
+    }
+}
+
+impl Iterator for WindowsFor {
+    type Item = (i64, Window);
+
+    fn next(&mut self) -> Option<(i64, Window)> {
+        let start = self.next.filter(|&s| s <= self.timestamp)?;
+        self.next = start.checked_add(self.advance);
+        Some((start, Window::new(start, start.saturating_add(self.size))))
+    }
+}
+
 /// The time-windowed aggregation node.
 pub(crate) struct WindowAggregateNode<K, V, VA> {
     pub(crate) core: WindowedCore<K, V, VA>,
@@ -634,11 +707,11 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
         let ts = cur.record.timestamp;
         let close = self.core.observe(ts);
         let windows = self.windows;
-        let record_windows = windows.windows_for(ts);
+        let record_windows = WindowsFor::new(windows, ts);
         let max_start = record_windows
-            .iter()
+            .clone()
             .filter(|(_, w)| w.end > close)
-            .map(|(start, _)| *start)
+            .map(|(start, _)| start)
             .max();
         if let Some(max_start) = max_start {
             self.core
@@ -665,9 +738,12 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
             }
         }
         self.core.send_late(ctx, &cur)?;
-        self.core.maybe_emit_final(ctx, &cur, close, |last, close| {
-            Self::bounds(windows, last, close)
-        })
+        self.core
+            .maybe_emit_final(ctx, &cur, close, |last, close| {
+                Self::bounds(windows, last, close)
+            })?;
+        self.core.done(cur);
+        Ok(())
     }
 
     fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
@@ -688,5 +764,47 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
 
     fn restore_processor_metadata(&mut self, metadata: &BTreeMap<String, i64>) {
         self.core.restore_processor_metadata(metadata);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn windows_for_iterates_what_time_windows_lists() {
+        let ms = Duration::from_millis;
+        let tumbling = TimeWindows::of_size_with_no_grace(ms(10)).unwrap();
+        let hopping = TimeWindows::of_size_with_no_grace(ms(60))
+            .and_then(|w| w.advance_by(ms(10)))
+            .unwrap();
+        let odd = TimeWindows::of_size_with_no_grace(ms(7))
+            .and_then(|w| w.advance_by(ms(3)))
+            .unwrap();
+        let times = [
+            i64::MIN,
+            -61,
+            -1,
+            0,
+            1,
+            5,
+            9,
+            10,
+            59,
+            60,
+            61,
+            1_700_000_000_123,
+            i64::MAX - 5,
+            i64::MAX,
+        ];
+        for windows in [tumbling, hopping, odd] {
+            for t in times.into_iter().chain(0..200) {
+                let expected: Vec<(i64, Window)> = windows.windows_for(t).into_iter().collect();
+                let got: Vec<(i64, Window)> = WindowsFor::new(windows, t).collect();
+                assert_eq!(got, expected, "timestamp {t}");
+            }
+        }
     }
 }
