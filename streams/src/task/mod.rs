@@ -544,13 +544,16 @@ impl Task {
             if q.head.is_some() {
                 return Ok(());
             }
-            let Some(first) = q.raw.front() else {
+            // Borrowed where `front` returned it, not moved: a copy of the record loads it
+            // in other widths than it was just stored in, and waits for the stores.
+            let front = q.raw.front();
+            let Some(first) = front.as_ref() else {
                 return Ok(());
             };
             let NodeKind::Source { decoder, .. } = &self.core.topology.nodes[q.source].kind else {
                 return Err(Error::InvalidArgument("queue without a source".into()));
             };
-            let reason = match decoder.decode_into(&first, q.partition_time, &mut q.slot) {
+            let reason = match decoder.decode_into(first, q.partition_time, &mut q.slot) {
                 Ok(ts) if ts < 0 => format!("invalid (negative) timestamp {ts}"),
                 Ok(timestamp) => {
                     q.head = Some(Head {
