@@ -9,7 +9,7 @@
 //! kept in the store's meta entries, where the read-only views find it too.
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -132,8 +132,9 @@ pub(crate) struct Segmented {
     /// Stream time and sequence number as last written to the meta tree.
     persisted: (i64, u32),
     dropped_expired: u64,
-    /// The segment written last and its tree name.
-    last_tree: (i64, String),
+    /// Tree names of the segments written or read since they were loaded: most writes and
+    /// reads land in one of a few segments, named once rather than per record.
+    names: BTreeMap<i64, String>,
     poisoned: bool,
 }
 
@@ -177,7 +178,7 @@ impl Segmented {
             seq,
             persisted: (observed, seq),
             dropped_expired: 0,
-            last_tree: (0, String::new()),
+            names: BTreeMap::new(),
             poisoned: false,
         };
         s.load_segments()?;
@@ -263,11 +264,13 @@ impl Segmented {
         value: Option<Timestamped>,
     ) -> Result<()> {
         let id = self.segment_id(time);
-        if self.last_tree.0 != id || self.last_tree.1.is_empty() {
-            // Most writes land in the newest segment: name it once, not per record.
-            self.last_tree = (id, tree_name(self.store(), id));
+        if !self.names.contains_key(&id) {
+            self.names.insert(id, tree_name(self.store(), id));
         }
-        self.layers.put(&self.last_tree.1, key, value)?;
+        let Some(tree) = self.names.get(&id) else {
+            return Err(corrupt(self.store(), "a segment's tree name vanished"));
+        };
+        self.layers.put(tree, key, value)?;
         self.segments.insert(id);
         Ok(())
     }
@@ -279,8 +282,8 @@ impl Segmented {
         if time < self.min_live() || !self.segments.contains(&id) {
             return Ok(None);
         }
-        if self.last_tree.0 == id && !self.last_tree.1.is_empty() {
-            return self.layers.get_open(&self.last_tree.1, key);
+        if let Some(tree) = self.names.get(&id) {
+            return self.layers.get_open(tree, key);
         }
         self.layers.get_open(&tree_name(self.store(), id), key)
     }
@@ -321,6 +324,7 @@ impl Segmented {
             let tree = tree_name(self.store(), id);
             self.layers.drop_tree(&tree)?;
             self.segments.remove(&id);
+            self.names.remove(&id);
             tracing::debug!(store = %self.store(), segment = %tree, stream_time = observed, "dropped an expired segment");
         }
         Ok(())

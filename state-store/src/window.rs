@@ -62,6 +62,7 @@ use crate::changelog::{
 use crate::error::{show_key, Error, Result};
 use crate::layers::{RestoreStats, Timestamped};
 use crate::segment::{read_i64, upper_bound, Query, Schema, Segmented};
+use crate::serde::compact_bytes;
 use crate::store::StateStore;
 use crate::view::ReadOnlyWindowView;
 
@@ -280,6 +281,26 @@ pub(crate) fn window_key(key: &[u8], start: i64, seq: u32) -> Vec<u8> {
     k.extend_from_slice(&start.to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// [`window_key`] as the store keeps it: built on the stack when it is short, then copied
+/// once into [`compact_bytes`] (the write buffer, the changelog and the backend batch each
+/// take a handle on it; a compact one is shared without allocating).
+fn stored_window_key(key: &[u8], start: i64, seq: u32) -> Bytes {
+    const ROOM: usize = 64;
+    let len = key.len() + WINDOW_SUFFIX;
+    if len > ROOM {
+        return Bytes::from(window_key(key, start, seq));
+    }
+    let mut buf = [0u8; ROOM];
+    let (k, rest) = buf.split_at_mut(key.len());
+    k.copy_from_slice(key);
+    let (s, rest) = rest.split_at_mut(8);
+    s.copy_from_slice(&start.to_be_bytes());
+    if let Some(q) = rest.get_mut(..4) {
+        q.copy_from_slice(&seq.to_be_bytes());
+    }
+    compact_bytes(buf.get(..len).unwrap_or_default())
 }
 
 /// The user key and window start of a binary window key (`None` if it is too short).
@@ -534,7 +555,7 @@ impl WindowStore for SegmentedWindowStore {
         } else {
             0
         };
-        let stored = Bytes::from(window_key(key, window_start, seq));
+        let stored = stored_window_key(key, window_start, seq);
         self.seg.write(window_start, stored, value)
     }
 

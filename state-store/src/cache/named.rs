@@ -66,7 +66,7 @@ impl CacheKey for Bytes {
 
 impl CacheKey for &[u8] {
     fn into_bytes(self) -> Bytes {
-        Bytes::copy_from_slice(self)
+        crate::serde::compact_bytes(self)
     }
 }
 
@@ -113,7 +113,8 @@ impl AsRef<[u8]> for KeyBuf {
 impl CacheKey for KeyBuf {
     fn into_bytes(self) -> Bytes {
         match self {
-            KeyBuf::Inline { .. } => Bytes::copy_from_slice(self.as_ref()),
+            // One allocation with its reference count: flushes clone every dirty key.
+            KeyBuf::Inline { .. } => crate::serde::compact_bytes(self.as_ref()),
             KeyBuf::Heap(v) => Bytes::from(v),
         }
     }
