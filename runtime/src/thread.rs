@@ -649,7 +649,13 @@ impl<B: Broker> StreamThread<B> {
     fn ready(&self, ti: usize) -> bool {
         let bounded = self.shared.is_bounded();
         let t = &self.tasks[ti];
-        t.task.buffered() > 0
+        let buffered = t.task.buffered();
+        if t.inputs.len() == 1 {
+            // Asked before every record: with one input, what is buffered is that input's
+            // (queues of topics the task has no partition of get no records).
+            return buffered > 0;
+        }
+        buffered > 0
             && t.inputs.iter().all(|i| {
                 i.position >= i.last_stable
                     || (bounded && i.bound.is_some_and(|b| i.position >= b))
