@@ -69,54 +69,20 @@ fn encode_all(layer: &Layer) -> Vec<Write> {
 
 /// Puts `newer`'s entries over `layer`'s (`newer` wins on equal keys). Inserting key by key
 /// costs a tree search each, with a cache miss per level; when `newer` is not small
-/// against `layer` (a commit's writes over the last commit's, mostly the same keys), both
-/// are walked once in order and the merged layer built from the sorted entries instead.
-fn merge_newer(layer: &mut Layer, newer: Layer) {
+/// against `layer` (a commit's writes over the last commit's, mostly the same keys),
+/// `BTreeMap::append` walks both once in order and builds the merged tree in bulk instead.
+fn merge_newer(layer: &mut Layer, mut newer: Layer) {
     if layer.is_empty() {
         *layer = newer;
         return;
     }
-    // Key by key: about len(newer) * log2(len(layer)) comparisons, scattered; merging:
+    // Key by key: about len(newer) * log2(len(layer)) comparisons, scattered; appending:
     // about len(layer) + len(newer), in order.
     let depth = usize::BITS - layer.len().leading_zeros();
     if newer.len().saturating_mul(depth as usize) < layer.len() {
         layer.extend(newer);
-        return;
-    }
-    let older = std::mem::take(layer);
-    *layer = MergeNewer {
-        older: older.into_iter().peekable(),
-        newer: newer.into_iter().peekable(),
-    }
-    .collect();
-}
-
-/// Two layers' entries in key order, the newer one's on equal keys.
-struct MergeNewer<I: Iterator> {
-    older: std::iter::Peekable<I>,
-    newer: std::iter::Peekable<I>,
-}
-
-impl<I> Iterator for MergeNewer<I>
-where
-    I: Iterator<Item = (Bytes, Option<Timestamped>)>,
-{
-    type Item = (Bytes, Option<Timestamped>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let order = match (self.older.peek(), self.newer.peek()) {
-            (Some((a, _)), Some((b, _))) => a.cmp(b),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, _) => std::cmp::Ordering::Greater,
-        };
-        match order {
-            std::cmp::Ordering::Less => self.older.next(),
-            std::cmp::Ordering::Equal => {
-                self.older.next();
-                self.newer.next()
-            }
-            std::cmp::Ordering::Greater => self.newer.next(),
-        }
+    } else {
+        layer.append(&mut newer);
     }
 }
 
