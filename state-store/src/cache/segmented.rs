@@ -103,8 +103,14 @@ impl Layout {
 pub(super) trait Target {
     /// The store's value of a window or session (the old value forwarded).
     fn old_value(&self, w: &Windowed<Bytes>) -> Result<Option<Timestamped>>;
-    /// Writes a flushed entry down.
-    fn write(&mut self, w: &Windowed<Bytes>, value: Option<Timestamped>) -> Result<()>;
+    /// Writes a flushed entry down; `stored` is its binary key (the cache key without the
+    /// segment prefix), which a window store keeps as is instead of building it again.
+    fn write(
+        &mut self,
+        w: &Windowed<Bytes>,
+        stored: Bytes,
+        value: Option<Timestamped>,
+    ) -> Result<()>;
     /// The store's own stream time.
     fn stream_time(&self) -> i64;
 }
@@ -259,10 +265,11 @@ impl Core {
         } in entries
         {
             let w = self.layout.windowed(&key);
+            let binary = key.slice(PREFIX.min(key.len())..);
             let expired =
                 self.layout.time(&w) < min_live(target.stream_time(), self.layout.retention);
             let Some(listener) = self.listener.as_mut().filter(|_| !expired) else {
-                target.write(&w, new)?;
+                target.write(&w, binary, new)?;
                 continue;
             };
             let old = if new.is_none() || self.send_old_values {
@@ -277,11 +284,11 @@ impl Core {
                 // goes downstream. The store still writes the deletion when it would
                 // advance its stream time, which must end up where the puts took it.
                 if self.layout.time(&w) > target.stream_time() {
-                    target.write(&w, None)?;
+                    target.write(&w, binary, None)?;
                 }
                 continue;
             }
-            target.write(&w, new.clone())?;
+            target.write(&w, binary, new.clone())?;
             let old = if self.send_old_values {
                 old.as_ref()
             } else {

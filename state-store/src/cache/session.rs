@@ -84,7 +84,12 @@ impl<S: SessionStore> Target for Down<'_, S> {
         self.0.fetch_session(&w.key, w.window.start, w.window.end)
     }
 
-    fn write(&mut self, w: &Windowed<Bytes>, value: Option<Timestamped>) -> Result<()> {
+    fn write(
+        &mut self,
+        w: &Windowed<Bytes>,
+        _stored: Bytes,
+        value: Option<Timestamped>,
+    ) -> Result<()> {
         self.0.put(&w.key, w.window, value)
     }
 

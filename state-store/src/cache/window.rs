@@ -89,8 +89,13 @@ impl<S: WindowStore> Target for Down<'_, S> {
         self.0.fetch_one(&w.key, w.window.start)
     }
 
-    fn write(&mut self, w: &Windowed<Bytes>, value: Option<Timestamped>) -> Result<()> {
-        self.0.put(&w.key, value, w.window.start)
+    fn write(
+        &mut self,
+        w: &Windowed<Bytes>,
+        stored: Bytes,
+        value: Option<Timestamped>,
+    ) -> Result<()> {
+        self.0.put_stored(stored, value, w.window.start)
     }
 
     fn stream_time(&self) -> i64 {
