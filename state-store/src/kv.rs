@@ -9,6 +9,7 @@ use crate::backend::Backend;
 use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogSink};
 use crate::error::Result;
 use crate::layers::{KvIter, Layers, RestoreStats, Router, Timestamped};
+use crate::serde::compact_bytes;
 use crate::store::StateStore;
 
 /// Kafka's `KeyValueStore` over bytes, each value with its timestamp.
@@ -19,6 +20,11 @@ pub trait KeyValueStore: StateStore {
     fn get(&mut self, key: &[u8]) -> Result<Option<Timestamped>>;
     /// Sets `key` (a `None` value deletes it, as in Kafka).
     fn put(&mut self, key: Bytes, value: Option<Timestamped>) -> Result<()>;
+    /// [`put`](KeyValueStore::put) with a borrowed key, copied only where the store keeps a
+    /// new one: an aggregation updating a key the record cache holds allocates no key.
+    fn put_slice(&mut self, key: &[u8], value: Option<Timestamped>) -> Result<()> {
+        self.put(compact_bytes(key), value)
+    }
     /// Sets `key` only when it has no value; returns the existing value, if any.
     fn put_if_absent(&mut self, key: Bytes, value: Timestamped) -> Result<Option<Timestamped>> {
         match self.get(&key)? {

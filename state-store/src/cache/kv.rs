@@ -207,6 +207,16 @@ impl<S: KeyValueStore> KeyValueStore for CachingKvStore<S> {
         self.write_down(flushed)
     }
 
+    fn put_slice(&mut self, key: &[u8], value: Option<Timestamped>) -> Result<()> {
+        self.drain()?;
+        // The cache copies the key only when it is new to it.
+        let flushed = match &self.reg {
+            Some(reg) => reg.put(key, value)?,
+            None => vec![Flushed::through(crate::serde::compact_bytes(key), value)],
+        };
+        self.write_down(flushed)
+    }
+
     fn range(&mut self, from: &[u8], to: &[u8]) -> Result<KvIter<'_>> {
         self.scan(Bound::Included(from), Bound::Included(to), false, |s| {
             s.range(from, to)

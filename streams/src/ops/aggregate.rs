@@ -120,9 +120,41 @@ pub(crate) struct AggregateStore {
     store: StoreRef,
     /// `store <name>`.
     what: String,
+    /// The key buffer records are serialized into (the cache copies a key only when it is
+    /// new to it).
+    key_buf: Vec<u8>,
     /// The value buffer aggregates are serialized into before they are copied into the
     /// store's value.
     value_buf: Vec<u8>,
+}
+
+/// Folds `r` into the key's old aggregate: the new aggregate, serialized (through
+/// `value_buf`) into the store's value, with the larger of the two timestamps.
+fn aggregate<K, V, VA>(
+    r: &Record<K, V>,
+    old: Option<Timestamped>,
+    values: &SerdeRef<VA>,
+    aggregator: &Aggregator<K, V, VA>,
+    what: &str,
+    value_buf: &mut Vec<u8>,
+) -> Result<Timestamped> {
+    let (old_value, old_ts) = match &old {
+        Some(t) => (Some(decode(values, &t.value, what)?), t.timestamp),
+        None => (None, i64::MIN),
+    };
+    drop(old);
+    let new = aggregator(&r.key, &r.value, old_value);
+    value_buf.clear();
+    values
+        .serialize_into(&new, value_buf)
+        .map_err(|reason| Error::Serde {
+            context: what.to_string(),
+            reason,
+        })?;
+    Ok(Timestamped {
+        value: compact_bytes(value_buf),
+        timestamp: r.timestamp.max(old_ts),
+    })
 }
 
 impl<K: Data, V: Data, VA: Data> AggregateNode<K, V, VA> {
@@ -141,6 +173,7 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
         self.store = Some(AggregateStore {
             store,
             what: format!("store {}", self.store_name),
+            key_buf: Vec::new(),
             value_buf: Vec::new(),
         });
         Ok(())
@@ -151,39 +184,38 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
         let Some(st) = self.store.as_mut() else {
             return Err(Error::InvalidArgument("aggregate used before init".into()));
         };
-        let what = st.what.as_str();
-        // The key is the cache's (and later the store's) own copy: it must be owned.
-        let key = match self.keys.serialize_nullable(&r.key) {
-            Ok(Some(k)) => Bytes::from(k),
-            Ok(None) => {
+        let AggregateStore {
+            store,
+            what,
+            key_buf,
+            value_buf,
+        } = st;
+        key_buf.clear();
+        match self.keys.serialize_nullable_into(&r.key, key_buf) {
+            Ok(true) => {}
+            Ok(false) => {
                 ctx.record_dropped("skipping record due to null key");
                 return Ok(());
             }
             Err(reason) => {
                 return Err(Error::Serde {
-                    context: what.to_string(),
+                    context: what.clone(),
                     reason,
                 })
             }
-        };
-        let old = st.store.with_kv(|s| s.get(&key))?;
-        let (old_value, old_ts) = match &old {
-            Some(t) => (Some(decode(&self.values, &t.value, what)?), t.timestamp),
-            None => (None, i64::MIN),
-        };
-        drop(old);
-        let new = (self.aggregator)(&r.key, &r.value, old_value);
-        st.value_buf.clear();
-        if let Err(reason) = self.values.serialize_into(&new, &mut st.value_buf) {
-            return Err(Error::Serde {
-                context: what.to_string(),
-                reason,
-            });
         }
-        let value = compact_bytes(&st.value_buf);
-        let timestamp = r.timestamp.max(old_ts);
-        st.store
-            .with_kv(|s| s.put(key, Some(Timestamped { value, timestamp })))?;
+        let (values, aggregator) = (&self.values, &self.aggregator);
+        // Read, aggregate and write under one lock: the aggregator is a pure function of
+        // the record and the old aggregate, and nothing is forwarded before the put.
+        let updated = store.with_kv(|s| {
+            let old = s.get(key_buf)?;
+            let new = aggregate(&r, old, values, aggregator, what, value_buf);
+            Ok(match new {
+                Ok(value) => s.put_slice(key_buf, Some(value)).map(Ok)?,
+                Err(e) => Err(e),
+            })
+        })?;
+        updated?;
         forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)
     }
 

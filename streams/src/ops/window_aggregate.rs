@@ -172,12 +172,14 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     }
 
     pub(crate) fn store(&self) -> Result<&StoreRef> {
-        self.store.as_ref().ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "window aggregation over {} used before init",
-                self.store_name
-            ))
-        })
+        self.store.as_ref().ok_or_else(|| self.not_initialized())
+    }
+
+    fn not_initialized(&self) -> Error {
+        Error::InvalidArgument(format!(
+            "window aggregation over {} used before init",
+            self.store_name
+        ))
     }
 
     /// Gets the store and, when updates go through its cache, listens to it.
@@ -255,14 +257,6 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         self.observed.saturating_sub(self.grace)
     }
 
-    /// The aggregate of `key` in the window starting at `start`.
-    pub(crate) fn fetch_one(&self, key: &[u8], start: i64) -> Result<Option<(VA, i64)>> {
-        let found = self.store()?.with_window(|s| s.fetch_one(key, start))?;
-        found
-            .map(|t| Ok((decode(&self.values, &t.value, self.what())?, t.timestamp)))
-            .transpose()
-    }
-
     /// `(window start, value)` of `key` for starts in `[from, to]`, ascending or
     /// (`reverse`) descending.
     pub(crate) fn fetch(
@@ -324,6 +318,63 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
                 reason,
             }),
         }
+    }
+
+    /// Folds the current record into its window's aggregate (the initializer's for a window
+    /// new to the store, at the record's timestamp, as Kafka's `newTimestamp =
+    /// record.timestamp()`), stores and forwards the result: the read and
+    /// [`WindowedCore::aggregate_into`] under one lock of the store (the initializer and
+    /// aggregator are pure, and nothing is forwarded before the put).
+    pub(crate) fn update(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+        window: Window,
+    ) -> Result<()> {
+        let ts = cur.record.timestamp;
+        let forward_old =
+            self.sending_old && !self.caching && self.emit == EmitStrategy::OnWindowUpdate;
+        let Some(store) = self.store.as_ref() else {
+            return Err(self.not_initialized());
+        };
+        let (values, what, value_buf) = (&self.values, self.what.as_str(), &mut self.value_buf);
+        let (initializer, aggregator) = (&self.initializer, &self.aggregator);
+        let updated = store.with_window(|s| {
+            let mut step = |found: Option<Timestamped>| -> Result<_> {
+                let (old, new_ts) = match found {
+                    Some(t) => (Some(decode(values, &t.value, what)?), ts.max(t.timestamp)),
+                    None => (initializer(), ts),
+                };
+                let (input, kept) = if forward_old {
+                    (old.clone(), old)
+                } else {
+                    (old, None)
+                };
+                let new = aggregator(&cur.record.key, &cur.record.value, input);
+                value_buf.clear();
+                values
+                    .serialize_into(&new, value_buf)
+                    .map_err(|reason| Error::Serde {
+                        context: what.to_string(),
+                        reason,
+                    })?;
+                let stored = Timestamped {
+                    value: compact_bytes(value_buf),
+                    timestamp: new_ts,
+                };
+                Ok((stored, kept, new, new_ts))
+            };
+            match step(s.fetch_one(&cur.key, window.start)?) {
+                Ok((stored, kept, new, new_ts)) => {
+                    s.put(&cur.key, Some(stored), window.start)?;
+                    Ok(Ok((kept, new, new_ts)))
+                }
+                Err(e) => Ok(Err(e)),
+            }
+        })?;
+        let (kept, new, new_ts) = updated?;
+        self.forward_flushed(ctx)?;
+        self.forward_update(ctx, cur, window, kept, new, new_ts)
     }
 
     /// Puts an aggregate (already encoded) and forwards what the cache released.
@@ -641,13 +692,22 @@ struct WindowsFor {
 impl WindowsFor {
     fn new(windows: TimeWindows, timestamp: i64) -> WindowsFor {
         let (size, advance) = (windows.size(), windows.advance());
-        // As `windows_for`: i128 so that timestamps near the i64 bounds cannot overflow.
-        let lowest = i128::from(timestamp) - i128::from(size) + i128::from(advance);
-        let step = i128::from(advance);
-        let first = if step > 0 {
-            i64::try_from(lowest.max(0) / step * step).ok()
-        } else {
-            None
+        let first = match timestamp
+            .checked_sub(size)
+            .and_then(|t| t.checked_add(advance))
+        {
+            // The usual case, in i64 (no overflow: the result lies in [0, lowest]).
+            Some(lowest) if advance > 0 => Some(lowest.max(0) / advance * advance),
+            // As `windows_for`: i128 near the i64 bounds.
+            _ => {
+                let lowest = i128::from(timestamp) - i128::from(size) + i128::from(advance);
+                let step = i128::from(advance);
+                if step > 0 {
+                    i64::try_from(lowest.max(0) / step * step).ok()
+                } else {
+                    None
+                }
+            }
         };
         WindowsFor {
             size,
@@ -721,13 +781,7 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
         }
         for (start, window) in record_windows {
             if window.end > close {
-                let old = match self.core.fetch_one(&cur.key, start)? {
-                    Some(found) => Some(found),
-                    None => (self.core.initializer)().map(|a| (a, ts)),
-                };
-                // A window new to the store starts from the initializer at the record's
-                // timestamp (Kafka: `newTimestamp = record.timestamp()`).
-                self.core.aggregate_into(ctx, &cur, window, old)?;
+                self.core.update(ctx, &cur, window)?;
             } else {
                 let reason = format!(
                     "window closed: window end {} <= stream time {} - grace {}",
