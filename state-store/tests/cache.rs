@@ -1,15 +1,18 @@
 //! The record cache: deduplication, forward order, old values, eviction within the budget,
 //! the disabled cache, and the write-buffer soft limit.
 
+mod common;
+
+use common::{commit, CountingSink};
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use freshet_state_store::{
-    CachingKvStore, ChangelogError, ChangelogPartition, ChangelogRecord, ChangelogSink,
-    KeyValueStore, KvIter, KvStore, MemoryBackend, ReadOnlyKeyValueView, StateStore, ThreadCache,
-    Timestamped, WriteBufferBudget,
+    CachingKvStore, KeyValueStore, KvIter, KvStore, MemoryBackend, ReadOnlyKeyValueView,
+    StateStore, ThreadCache, Timestamped, WriteBufferBudget,
 };
 use proptest::prelude::*;
 
@@ -75,28 +78,6 @@ fn collect(iter: KvIter<'_>) -> TestResult<Vec<(Vec<u8>, Value)>> {
         out.push((k.to_vec(), (v.value.to_vec(), v.timestamp)));
     }
     Ok(out)
-}
-
-/// A changelog sink that only counts offsets.
-#[derive(Debug, Default)]
-struct CountingSink(i64);
-
-impl ChangelogSink for CountingSink {
-    fn append(
-        &mut self,
-        _: &ChangelogPartition,
-        records: Vec<ChangelogRecord>,
-    ) -> Result<i64, ChangelogError> {
-        self.0 += records.len() as i64;
-        Ok(self.0 - 1)
-    }
-}
-
-fn commit<S: StateStore>(store: &mut S) -> TestResult {
-    store.send_changelog(&mut CountingSink::default())?;
-    store.committed();
-    store.apply()?;
-    Ok(())
 }
 
 #[test]

@@ -7,14 +7,18 @@
 //! one thread cache must give exactly the model's results: every read, every forward (with
 //! its old value, in order), the counted bytes, the number of entries and the counters.
 
+mod common;
+
+use common::CountingSink;
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use freshet_state_store::{
-    CacheStats, CachingKvStore, ChangelogError, ChangelogPartition, ChangelogRecord, ChangelogSink,
-    KeyValueStore, KvIter, KvStore, MemoryBackend, StateStore, ThreadCache, Timestamped,
+    CacheStats, CachingKvStore, KeyValueStore, KvIter, KvStore, MemoryBackend, StateStore,
+    ThreadCache, Timestamped,
 };
 use proptest::prelude::*;
 
@@ -343,21 +347,6 @@ impl Model {
 }
 
 // ---- the real thing ----
-
-/// A changelog sink that only counts offsets.
-#[derive(Debug, Default)]
-struct CountingSink(i64);
-
-impl ChangelogSink for CountingSink {
-    fn append(
-        &mut self,
-        _: &ChangelogPartition,
-        records: Vec<ChangelogRecord>,
-    ) -> Result<i64, ChangelogError> {
-        self.0 += records.len() as i64;
-        Ok(self.0 - 1)
-    }
-}
 
 fn collect(iter: KvIter<'_>) -> TestResult<Vec<(Vec<u8>, Value)>> {
     let mut out = Vec::new();

@@ -3,16 +3,19 @@
 //! dirty entry replaced): they must still be exactly the store's values before each
 //! write-down, across flushes, evictions, budget changes, commits and aborts.
 
+mod common;
+
+use common::commit;
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use freshet_state_store::{
-    CachingSessionStore, CachingWindowStore, ChangelogError, ChangelogPartition, ChangelogRecord,
-    ChangelogSink, MemoryBackend, SegmentedSessionStore, SegmentedWindowStore, SessionStore,
-    SessionStoreOptions, StateStore, ThreadCache, Timestamped, Window, WindowStore,
-    WindowStoreOptions, Windowed,
+    CachingSessionStore, CachingWindowStore, MemoryBackend, SegmentedSessionStore,
+    SegmentedWindowStore, SessionStore, SessionStoreOptions, StateStore, ThreadCache, Timestamped,
+    Window, WindowStore, WindowStoreOptions, Windowed,
 };
 use proptest::prelude::*;
 
@@ -59,28 +62,6 @@ fn take(seen: &Forwards) -> Vec<Fwd> {
     seen.lock()
         .map(|mut s| std::mem::take(&mut *s))
         .unwrap_or_default()
-}
-
-/// A changelog sink that only counts offsets.
-#[derive(Debug, Default)]
-struct CountingSink(i64);
-
-impl ChangelogSink for CountingSink {
-    fn append(
-        &mut self,
-        _: &ChangelogPartition,
-        records: Vec<ChangelogRecord>,
-    ) -> Result<i64, ChangelogError> {
-        self.0 += records.len() as i64;
-        Ok(self.0 - 1)
-    }
-}
-
-fn commit<S: StateStore>(store: &mut S) -> TestResult {
-    store.send_changelog(&mut CountingSink::default())?;
-    store.committed();
-    store.apply()?;
-    Ok(())
 }
 
 type Windows = CachingWindowStore<SegmentedWindowStore>;

@@ -2,14 +2,17 @@
 //! disabled cache forwards every put, and reads and forwards match the store without a
 //! cache under random puts, removes, flushes, commits and budgets.
 
+mod common;
+
+use common::commit;
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use freshet_state_store::{
-    CachingSessionStore, ChangelogError, ChangelogPartition, ChangelogRecord, ChangelogSink,
-    MemoryBackend, SegmentedSessionStore, SessionStore, SessionStoreOptions, StateStore,
+    CachingSessionStore, MemoryBackend, SegmentedSessionStore, SessionStore, SessionStoreOptions,
     ThreadCache, Timestamped, Window, Windowed, WindowedIter,
 };
 use proptest::prelude::*;
@@ -54,28 +57,6 @@ fn take(seen: &Forwards) -> Vec<Fwd> {
     seen.lock()
         .map(|mut s| std::mem::take(&mut *s))
         .unwrap_or_default()
-}
-
-/// A changelog sink that only counts offsets.
-#[derive(Debug, Default)]
-struct CountingSink(i64);
-
-impl ChangelogSink for CountingSink {
-    fn append(
-        &mut self,
-        _: &ChangelogPartition,
-        records: Vec<ChangelogRecord>,
-    ) -> Result<i64, ChangelogError> {
-        self.0 += records.len() as i64;
-        Ok(self.0 - 1)
-    }
-}
-
-fn commit<S: StateStore>(store: &mut S) -> TestResult {
-    store.send_changelog(&mut CountingSink::default())?;
-    store.committed();
-    store.apply()?;
-    Ok(())
 }
 
 /// Key, session start, session end, value, timestamp.

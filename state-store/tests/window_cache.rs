@@ -3,15 +3,18 @@
 //! through the cache, reads that merge cache and store in the store's order, and the
 //! disabled cache. Session stores: `session_cache.rs`.
 
+mod common;
+
+use common::{commit, CountingSink};
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use freshet_state_store::{
-    Backend, CachingKvStore, CachingSessionStore, CachingWindowStore, ChangelogError,
-    ChangelogPartition, ChangelogRecord, ChangelogSink, KeyValueStore, KvStore, MemoryBackend,
-    ReadOnlyWindowView, SegmentedSessionStore, SegmentedWindowStore, SessionStore,
+    Backend, CachingKvStore, CachingSessionStore, CachingWindowStore, KeyValueStore, KvStore,
+    MemoryBackend, ReadOnlyWindowView, SegmentedSessionStore, SegmentedWindowStore, SessionStore,
     SessionStoreOptions, StateStore, ThreadCache, Timestamped, Window, WindowStore,
     WindowStoreOptions, Windowed, WindowedIter,
 };
@@ -83,28 +86,6 @@ fn caching(
     let seen = Forwards::default();
     store.set_flush_listener(listener(&seen), send_old_values);
     Ok((store, seen))
-}
-
-/// A changelog sink that only counts offsets.
-#[derive(Debug, Default)]
-struct CountingSink(i64);
-
-impl ChangelogSink for CountingSink {
-    fn append(
-        &mut self,
-        _: &ChangelogPartition,
-        records: Vec<ChangelogRecord>,
-    ) -> Result<i64, ChangelogError> {
-        self.0 += records.len() as i64;
-        Ok(self.0 - 1)
-    }
-}
-
-fn commit<S: StateStore>(store: &mut S) -> TestResult {
-    store.send_changelog(&mut CountingSink::default())?;
-    store.committed();
-    store.apply()?;
-    Ok(())
 }
 
 /// Key, window start, window end, value, timestamp.

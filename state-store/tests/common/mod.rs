@@ -1,4 +1,4 @@
-//! An in-memory changelog for tests: records are committed when appended unless a
+//! Changelogs for tests: an in-memory one whose records are committed when appended unless a
 //! transaction is open, in which case they become visible at `commit` (and vanish at
 //! `abort`), like the log under exactly-once.
 #![allow(dead_code)]
@@ -7,8 +7,32 @@ use std::collections::HashMap;
 
 use freshet_state_store::{
     ChangelogBatch, ChangelogError, ChangelogPartition, ChangelogReader, ChangelogRecord,
-    ChangelogSink,
+    ChangelogSink, StateStore,
 };
+
+/// A changelog sink that only counts offsets (stores whose tests do not read the changelog
+/// back).
+#[derive(Debug, Default)]
+pub(crate) struct CountingSink(i64);
+
+impl ChangelogSink for CountingSink {
+    fn append(
+        &mut self,
+        _: &ChangelogPartition,
+        records: Vec<ChangelogRecord>,
+    ) -> Result<i64, ChangelogError> {
+        self.0 += records.len() as i64;
+        Ok(self.0 - 1)
+    }
+}
+
+/// A whole commit of `store` into a [`CountingSink`]: send, committed, apply.
+pub(crate) fn commit<S: StateStore>(store: &mut S) -> Result<(), Box<dyn std::error::Error>> {
+    store.send_changelog(&mut CountingSink::default())?;
+    store.committed();
+    store.apply()?;
+    Ok(())
+}
 
 /// One changelog partition: offsets are indexes; `None` entries are aborted records.
 #[derive(Debug, Default, Clone)]
