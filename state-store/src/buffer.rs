@@ -53,10 +53,11 @@
 //! # Ok::<(), Error>(())
 //! ```
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::backend::Backend;
 use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogRecord, ChangelogSink};
