@@ -345,25 +345,26 @@ impl Tree for SledTree {
         }
     }
     fn apply(&self, writes: &[Write], applied_offset: Option<i64>) -> Result<()> {
-        let chunks = writes.len().div_ceil(APPLY_CHUNK).max(1);
-        for (i, chunk) in writes
-            .chunks(APPLY_CHUNK)
-            .chain(writes.is_empty().then_some(&[][..]))
-            .enumerate()
-        {
-            let mut batch = sled::Batch::default();
-            for (k, v) in chunk {
-                match v {
-                    Some(v) => batch.insert(prefixed_ivec(k), v.as_ref()),
-                    None => batch.remove(prefixed_ivec(k)),
-                }
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for (k, v) in writes {
+            if in_batch == APPLY_CHUNK {
+                self.tree
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(|e| self.err(e))?;
+                in_batch = 0;
             }
-            if let (Some(o), true) = (applied_offset, i + 1 == chunks) {
-                batch.insert(vec![META_PREFIX], &o.to_be_bytes()[..]);
+            match v {
+                Some(v) => batch.insert(prefixed_ivec(k), v.as_ref()),
+                None => batch.remove(prefixed_ivec(k)),
             }
-            self.tree.apply_batch(batch).map_err(|e| self.err(e))?;
+            in_batch += 1;
         }
-        Ok(())
+        // The offset goes with the last chunk: it never claims writes not applied.
+        if let Some(o) = applied_offset {
+            batch.insert(vec![META_PREFIX], &o.to_be_bytes()[..]);
+        }
+        self.tree.apply_batch(batch).map_err(|e| self.err(e))
     }
     fn applied_offset(&self) -> Result<Option<i64>> {
         let v = self.tree.get([META_PREFIX]).map_err(|e| self.err(e))?;
@@ -395,5 +396,38 @@ fn map_bound(b: &Bound<Vec<u8>>) -> Bound<Bytes> {
         Bound::Included(k) => Bound::Included(Bytes::copy_from_slice(k)),
         Bound::Excluded(k) => Bound::Excluded(Bytes::copy_from_slice(k)),
         Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sled_apply_of_several_chunks_writes_everything_and_the_offset() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Corrupt {
+            store: "test".into(),
+            reason: e.to_string(),
+        })?;
+        let backend = SledBackend::open(dir.path(), 1 << 20)?;
+        let tree = backend.open_tree("t")?;
+        let n = APPLY_CHUNK * 3 + 7;
+        let key = |i: usize| Bytes::from((i as u32).to_be_bytes().to_vec());
+        let puts: Vec<Write> = (0..n).map(|i| (key(i), Some(key(i)))).collect();
+        tree.apply(&puts, Some(5))?;
+        // Deletes of every other key, the last chunk of the batch carrying the offset.
+        let deletes: Vec<Write> = (0..n).step_by(2).map(|i| (key(i), None)).collect();
+        tree.apply(&deletes, Some(9))?;
+        assert_eq!(tree.applied_offset()?, Some(9));
+        let left: Vec<Bytes> = tree
+            .range(Bound::Unbounded, Bound::Unbounded, false)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<Result<_>>()?;
+        let want: Vec<Bytes> = (0..n).filter(|i| i % 2 == 1).map(key).collect();
+        assert_eq!(left, want);
+        // An empty apply still records its offset.
+        tree.apply(&[], Some(11))?;
+        assert_eq!(tree.applied_offset()?, Some(11));
+        Ok(())
     }
 }
