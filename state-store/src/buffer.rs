@@ -62,11 +62,8 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use crate::backend::Backend;
 use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogRecord, ChangelogSink};
 use crate::error::{show_key, Error, Result};
-use crate::layers::{RestoreStats, Timestamped};
+use crate::layers::{RestoreStats, Timestamped, RESTORE_BATCH_RECORDS};
 use crate::store::StateStore;
-
-/// Changelog records restore asks for per read.
-const RESTORE_BATCH_RECORDS: usize = 50_000;
 
 /// An entry of the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]

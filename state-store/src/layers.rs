@@ -119,7 +119,7 @@ pub(crate) trait Router {
 }
 
 /// Changelog records restore reads, and writes to the backend, per batch.
-const RESTORE_BATCH_RECORDS: usize = 50_000;
+pub(crate) const RESTORE_BATCH_RECORDS: usize = 50_000;
 
 /// One tree's writes in a restore batch.
 struct RestoreGroup {
