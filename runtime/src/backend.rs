@@ -6,13 +6,15 @@ use std::fmt;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use freshet_state_store::{Backend, Result, Tree, TreeIter, Write};
+use freshet_state_store::{Applies, Backend, Result, Tree, TreeIter, Write};
 
 /// A task's view of the instance's backend: trees named `<task id>/<name>`.
 #[derive(Clone)]
 pub(crate) struct TaskBackend {
     inner: Arc<dyn Backend>,
     prefix: String,
+    /// Where the task's stores register background applies (`None`: they apply inline).
+    applies: Option<Arc<Applies>>,
 }
 
 impl fmt::Debug for TaskBackend {
@@ -29,7 +31,15 @@ impl TaskBackend {
         TaskBackend {
             inner,
             prefix: format!("{task}/"),
+            applies: None,
         }
+    }
+
+    /// Lets the task's stores apply their commits in the background, registered in
+    /// `applies` (a stream thread's, which waits for them when sled must be current).
+    pub(crate) fn with_applies(mut self, applies: Arc<Applies>) -> TaskBackend {
+        self.applies = Some(applies);
+        self
     }
 }
 
@@ -54,6 +64,9 @@ impl Backend for TaskBackend {
     }
     fn is_persistent(&self) -> bool {
         self.inner.is_persistent()
+    }
+    fn applies(&self) -> Option<Arc<Applies>> {
+        self.applies.clone()
     }
 }
 

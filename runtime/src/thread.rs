@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use freshet_log::{Broker, FetchOptions, FetchPosition, Isolation};
-use freshet_state_store::{changelog_topic, Backend, ThreadCache};
+use freshet_state_store::{changelog_topic, Applies, Backend, ThreadCache};
 use freshet_streams::{
     GlobalStores, OffsetReset, RawRecord, RawRecords, StreamTimes, Task, TaskConfig, TaskEnv,
     TaskId, TaskMetrics, Topology,
@@ -239,6 +239,7 @@ pub(crate) fn spawn<B: Broker>(
             pending_since: None,
             unapplied: false,
             unapplied_bytes: 0,
+            applies: Applies::new(),
             last_apply: Instant::now(),
             last_commit: Instant::now(),
             last_purge: Instant::now(),
@@ -314,6 +315,8 @@ struct StreamThread<B: Broker> {
     /// Upper bound of the bytes in the overlays (the write buffers' bytes at each commit
     /// since the last apply).
     unapplied_bytes: usize,
+    /// The stores' applies running in the background (see `apply_stores`).
+    applies: Arc<Applies>,
     last_apply: Instant,
     last_commit: Instant,
     last_purge: Instant,
@@ -381,7 +384,9 @@ impl<B: Broker> StreamThread<B> {
         let partitions = shared.partitions.clone();
         self.wait_for_stable_changelogs(id)?;
         let env = TaskEnv {
-            backend: Arc::new(TaskBackend::new(shared.backend.clone(), &name)),
+            backend: Arc::new(
+                TaskBackend::new(shared.backend.clone(), &name).with_applies(self.applies.clone()),
+            ),
             cache: self.cache.clone(),
             config: TaskConfig {
                 application_id: config.application_id().to_string(),
@@ -880,7 +885,7 @@ impl<B: Broker> StreamThread<B> {
             self.dirty = true;
             self.commit()?;
         }
-        self.apply_stores()?;
+        self.apply_stores(true)?;
         self.purge();
         // Publishes the metrics with the lag after the final commit.
         self.measure_lag_if_stale(true);

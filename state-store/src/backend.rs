@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::RwLock;
 
+use crate::applies::Applies;
 use crate::error::{Error, Result};
 
 /// A key and its new stored bytes (`None` deletes it).
@@ -31,6 +32,12 @@ pub trait Backend: Send + Sync + Debug {
     fn tree_names(&self) -> Result<Vec<String>>;
     /// Whether the backend keeps state across restarts (sled does, memory does not).
     fn is_persistent(&self) -> bool;
+    /// Where stores register the applies they run in the background (see
+    /// [`Applies`]); `None`, the default, makes stores apply inline, so that `apply`
+    /// returns with the writes in the backend. The runtime opts in for its tasks' stores.
+    fn applies(&self) -> Option<Arc<Applies>> {
+        None
+    }
 }
 
 /// One ordered tree of byte keys and values.

@@ -48,6 +48,15 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A store's committed writes failed to reach the backend in the background (the
+    /// store is poisoned; restarting from committed state replays them).
+    #[error("store '{store}': background apply failed: {reason}")]
+    Background {
+        /// The store.
+        store: String,
+        /// The failure.
+        reason: String,
+    },
     /// Stored bytes are not what this crate writes.
     #[error("store '{store}': corrupt entry: {reason}")]
     Corrupt {

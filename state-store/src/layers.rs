@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::applies::Applies;
 use crate::backend::{Backend, Tree, TreeIter, Write};
 use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogRecord, ChangelogSink};
 use crate::error::{Error, Result};
@@ -149,16 +150,33 @@ struct TreeLayers {
     buffer: Layer,
     pending: Layer,
     overlay: Layer,
+    /// The overlay of the last apply while a background thread writes it to the backend
+    /// (reads cannot know how far it got).
+    applying: Arc<Layer>,
 }
 
 impl TreeLayers {
+    fn new(tree: Arc<dyn Tree>) -> TreeLayers {
+        TreeLayers {
+            tree,
+            buffer: Layer::new(),
+            pending: Layer::new(),
+            overlay: Layer::new(),
+            applying: Arc::default(),
+        }
+    }
+
     fn lookup(&self, key: &[u8]) -> Option<&Option<Timestamped>> {
         self.buffer
             .get(key)
             .or_else(|| self.pending.get(key))
             .or_else(|| self.overlay.get(key))
+            .or_else(|| self.applying.get(key))
     }
 }
+
+/// One tree's part of an apply.
+type Batch = (Arc<dyn Tree>, Arc<Layer>);
 
 /// The layers of one store (one or several trees).
 #[derive(Debug)]
@@ -172,6 +190,12 @@ pub(crate) struct Layers {
     pending_offset: Option<i64>,
     overlay_offset: Option<i64>,
     poisoned: bool,
+    /// Where background applies register (`None`: apply inline).
+    applies: Option<Arc<Applies>>,
+    /// The apply running in the background, if any.
+    job: Option<std::thread::JoinHandle<Result<()>>>,
+    /// The changelog offset the `applying` layers reach.
+    applying_offset: Option<i64>,
 }
 
 impl Layers {
@@ -181,6 +205,7 @@ impl Layers {
         changelog: Option<ChangelogPartition>,
     ) -> Result<Layers> {
         let meta = backend.open_tree(META_TREE)?;
+        let applies = backend.applies();
         Ok(Layers {
             store: store.to_string(),
             backend,
@@ -191,21 +216,16 @@ impl Layers {
             pending_offset: None,
             overlay_offset: None,
             poisoned: false,
+            applies,
+            job: None,
+            applying_offset: None,
         })
     }
 
     fn layers(&mut self, tree: &str) -> Result<&mut TreeLayers> {
         if !self.trees.contains_key(tree) {
             let t = self.backend.open_tree(tree)?;
-            self.trees.insert(
-                tree.to_string(),
-                TreeLayers {
-                    tree: t,
-                    buffer: Layer::new(),
-                    pending: Layer::new(),
-                    overlay: Layer::new(),
-                },
-            );
+            self.trees.insert(tree.to_string(), TreeLayers::new(t));
         }
         self.trees.get_mut(tree).ok_or_else(|| Error::Corrupt {
             store: self.store.clone(),
@@ -278,7 +298,7 @@ impl Layers {
         let bounds = (own(from), own(to));
         let mut mem = Layer::new();
         if !empty(&bounds) {
-            for layer in [&t.overlay, &t.pending, &t.buffer] {
+            for layer in [&*t.applying, &t.overlay, &t.pending, &t.buffer] {
                 for (k, v) in layer.range::<Bytes, _>((bounds.0.clone(), bounds.1.clone())) {
                     mem.insert(k.clone(), v.clone());
                 }
@@ -312,6 +332,8 @@ impl Layers {
 
     /// Deletes a tree with everything in it, in every layer (window retention).
     pub(crate) fn drop_tree(&mut self, tree: &str) -> Result<()> {
+        // A background apply may still be writing to it.
+        self.join()?;
         self.trees.remove(tree);
         self.backend.drop_tree(tree)?;
         Ok(())
@@ -372,6 +394,11 @@ impl Layers {
         if let Some(o) = self.pending_offset.take() {
             self.overlay_offset = Some(o);
         }
+        // Frees the last apply's layer as soon as it is done (a failure waits for the next
+        // call that joins).
+        if self.job.as_ref().is_some_and(|j| j.is_finished()) {
+            let _ = self.join();
+        }
     }
 
     /// The transaction failed: uncommitted and sent-but-uncommitted writes are dropped.
@@ -386,10 +413,84 @@ impl Layers {
 
     /// Commit step 4: one backend batch per tree with that tree's changelog offset, then the
     /// store's applied offset.
+    ///
+    /// With a backend that takes background applies (sled), the batches are written by a
+    /// thread of their own while the caller goes on; the overlay stays readable as the
+    /// `applying` layer until then. The next apply, a tree drop, a restore and dropping the
+    /// store wait for it; [`Applies::settle`] waits for all of a backend's.
     pub(crate) fn apply(&mut self) -> Result<()> {
-        let offset = self.overlay_offset;
-        let result = self.apply_inner(offset).map_err(|e| self.named(e));
+        self.join()?;
+        // The overlays become the `applying` layers, readable until the backend has them.
+        let mut batches: Vec<Batch> = Vec::new();
+        for t in self.trees.values_mut() {
+            if !t.overlay.is_empty() {
+                t.applying = Arc::new(std::mem::take(&mut t.overlay));
+                batches.push((t.tree.clone(), t.applying.clone()));
+            }
+        }
+        self.applying_offset = self.overlay_offset.take();
+        let applied = self.applying_offset.map(|o| (self.meta_key("applied"), o));
+        if batches.is_empty() && applied.is_none() {
+            return Ok(());
+        }
+        if let Some(applies) = &self.applies {
+            let (store, meta, running) = (self.store.clone(), self.meta.clone(), applies.start());
+            let (batches, applied) = (batches.clone(), applied.clone());
+            let spawned = std::thread::Builder::new()
+                .name("freshet-apply".into())
+                .spawn(move || {
+                    let result = apply_batches(&store, &batches, &*meta, applied);
+                    if let Err(e) = &result {
+                        running.failed(&store, e);
+                    }
+                    result
+                });
+            match spawned {
+                Ok(handle) => {
+                    self.job = Some(handle);
+                    return Ok(());
+                }
+                // Nothing ran: the batches are applied here instead.
+                Err(e) => {
+                    tracing::warn!(store = %self.store, error = %e, "cannot start a background apply; applying inline")
+                }
+            }
+        }
+        let result = apply_batches(&self.store, &batches, &*self.meta, applied);
+        drop(batches);
+        self.finish(result)
+    }
+
+    /// Waits for the background apply, if any, and finishes it.
+    fn join(&mut self) -> Result<()> {
+        let Some(job) = self.job.take() else {
+            return Ok(());
+        };
+        let result = job.join().unwrap_or_else(|_| {
+            Err(Error::Background {
+                store: self.store.clone(),
+                reason: "the apply thread panicked".into(),
+            })
+        });
+        self.finish(result)
+    }
+
+    /// After an apply: the backend has the `applying` layers, which go. If it failed they
+    /// go back under the overlay (reads still serve committed state: it is in the
+    /// changelog) and the store is poisoned.
+    fn finish(&mut self, result: Result<()>) -> Result<()> {
+        let offset = self.applying_offset.take();
+        for t in self.trees.values_mut() {
+            let applying = std::mem::take(&mut t.applying);
+            if result.is_err() && !applying.is_empty() {
+                let mut older =
+                    Arc::try_unwrap(applying).unwrap_or_else(|shared| (*shared).clone());
+                merge_newer(&mut older, std::mem::take(&mut t.overlay));
+                t.overlay = older;
+            }
+        }
         if result.is_err() {
+            self.overlay_offset = self.overlay_offset.or(offset);
             self.poisoned = true;
         }
         result
@@ -397,39 +498,7 @@ impl Layers {
 
     /// Errors of the meta tree, which every store shares, name this store instead.
     fn named(&self, e: Error) -> Error {
-        match e {
-            Error::Sled { store, source } if store == META_TREE => Error::Sled {
-                store: self.store.clone(),
-                source,
-            },
-            Error::Corrupt { store, reason } if store == META_TREE => Error::Corrupt {
-                store: self.store.clone(),
-                reason,
-            },
-            e => e,
-        }
-    }
-
-    fn apply_inner(&mut self, offset: Option<i64>) -> Result<()> {
-        for t in self.trees.values_mut() {
-            if t.overlay.is_empty() {
-                continue;
-            }
-            let writes = encode_all(&t.overlay);
-            t.tree.apply(&writes, offset)?;
-            t.overlay.clear();
-        }
-        if let Some(o) = offset {
-            self.meta.apply(
-                &[(
-                    self.meta_key("applied"),
-                    Some(Bytes::copy_from_slice(&o.to_be_bytes())),
-                )],
-                None,
-            )?;
-        }
-        self.overlay_offset = None;
-        Ok(())
+        named(&self.store, e)
     }
 
     /// A value this store keeps in the meta tree under `what` (window and session stores
@@ -482,6 +551,7 @@ impl Layers {
         reader: &mut dyn ChangelogReader,
         router: &dyn Router,
     ) -> Result<RestoreStats> {
+        self.join()?;
         let result = self
             .restore_inner(reader, router)
             .map_err(|e| self.named(e));
@@ -649,6 +719,54 @@ impl Layers {
         tracing::info!(store = %self.store, from, to = stable, applied = stats.records_applied, skipped = stats.records_skipped, wiped, "restored");
         Ok(stats)
     }
+}
+
+impl Drop for Layers {
+    fn drop(&mut self) {
+        // The store's trees must not be written after it is gone (a reopened store reads
+        // them); a failure only means a longer replay at the next restore.
+        if let Err(e) = self.join() {
+            tracing::warn!(store = %self.store, error = %e, "a background apply failed; the next restore replays its writes");
+        }
+    }
+}
+
+/// Errors of the meta tree, which every store shares, name `store` instead.
+fn named(store: &str, e: Error) -> Error {
+    match e {
+        Error::Sled { store: s, source } if s == META_TREE => Error::Sled {
+            store: store.to_string(),
+            source,
+        },
+        Error::Corrupt { store: s, reason } if s == META_TREE => Error::Corrupt {
+            store: store.to_string(),
+            reason,
+        },
+        e => e,
+    }
+}
+
+/// Writes an apply's batches, one per tree with the changelog offset, then the store's
+/// applied offset (`applied`: its meta key and the offset).
+fn apply_batches(
+    store: &str,
+    batches: &[Batch],
+    meta: &dyn Tree,
+    applied: Option<(Bytes, i64)>,
+) -> Result<()> {
+    let offset = applied.as_ref().map(|(_, o)| *o);
+    for (tree, layer) in batches {
+        tree.apply(&encode_all(layer), offset)
+            .map_err(|e| named(store, e))?;
+    }
+    if let Some((key, o)) = applied {
+        meta.apply(
+            &[(key, Some(Bytes::copy_from_slice(&o.to_be_bytes())))],
+            None,
+        )
+        .map_err(|e| named(store, e))?;
+    }
+    Ok(())
 }
 
 /// The key of `store`'s meta entry `what` in [`META_TREE`] (read-only views read the stream

@@ -14,6 +14,7 @@
 //! This crate does not depend on the log: the runtime implements [`ChangelogSink`] and
 //! [`ChangelogReader`] over it.
 
+mod applies;
 mod backend;
 mod buffer;
 mod cache;
@@ -29,6 +30,7 @@ mod typed;
 mod view;
 mod window;
 
+pub use crate::applies::Applies;
 pub use crate::backend::{Backend, MemoryBackend, SledBackend, Tree, TreeIter, Write};
 pub use crate::buffer::{BufferState, BufferStore, BufferedRecord};
 pub use crate::cache::{

@@ -1,5 +1,6 @@
 //! Model test of the key-value store: random operations — writes, reads, scans, commits,
-//! aborts and restarts — on the memory and the sled backend, checked after every step
+//! aborts and restarts — on the memory and the sled backend (with applies inline, and in
+//! the background as the runtime runs them: reads meanwhile), checked after every step
 //! against a `BTreeMap` of committed state and one of committed plus uncommitted state.
 //!
 //! Keys come from a tiny alphabet with `0x00` and `0xff`, so keys are often prefixes of each
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::MemChangelog;
 use freshet_state_store::{
-    Backend, ChangelogPartition, KeyValueStore, KvStore, MemoryBackend, SledBackend, StateStore,
-    Timestamped,
+    Applies, Backend, ChangelogPartition, KeyValueStore, KvStore, MemoryBackend, SledBackend,
+    StateStore, Timestamped, Tree,
 };
 use proptest::prelude::*;
 
@@ -84,6 +85,33 @@ fn op() -> impl Strategy<Value = Op> {
 enum Kind {
     Memory,
     Sled,
+    /// sled, the store's applies running on a thread of their own.
+    SledBackground,
+}
+
+/// sled offering background applies, registered in `applies`.
+#[derive(Debug)]
+struct Background {
+    inner: SledBackend,
+    applies: Arc<Applies>,
+}
+
+impl Backend for Background {
+    fn open_tree(&self, name: &str) -> freshet_state_store::Result<Arc<dyn Tree>> {
+        self.inner.open_tree(name)
+    }
+    fn drop_tree(&self, name: &str) -> freshet_state_store::Result<bool> {
+        self.inner.drop_tree(name)
+    }
+    fn tree_names(&self) -> freshet_state_store::Result<Vec<String>> {
+        self.inner.tree_names()
+    }
+    fn is_persistent(&self) -> bool {
+        true
+    }
+    fn applies(&self) -> Option<Arc<Applies>> {
+        Some(self.applies.clone())
+    }
 }
 
 fn changelog() -> Option<ChangelogPartition> {
@@ -93,10 +121,14 @@ fn changelog() -> Option<ChangelogPartition> {
     })
 }
 
-fn open_backend(kind: Kind, dir: &Path) -> TestResult<Arc<dyn Backend>> {
+fn open_backend(kind: Kind, dir: &Path, applies: &Arc<Applies>) -> TestResult<Arc<dyn Backend>> {
     Ok(match kind {
         Kind::Memory => Arc::new(MemoryBackend::new()),
         Kind::Sled => Arc::new(SledBackend::open(dir, 1 << 20)?),
+        Kind::SledBackground => Arc::new(Background {
+            inner: SledBackend::open(dir, 1 << 20)?,
+            applies: applies.clone(),
+        }),
     })
 }
 
@@ -166,8 +198,13 @@ impl Model {
 
 fn run(kind: Kind, ops: &[Op]) -> TestResult {
     let dir = tempfile::tempdir()?;
+    let applies = Applies::new();
     let mut log = MemChangelog::new();
-    let mut store = KvStore::open("model", open_backend(kind, dir.path())?, changelog())?;
+    let mut store = KvStore::open(
+        "model",
+        open_backend(kind, dir.path(), &applies)?,
+        changelog(),
+    )?;
     store.restore(&mut log)?;
     let mut m = Model::default();
     for (step, op) in ops.iter().enumerate() {
@@ -260,12 +297,17 @@ fn run(kind: Kind, ops: &[Op]) -> TestResult {
                         m.store_has_applied_offset = true;
                     }
                     m.unapplied_records = 0;
-                    check(
-                        step,
-                        op,
-                        store.approximate_num_entries(),
-                        m.committed.len() as u64,
-                    )?;
+                    // The backend's count once the apply is done; every other time a
+                    // background apply is left running and the next steps read meanwhile.
+                    if !matches!(kind, Kind::SledBackground) || step % 2 == 0 {
+                        applies.settle()?;
+                        check(
+                            step,
+                            op,
+                            store.approximate_num_entries(),
+                            m.committed.len() as u64,
+                        )?;
+                    }
                 }
                 check(step, op, store.write_buffer_bytes(), 0)?;
             }
@@ -283,12 +325,12 @@ fn run(kind: Kind, ops: &[Op]) -> TestResult {
             }
             Op::Restart => {
                 drop(store);
-                let backend = open_backend(kind, dir.path())?;
+                let backend = open_backend(kind, dir.path(), &applies)?;
                 store = KvStore::open("model", backend, changelog())?;
                 let stats = store.restore(&mut log)?;
                 let wiped = match kind {
                     Kind::Memory => true,
-                    Kind::Sled => !m.store_has_applied_offset,
+                    Kind::Sled | Kind::SledBackground => !m.store_has_applied_offset,
                 };
                 check(step, op, stats.wiped, wiped)?;
                 let replayed = if wiped {
@@ -320,7 +362,11 @@ fn run(kind: Kind, ops: &[Op]) -> TestResult {
     store.committed();
     store.apply()?;
     drop(store);
-    let mut store = KvStore::open("model", open_backend(kind, dir.path())?, changelog())?;
+    let mut store = KvStore::open(
+        "model",
+        open_backend(kind, dir.path(), &applies)?,
+        changelog(),
+    )?;
     store.restore(&mut log)?;
     let got = collect(store.all()?)?;
     let want: Vec<(Key, Value)> = m.current.into_iter().collect();
@@ -356,15 +402,27 @@ proptest! {
     ) {
         run(Kind::Sled, &ops).map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
+
+    #[test]
+    fn kv_store_on_sled_with_background_applies_matches_a_btreemap_model(
+        ops in prop::collection::vec(op(), 1..80)
+    ) {
+        run(Kind::SledBackground, &ops).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    }
 }
 
 /// The edge the generator may miss: a prefix of only `0xff` bytes has no upper bound.
 #[test]
 fn prefix_scan_of_all_ff_bytes_reaches_the_last_key() -> TestResult {
-    for kind in [Kind::Memory, Kind::Sled] {
+    for kind in [Kind::Memory, Kind::Sled, Kind::SledBackground] {
         let dir = tempfile::tempdir()?;
+        let applies = Applies::new();
         let mut log = MemChangelog::new();
-        let mut store = KvStore::open("edge", open_backend(kind, dir.path())?, changelog())?;
+        let mut store = KvStore::open(
+            "edge",
+            open_backend(kind, dir.path(), &applies)?,
+            changelog(),
+        )?;
         let keys: [&[u8]; 6] = [
             b"\xfe",
             b"\xfe\xff",

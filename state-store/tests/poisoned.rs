@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::MemChangelog;
 use freshet_state_store::{
-    Backend, ChangelogPartition, Error, KeyValueStore, KvStore, MemoryBackend, SledBackend,
-    StateStore, Timestamped, Tree, TreeIter, Write,
+    Applies, Backend, ChangelogPartition, Error, KeyValueStore, KvStore, MemoryBackend,
+    SledBackend, StateStore, Timestamped, Tree, TreeIter, Write,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -24,6 +24,8 @@ struct FailingBackend {
     inner: Arc<dyn Backend>,
     applies: Arc<AtomicUsize>,
     fail_at: Arc<AtomicUsize>,
+    /// Offered to stores for background applies (as the runtime's task backends do).
+    background: Option<Arc<Applies>>,
 }
 
 impl FailingBackend {
@@ -32,6 +34,17 @@ impl FailingBackend {
             inner,
             applies: Arc::new(AtomicUsize::new(0)),
             fail_at: Arc::new(AtomicUsize::new(0)),
+            background: None,
+        })
+    }
+
+    /// A failing backend whose stores apply in the background, registered in `applies`.
+    fn background(inner: Arc<dyn Backend>, applies: Arc<Applies>) -> Arc<FailingBackend> {
+        Arc::new(FailingBackend {
+            inner,
+            applies: Arc::new(AtomicUsize::new(0)),
+            fail_at: Arc::new(AtomicUsize::new(0)),
+            background: Some(applies),
         })
     }
 
@@ -58,6 +71,9 @@ impl Backend for FailingBackend {
     }
     fn is_persistent(&self) -> bool {
         self.inner.is_persistent()
+    }
+    fn applies(&self) -> Option<Arc<Applies>> {
+        self.background.clone()
     }
 }
 
@@ -141,6 +157,38 @@ fn assert_poisoned(result: Result<impl std::fmt::Debug, Error>, what: &str) {
         }
         other => panic!("{what}: expected Poisoned, got {other:?}"),
     }
+}
+
+#[test]
+fn a_failed_background_apply_is_reported_by_settle_and_by_the_next_apply() -> TestResult {
+    let applies = Applies::new();
+    let backend = FailingBackend::background(Arc::new(MemoryBackend::new()), applies.clone());
+    let mut log = MemChangelog::new();
+    let mut store = KvStore::open("counts", backend.clone(), cl())?;
+    store.restore(&mut log)?;
+    store.put(Bytes::from("a"), v("1"))?;
+    commit(&mut store, &mut log)?;
+    applies.settle()?;
+
+    store.put(Bytes::from("b"), v("2"))?;
+    backend.fail_in(1);
+    // The apply runs on another thread: the commit returns before it fails.
+    commit(&mut store, &mut log)?;
+    let err = applies.settle().expect_err("the background apply failed");
+    assert!(
+        matches!(&err, Error::Background { store, reason }
+            if store == "counts" && reason.contains("no space left on device")),
+        "{err:?}"
+    );
+    assert!(applies.settle().is_ok(), "a failure is reported once");
+    // The store learns it at its next apply, and is poisoned from then on.
+    let err = store.apply().expect_err("the failure reaches the store");
+    assert!(matches!(err, Error::Sled { .. }), "{err:?}");
+    assert_poisoned(store.put(Bytes::from("c"), v("3")), "put");
+    // Committed state is still served, the commit that failed to apply included.
+    assert_eq!(value_of(&mut store, b"a")?, Some(Bytes::from("1")));
+    assert_eq!(value_of(&mut store, b"b")?, Some(Bytes::from("2")));
+    Ok(())
 }
 
 #[test]

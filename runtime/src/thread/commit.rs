@@ -410,13 +410,14 @@ impl<B: Broker> StreamThread<B> {
         self.unapplied_bytes = self.unapplied_bytes.saturating_add(committing);
         // Step 4: only now does committed data reach sled, each tree with its offset —
         // under exactly-once at most every APPLY_INTERVAL (see there), so that a key
-        // updated by many commits is written to sled once.
+        // updated by many commits is written to sled once, and in the background: the
+        // thread goes on processing while sled takes the writes (reads see them meanwhile).
         let apply_now = !self.exactly_once()
             || self.stopping()
             || self.last_apply.elapsed() >= APPLY_INTERVAL
             || self.unapplied_bytes >= self.shared.config.write_buffer_max_bytes();
         let applied = if apply_now {
-            self.apply_stores()
+            self.apply_stores(!self.exactly_once() || self.stopping())
         } else {
             Ok(())
         };
@@ -456,30 +457,36 @@ impl<B: Broker> StreamThread<B> {
     }
 
     /// Commit step 4 for every committed write not applied yet: one sled batch per store
-    /// tree with its changelog offset.
-    pub(super) fn apply_stores(&mut self) -> Result<()> {
-        if !self.unapplied {
-            return Ok(());
-        }
+    /// tree with its changelog offset. The stores write them in the background; with
+    /// `wait`, this returns once every apply of the thread is done (sled is current for
+    /// interactive queries and for whoever reads the state directory next).
+    pub(super) fn apply_stores(&mut self, wait: bool) -> Result<()> {
         let mut failed = None;
-        for t in &mut self.tasks {
-            if let Err(source) = t.task.stores(|s| s.apply()) {
-                failed = Some(Error::Task {
-                    task: t.id.to_string(),
-                    source,
-                });
+        if self.unapplied {
+            for t in &mut self.tasks {
+                if let Err(source) = t.task.stores(|s| s.apply()) {
+                    failed = Some(Error::Task {
+                        task: t.id.to_string(),
+                        source,
+                    });
+                }
+            }
+            self.unapplied = false;
+            self.unapplied_bytes = 0;
+            self.last_apply = Instant::now();
+        }
+        if wait {
+            if let Err(e) = self.applies.settle() {
+                failed.get_or_insert(Error::Store(e));
             }
         }
-        self.unapplied = false;
-        self.unapplied_bytes = 0;
-        self.last_apply = Instant::now();
         failed.map_or(Ok(()), Err)
     }
 
     /// [`apply_stores`](Self::apply_stores) outside a commit; a failure restarts the
     /// thread's tasks from committed state, as a failed apply in a commit does.
     pub(super) fn apply_deferred(&mut self) -> Result<()> {
-        let Err(e) = self.apply_stores() else {
+        let Err(e) = self.apply_stores(true) else {
             return Ok(());
         };
         tracing::warn!(thread = self.index, error = %e, "applying committed writes to the stores failed; restarting the thread's tasks from committed state");
