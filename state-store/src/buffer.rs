@@ -56,7 +56,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::backend::Backend;
@@ -325,16 +325,22 @@ impl StateStore for BufferStore {
         if keys.is_empty() {
             return Ok(0);
         }
+        // The values (buffer time + entry) are slices of one buffer, not an allocation each.
+        let size = keys
+            .iter()
+            .filter_map(|k| self.entries.get(k))
+            .map(|(_, v)| 8 + v.value.len())
+            .sum();
+        let mut values = BytesMut::with_capacity(size);
         let records: Vec<ChangelogRecord> = keys
             .into_iter()
             .map(|key| match self.entries.get(&key) {
                 Some((time, v)) => {
-                    let mut value = Vec::with_capacity(8 + v.value.len());
-                    value.extend_from_slice(&time.to_be_bytes());
-                    value.extend_from_slice(&v.value);
+                    values.extend_from_slice(&time.to_be_bytes());
+                    values.extend_from_slice(&v.value);
                     ChangelogRecord {
                         key,
-                        value: Some(Bytes::from(value)),
+                        value: Some(values.split().freeze()),
                         timestamp: v.timestamp,
                     }
                 }
