@@ -13,7 +13,7 @@ use crate::dsl::builder::StreamsBuilder;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::options::{Grouped, Produced, Repartitioned};
 use crate::ops::sink::{SinkNode, SinkTarget};
-use crate::ops::stateless::stateless;
+use crate::ops::stateless::{pass, stateless};
 use crate::partitioner::StreamPartitioner;
 use crate::processor::{Processor, ProcessorNode};
 use crate::record::Record;
@@ -145,13 +145,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> KStream<'b, K, V> {
-        let f = stateless(move |ctx, r: Record<K, V>| {
-            if predicate(&r.key, &r.value) {
-                ctx.forward(r)
-            } else {
-                Ok(())
-            }
-        });
+        let f = pass(predicate);
         self.add_node(
             "KSTREAM-FILTER-",
             f,
@@ -178,13 +172,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         &self,
         predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> KStream<'b, K, V> {
-        let f = stateless(move |ctx, r: Record<K, V>| {
-            if predicate(&r.key, &r.value) {
-                Ok(())
-            } else {
-                ctx.forward(r)
-            }
-        });
+        let f = pass(move |k: &K, v: &V| !predicate(k, v));
         self.add_node(
             "KSTREAM-FILTER-",
             f,
@@ -378,9 +366,9 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
     /// # Ok::<(), freshet_streams::Error>(())
     /// ```
     pub fn peek(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<'b, K, V> {
-        let f = stateless(move |ctx, r: Record<K, V>| {
-            action(&r.key, &r.value);
-            ctx.forward(r)
+        let f = pass(move |k: &K, v: &V| {
+            action(k, v);
+            true
         });
         self.add_node(
             "KSTREAM-PEEK-",
@@ -429,7 +417,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
     /// # Ok::<(), freshet_streams::Error>(())
     /// ```
     pub fn merge(&self, other: &KStream<'b, K, V>) -> KStream<'b, K, V> {
-        let f = stateless(|ctx, r: Record<K, V>| ctx.forward(r));
+        let f = pass(|_: &K, _: &V| true);
         let node = {
             let mut g = self.builder.graph.borrow_mut();
             let name = g.name_or(None, "KSTREAM-MERGE-");
@@ -805,13 +793,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         // Null keys are dropped before the sink (Kafka's repartition filter); asking the serde
         // costs no serialization for the built-in ones, the sink encodes the key once.
         let null_keys = keys.clone();
-        let filter = stateless(move |ctx, r: Record<K, V>| {
-            if null_keys.is_null(&r.key) {
-                Ok(())
-            } else {
-                ctx.forward(r)
-            }
-        });
+        let filter = pass(move |k: &K, _: &V| !null_keys.is_null(k));
         let filter = g.add(filter_name, NodeKind::Processor, &[self.node], filter);
         let internal = TopicName::Internal(topic.clone());
         let sink = SinkNode::new(

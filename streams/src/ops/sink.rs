@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::partitioner::{partition_for_key, StreamPartitioner};
 use crate::record::Record;
 use crate::serde::SerdeRef;
-use crate::task::node::{take_input, Data, Node, NodeContext};
+use crate::task::node::{input_ref, Data, Node, NodeContext};
 use crate::task::outputs::OutputTopic;
 use crate::topology::TopicName;
 
@@ -96,7 +96,8 @@ impl<K: Data, V: Data> SinkNode<K, V> {
 
 impl<K: Data, V: Data> Node for SinkNode<K, V> {
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
-        let r = take_input::<K, V>(ctx, record)?;
+        // Read where it is: only the headers are taken, into the output.
+        let r = input_ref::<K, V>(ctx, record)?;
         // Kafka's `SinkNode`: a record with a negative timestamp cannot be written.
         if r.timestamp < 0 {
             return Err(Error::Processing {
@@ -107,7 +108,7 @@ impl<K: Data, V: Data> Node for SinkNode<K, V> {
                 ),
             });
         }
-        let (topic, count) = self.topic(ctx, &r);
+        let (topic, count) = self.topic(ctx, r);
         // Key and value are serialized straight into the task's output buffer.
         let outputs = &mut ctx.core.outputs;
         let mut pending = outputs.begin();
@@ -124,7 +125,7 @@ impl<K: Data, V: Data> Node for SinkNode<K, V> {
                         .map_err(|e| SinkError::Serde("value", e))
                 })
             })
-            .and_then(|()| self.partition(outputs.topic(topic), &r, count));
+            .and_then(|()| self.partition(outputs.topic(topic), r, count));
         let partition = match written {
             Ok(p) => p,
             Err(e) => {
@@ -133,9 +134,13 @@ impl<K: Data, V: Data> Node for SinkNode<K, V> {
             }
         };
         ctx.core.metrics.records_out += 1;
-        ctx.core
-            .outputs
-            .commit(pending, topic, partition, r.timestamp, r.headers);
+        ctx.core.outputs.commit(
+            pending,
+            topic,
+            partition,
+            r.timestamp,
+            std::mem::take(&mut r.headers),
+        );
         Ok(())
     }
 }

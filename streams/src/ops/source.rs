@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::record::{InputRecord, Record};
 use crate::serde::SerdeRef;
 use crate::task::input::RawRecord;
-use crate::task::node::{take_input, Data, Node, NodeContext};
+use crate::task::node::{input_slot, Data, Node, NodeContext};
 use crate::topology::SourceDecoder;
 
 /// Decodes raw records into `Record<K, V>` with the source's serdes and extractor.
@@ -109,12 +109,12 @@ impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
     }
 }
 
-/// The source node: forwards what the decoder produced.
+/// The source node: forwards what the decoder produced, in the slot it was decoded into.
 pub(crate) struct SourceNode<K, V>(pub(crate) PhantomData<fn() -> (K, V)>);
 
 impl<K: Data, V: Data> Node for SourceNode<K, V> {
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
-        let r = take_input::<K, V>(ctx, record)?;
-        ctx.forward(r)
+        let slot = input_slot::<K, V>(ctx, record)?;
+        ctx.forward_slot(slot)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::record::Record;
-use crate::task::node::{take_input, Data, Node, NodeContext};
+use crate::task::node::{input_slot, take_input, Data, Node, NodeContext};
 use crate::topology::NodeFactory;
 
 /// A stateless operator running `f`. Generic over the closure (shared by the task
@@ -38,6 +38,46 @@ pub(crate) fn stateless<K: Data, V: Data>(
     Arc::new(move || {
         Box::new(FnNode {
             f: f.clone(),
+            types: PhantomData,
+        })
+    })
+}
+
+/// An operator that passes records on unchanged or drops them (filter, peek, merge): it
+/// reads the record where its parent left it and hands its children the same slot, so
+/// the record is not moved on the way.
+struct PassNode<K, V, F> {
+    keep: Arc<F>,
+    types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V, F> Node for PassNode<K, V, F>
+where
+    K: Data,
+    V: Data,
+    F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+{
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+        let slot = input_slot::<K, V>(ctx, record)?;
+        let keep = slot.as_ref().is_some_and(|r| (self.keep)(&r.key, &r.value));
+        if keep {
+            ctx.forward_slot(slot)
+        } else {
+            // Dropped here, as when the record was moved in.
+            *slot = None;
+            Ok(())
+        }
+    }
+}
+
+/// A factory for an operator that forwards each record `keep` returns true for, unchanged.
+pub(crate) fn pass<K: Data, V: Data>(
+    keep: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+) -> NodeFactory {
+    let keep = Arc::new(keep);
+    Arc::new(move || {
+        Box::new(PassNode {
+            keep: keep.clone(),
             types: PhantomData,
         })
     })

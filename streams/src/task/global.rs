@@ -32,9 +32,10 @@ use freshet_state_store::{
 use crate::error::{Error, Result};
 use crate::record::{InputRecord, RecordMetadata, SinkRecord};
 use crate::store::StoreRef;
+use crate::task::node::{run_node, NodeSlot};
 use crate::task::punctuation::Punctuations;
-use crate::task::{open_store, ErrorPolicy, TaskCore, TaskEnv, TaskMetrics};
-use crate::topology::{GlobalStoreTopology, NodeKind, NodeSpec, Topology};
+use crate::task::{for_each_node, open_store, ErrorPolicy, TaskCore, TaskEnv, TaskMetrics};
+use crate::topology::{GlobalStoreTopology, NodeKind, NodeSpec, Topology, TopologyInner};
 
 /// The global stores of a running application, shared with every task (they read, the
 /// [`GlobalTask`] writes). `GlobalStores::default()` holds none.
@@ -196,6 +197,10 @@ struct Buffered {
 /// ```
 pub struct GlobalTask {
     core: TaskCore,
+    /// The topology, borrowed by running nodes apart from `core`.
+    topology: Arc<TopologyInner>,
+    /// The store processors and their sources by node index (`None`: other nodes).
+    nodes: Vec<NodeSlot>,
     /// `(resolved topic, source node)` of each global store.
     sources: Vec<(String, usize)>,
     queue: VecDeque<Buffered>,
@@ -222,8 +227,7 @@ impl GlobalTask {
     pub fn new(topology: &Topology, env: TaskEnv) -> Result<GlobalTask> {
         let inner = topology.inner.clone();
         let id = "global".to_string();
-        let mut nodes: Vec<Option<Box<dyn crate::task::node::Node>>> =
-            inner.nodes.iter().map(|_| None).collect();
+        let mut nodes: Vec<NodeSlot> = inner.nodes.iter().map(|_| None).collect();
         let mut stores = BTreeMap::new();
         let mut sources = Vec::new();
         for g in &inner.global_stores {
@@ -241,11 +245,12 @@ impl GlobalTask {
             now: env.wall_clock,
         };
         Ok(GlobalTask {
+            topology: inner.clone(),
+            nodes,
             core: TaskCore {
                 id,
                 partition: 0,
                 topology: inner,
-                nodes,
                 stores,
                 stream_time: -1,
                 wall_clock: env.wall_clock,
@@ -284,11 +289,9 @@ impl GlobalTask {
             return Ok(());
         }
         self.initialized = true;
-        for i in 0..self.core.nodes.len() {
-            if self.core.nodes[i].is_some() {
-                self.core.with_node(i, |n, ctx| n.init(ctx))?;
-            }
-        }
+        for_each_node(&mut self.core, &self.topology, &mut self.nodes, |n, ctx| {
+            n.init(ctx)
+        })?;
         self.refuse_punctuations()
     }
 
@@ -377,7 +380,15 @@ impl GlobalTask {
             partition,
             offset: record.offset,
         });
-        let result = self.core.dispatch(node, &mut *decoded);
+        let record: &mut dyn std::any::Any = &mut *decoded;
+        let result = run_node(
+            &mut self.core,
+            &self.topology,
+            &mut self.nodes,
+            0,
+            node,
+            |op, ctx| op.process(ctx, record),
+        );
         self.core.current = None;
         result?;
         self.refuse_punctuations()?;
@@ -442,11 +453,9 @@ impl GlobalTask {
     /// A failing processor or store.
     pub fn flush(&mut self) -> Result<()> {
         self.init()?;
-        for i in 0..self.core.nodes.len() {
-            if self.core.nodes[i].is_some() {
-                self.core.with_node(i, |n, ctx| n.flush(ctx))?;
-            }
-        }
+        for_each_node(&mut self.core, &self.topology, &mut self.nodes, |n, ctx| {
+            n.flush(ctx)
+        })?;
         for store in self.core.stores.values() {
             store
                 .inner
@@ -516,11 +525,9 @@ impl GlobalTask {
     /// # Errors
     /// A processor failing to close.
     pub fn close(mut self) -> Result<()> {
-        for i in 0..self.core.nodes.len() {
-            if self.core.nodes[i].is_some() {
-                self.core.with_node(i, |n, ctx| n.close(ctx))?;
-            }
-        }
+        for_each_node(&mut self.core, &self.topology, &mut self.nodes, |n, ctx| {
+            n.close(ctx)
+        })?;
         Ok(())
     }
 

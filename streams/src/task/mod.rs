@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::record::{InputRecord, RecordMetadata, SinkRecord};
 use crate::store::{StoreInstance, StoreKind, StoreRef};
-use crate::topology::{NodeKind, Topology};
+use crate::topology::{NodeKind, Topology, TopologyInner};
 
 pub(crate) mod global;
 pub(crate) mod input;
@@ -37,7 +37,7 @@ pub(crate) mod outputs;
 pub(crate) mod punctuation;
 
 use input::{RawQueue, RawRecords};
-use node::{Node, NodeContext};
+use node::{run_node, Node, NodeContext, NodeSlot};
 use outputs::Outputs;
 use punctuation::{PunctuationType, Punctuations};
 
@@ -161,8 +161,7 @@ pub struct StreamTimes {
 pub(crate) struct TaskCore {
     pub(crate) id: String,
     pub(crate) partition: u32,
-    pub(crate) topology: Arc<crate::topology::TopologyInner>,
-    pub(crate) nodes: Vec<Option<Box<dyn Node>>>,
+    pub(crate) topology: Arc<TopologyInner>,
     pub(crate) stores: BTreeMap<String, StoreRef>,
     pub(crate) stream_time: i64,
     pub(crate) wall_clock: i64,
@@ -177,60 +176,21 @@ pub(crate) struct TaskCore {
 }
 
 impl TaskCore {
-    /// Runs `node` on a record (`&mut Option<Record<K, V>>`).
-    pub(crate) fn dispatch(&mut self, node: usize, record: &mut dyn Any) -> Result<()> {
-        let mut op = self.take_node(node)?;
-        // Matched rather than carried: the common `Ok` is rebuilt, not copied out of the
-        // callee's (large) result at every level of a record's way down the operators.
-        match op.process(&mut NodeContext::new(self, node), record) {
-            Ok(()) => {
-                self.nodes[node] = Some(op);
-                Ok(())
-            }
-            Err(e) => {
-                self.nodes[node] = Some(op);
-                Err(e)
-            }
-        }
-    }
-
-    fn take_node(&mut self, node: usize) -> Result<Box<dyn Node>> {
-        self.nodes
-            .get_mut(node)
-            .and_then(Option::take)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "node {} is not part of task {} or is already running (a cycle)",
-                    self.topology
-                        .nodes
-                        .get(node)
-                        .map_or("?", |n| n.name.as_str()),
-                    self.id
-                ))
-            })
-    }
-
-    /// Runs `f` as node `node` (init, flush, close, punctuations).
-    fn with_node<T>(
-        &mut self,
-        node: usize,
-        f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut op = self.take_node(node)?;
-        let result = f(&mut *op, &mut NodeContext::new(self, node));
-        self.nodes[node] = Some(op);
-        result
-    }
-
     /// Fires every punctuation of `kind` due at `now`; returns how many fired.
-    fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<usize> {
+    fn punctuate(
+        &mut self,
+        topo: &TopologyInner,
+        nodes: &mut [NodeSlot],
+        kind: PunctuationType,
+        now: i64,
+    ) -> Result<usize> {
         let mut fired = 0;
         while let Some(i) = self.punctuations.next_due(kind, now) {
             let Some((node, mut punctuator, key)) = self.punctuations.take(i, now) else {
                 break;
             };
             let saved = self.current.take();
-            let result = punctuator(&mut NodeContext::new(self, node), now);
+            let result = run_node(self, topo, nodes, 0, node, |_, ctx| punctuator(ctx, now));
             self.current = saved;
             self.punctuations.put_back(&key, punctuator);
             result?;
@@ -238,6 +198,21 @@ impl TaskCore {
         }
         Ok(fired)
     }
+}
+
+/// Runs `f` on every node of the task in index order (init, flush, close).
+pub(crate) fn for_each_node(
+    core: &mut TaskCore,
+    topo: &TopologyInner,
+    nodes: &mut [NodeSlot],
+    mut f: impl FnMut(&mut dyn Node, &mut NodeContext<'_>) -> Result<()>,
+) -> Result<()> {
+    for i in 0..nodes.len() {
+        if nodes[i].is_some() {
+            run_node(core, topo, nodes, 0, i, &mut f)?;
+        }
+    }
+    Ok(())
 }
 
 /// The decoded head record of a queue: the first raw record (kept there until processed,
@@ -265,6 +240,11 @@ struct PartitionQueue {
 /// A running task: its operators, stores, input queues and time.
 pub struct Task {
     core: TaskCore,
+    /// The topology, borrowed by running nodes apart from `core`.
+    topology: Arc<TopologyInner>,
+    /// The operators by node index (`None`: another sub-topology's), kept out of `core`
+    /// so a running node and the nodes after it are borrowed apart.
+    nodes: Vec<NodeSlot>,
     queues: Vec<PartitionQueue>,
     /// The metadata of the last record processed and its queue, kept to be refilled for
     /// the next (its topic name is not copied per record).
@@ -299,7 +279,7 @@ impl Task {
     ) -> Result<Task> {
         let inner = topology.inner.clone();
         let id = id.into();
-        let mut nodes: Vec<Option<Box<dyn Node>>> = inner.nodes.iter().map(|_| None).collect();
+        let mut nodes: Vec<NodeSlot> = inner.nodes.iter().map(|_| None).collect();
         let mut queues = Vec::new();
         let mut stores = BTreeMap::new();
         for &sub_id in subtopologies {
@@ -338,11 +318,12 @@ impl Task {
             now: env.wall_clock,
         };
         Ok(Task {
+            topology: inner.clone(),
+            nodes,
             core: TaskCore {
                 id,
                 partition,
                 topology: inner,
-                nodes,
                 stores,
                 stream_time: -1,
                 wall_clock: env.wall_clock,
@@ -404,12 +385,12 @@ impl Task {
         self.core.stream_time = self.core.stream_time.max(times.task);
         for (i, spec) in self.core.topology.nodes.iter().enumerate() {
             if let (Some(Some(node)), Some(&t)) =
-                (self.core.nodes.get_mut(i), times.nodes.get(&spec.name))
+                (self.nodes.get_mut(i), times.nodes.get(&spec.name))
             {
                 node.restore_stream_time(t);
             }
         }
-        for node in self.core.nodes.iter_mut().flatten() {
+        for node in self.nodes.iter_mut().flatten() {
             node.restore_processor_metadata(&times.nodes);
         }
         Ok(())
@@ -421,12 +402,9 @@ impl Task {
             return Ok(());
         }
         self.initialized = true;
-        for i in 0..self.core.nodes.len() {
-            if self.core.nodes[i].is_some() {
-                self.core.with_node(i, |n, ctx| n.init(ctx))?;
-            }
-        }
-        Ok(())
+        for_each_node(&mut self.core, &self.topology, &mut self.nodes, |n, ctx| {
+            n.init(ctx)
+        })
     }
 
     /// Buffers records of `topic` (this task's partition), in offset order.
@@ -517,7 +495,15 @@ impl Task {
         };
         meta.offset = head.offset;
         self.core.current = Some(meta);
-        let result = self.core.dispatch(source, &mut **record);
+        let record: &mut dyn Any = &mut **record;
+        let result = run_node(
+            &mut self.core,
+            &self.topology,
+            &mut self.nodes,
+            0,
+            source,
+            |op, ctx| op.process(ctx, record),
+        );
         let meta = self.core.current.take();
         let q = &mut self.queues[i];
         match result {
@@ -532,7 +518,12 @@ impl Task {
             }
         }
         let now = self.core.stream_time;
-        self.core.punctuate(PunctuationType::StreamTime, now)?;
+        self.core.punctuate(
+            &self.topology,
+            &mut self.nodes,
+            PunctuationType::StreamTime,
+            now,
+        )?;
         Ok(true)
     }
 
@@ -639,18 +630,21 @@ impl Task {
         self.init()?;
         self.core.wall_clock = now;
         self.core.punctuations.now = now;
-        self.core.punctuate(PunctuationType::WallClockTime, now)
+        self.core.punctuate(
+            &self.topology,
+            &mut self.nodes,
+            PunctuationType::WallClockTime,
+            now,
+        )
     }
 
     /// Commit step 1: flushes every operator's cache in topological order, so what caches
     /// held goes downstream (and into the outputs) before the commit.
     pub fn flush(&mut self) -> Result<()> {
         self.init()?;
-        for i in 0..self.core.nodes.len() {
-            if self.core.nodes[i].is_some() {
-                self.core.with_node(i, |n, ctx| n.flush(ctx))?;
-            }
-        }
+        for_each_node(&mut self.core, &self.topology, &mut self.nodes, |n, ctx| {
+            n.flush(ctx)
+        })?;
         // Stores no operator flushed (Processor API stores with caching).
         for store in self.core.stores.values() {
             store
@@ -717,7 +711,7 @@ impl Task {
     /// The task's and each stateful operator's stream time.
     pub fn stream_times(&self) -> StreamTimes {
         let mut nodes = BTreeMap::new();
-        for (i, n) in self.core.nodes.iter().enumerate() {
+        for (i, n) in self.nodes.iter().enumerate() {
             if let Some(t) = n.as_ref().and_then(|n| n.observed_stream_time()) {
                 nodes.insert(self.core.topology.nodes[i].name.clone(), t);
             }
@@ -744,12 +738,9 @@ impl Task {
     /// Closes the operators (the caller flushes and commits first).
     pub fn close(mut self) -> Result<()> {
         self.closed = true;
-        for i in 0..self.core.nodes.len() {
-            if self.core.nodes[i].is_some() {
-                self.core.with_node(i, |n, ctx| n.close(ctx))?;
-            }
-        }
-        Ok(())
+        for_each_node(&mut self.core, &self.topology, &mut self.nodes, |n, ctx| {
+            n.close(ctx)
+        })
     }
 
     /// A store of the task, for reads by the test driver.

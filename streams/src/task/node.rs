@@ -8,6 +8,7 @@ use crate::record::{Record, RecordMetadata, SinkRecord};
 use crate::store::StoreRef;
 use crate::task::punctuation::{Cancellable, PunctuationType, Punctuator};
 use crate::task::TaskCore;
+use crate::topology::TopologyInner;
 
 /// Values that flow between operators: cloned when a record goes to several children.
 pub trait Data: Clone + Send + 'static {}
@@ -50,6 +51,18 @@ pub(crate) trait Node: Send {
     fn restore_processor_metadata(&mut self, _metadata: &std::collections::BTreeMap<String, i64>) {}
 }
 
+/// A task's slot for node `i` (empty for nodes of other sub-topologies).
+pub(crate) type NodeSlot = Option<Box<dyn Node>>;
+
+/// The error for a record that is not of the node's input type.
+#[cold]
+fn mismatch<K, V>(node: &str) -> Error {
+    Error::TypeMismatch {
+        node: node.to_string(),
+        expected: std::any::type_name::<Record<K, V>>(),
+    }
+}
+
 /// Takes the typed record out of what [`Node::process`] received.
 pub(crate) fn take_record<K: 'static, V: 'static>(
     node: &str,
@@ -58,10 +71,7 @@ pub(crate) fn take_record<K: 'static, V: 'static>(
     record
         .downcast_mut::<Option<Record<K, V>>>()
         .and_then(Option::take)
-        .ok_or_else(|| Error::TypeMismatch {
-            node: node.to_string(),
-            expected: std::any::type_name::<Record<K, V>>(),
-        })
+        .ok_or_else(|| mismatch::<K, V>(node))
 }
 
 /// [`take_record`] naming the node only when the record is not of its type (the name is
@@ -76,8 +86,84 @@ pub(crate) fn take_input<K: 'static, V: 'static>(
         .and_then(Option::take)
     {
         Some(r) => Ok(r),
-        None => take_record(ctx.name(), record),
+        None => Err(mismatch::<K, V>(ctx.name())),
     }
+}
+
+/// The slot holding the record [`Node::process`] received, left in place: a node that
+/// passes the record on unchanged (source, filter, peek) hands its children the same slot
+/// ([`NodeContext::forward_slot`]) instead of moving the record out and into a new one at
+/// every hop. The slot holds a record.
+#[inline]
+pub(crate) fn input_slot<'r, K: 'static, V: 'static>(
+    ctx: &NodeContext<'_>,
+    record: &'r mut dyn Any,
+) -> Result<&'r mut Option<Record<K, V>>> {
+    match record.downcast_mut::<Option<Record<K, V>>>() {
+        Some(slot) if slot.is_some() => Ok(slot),
+        _ => Err(mismatch::<K, V>(ctx.name())),
+    }
+}
+
+/// The record [`Node::process`] received, borrowed where it is (a sink reads it and
+/// takes its headers only).
+#[inline]
+pub(crate) fn input_ref<'r, K: 'static, V: 'static>(
+    ctx: &NodeContext<'_>,
+    record: &'r mut dyn Any,
+) -> Result<&'r mut Record<K, V>> {
+    match record
+        .downcast_mut::<Option<Record<K, V>>>()
+        .and_then(Option::as_mut)
+    {
+        Some(r) => Ok(r),
+        None => Err(mismatch::<K, V>(ctx.name())),
+    }
+}
+
+/// Runs `f` as node `node`, found in `nodes` (which start at node index `first`), with a
+/// context that reaches the nodes after it.
+///
+/// A node's children always come after it (the builder adds a node after its parents),
+/// so the running node and the nodes it may forward to are disjoint parts of the slice:
+/// the node is borrowed where it is, not taken out of the task and put back at every hop.
+/// A node not in `nodes` (another sub-topology, or an edge that would go backwards) is an
+/// error.
+#[inline]
+pub(crate) fn run_node<T>(
+    core: &mut TaskCore,
+    topo: &TopologyInner,
+    nodes: &mut [NodeSlot],
+    first: usize,
+    node: usize,
+    f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>) -> Result<T>,
+) -> Result<T> {
+    let found = node
+        .checked_sub(first)
+        .and_then(|i| nodes.get_mut(i..))
+        .and_then(<[NodeSlot]>::split_first_mut);
+    match found {
+        Some((Some(op), later)) => f(
+            &mut **op,
+            &mut NodeContext {
+                core,
+                topo,
+                later,
+                node,
+                fixed_key: None,
+            },
+        ),
+        _ => Err(not_runnable(core, topo, node)),
+    }
+}
+
+#[cold]
+fn not_runnable(core: &TaskCore, topo: &TopologyInner, node: usize) -> Error {
+    Error::InvalidArgument(format!(
+        "node {} is not part of task {} or is already running (a cycle)",
+        topo.nodes.get(node).map_or("?", |n| n.name.as_str()),
+        core.id
+    ))
 }
 
 /// What an operator can do while it runs: forward records to its children, read the task's
@@ -85,6 +171,10 @@ pub(crate) fn take_input<K: 'static, V: 'static>(
 /// topics. Lives for one call.
 pub(crate) struct NodeContext<'a> {
     pub(crate) core: &'a mut TaskCore,
+    /// The topology (borrowed apart from `core`, so a forward reads the children in place).
+    pub(crate) topo: &'a TopologyInner,
+    /// The task's nodes after this one (index `node + 1` on): all the nodes it can reach.
+    pub(crate) later: &'a mut [NodeSlot],
     pub(crate) node: usize,
     /// The input key while a `process_values` processor runs: what it forwards keeps it.
     pub(crate) fixed_key: Option<Box<dyn Any + Send>>,
@@ -99,37 +189,45 @@ impl std::fmt::Debug for NodeContext<'_> {
 }
 
 impl<'a> NodeContext<'a> {
-    pub(crate) fn new(core: &'a mut TaskCore, node: usize) -> Self {
-        NodeContext {
-            core,
-            node,
-            fixed_key: None,
-        }
-    }
-
     /// This node's name.
     pub(crate) fn name(&self) -> &str {
-        &self.core.topology.nodes[self.node].name
+        &self.topo.nodes[self.node].name
     }
 
-    /// Forwards to every child, depth-first, in the order they were added.
-    pub(crate) fn forward<K: Data, V: Data>(&mut self, record: Record<K, V>) -> Result<()> {
-        // Children are read by index (the topology outlives the call) instead of copying
-        // the list: a forward happens for every record at every node.
-        let count = self.core.topology.nodes[self.node].children.len();
-        let Some(last) = count.checked_sub(1) else {
-            return Ok(());
-        };
-        for i in 0..last {
-            let child = self.core.topology.nodes[self.node].children[i];
-            self.core.dispatch(child, &mut Some(record.clone()))?;
-        }
-        let child = self.core.topology.nodes[self.node].children[last];
-        // `Ok` rebuilt rather than the result passed through (see `TaskCore::dispatch`).
-        match self.core.dispatch(child, &mut Some(record)) {
+    /// Runs child `child` on a record (`&mut Option<Record<K, V>>`).
+    #[inline]
+    fn dispatch(&mut self, child: usize, record: &mut dyn Any) -> Result<()> {
+        let first = self.node + 1;
+        // `Ok` rebuilt rather than the callee's (large) result passed through.
+        match run_node(self.core, self.topo, self.later, first, child, |op, ctx| {
+            op.process(ctx, record)
+        }) {
             Ok(()) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Forwards to every child, depth-first, in the order they were added.
+    #[inline]
+    pub(crate) fn forward<K: Data, V: Data>(&mut self, record: Record<K, V>) -> Result<()> {
+        self.forward_slot(&mut Some(record))
+    }
+
+    /// Forwards the record in `slot` to every child, depth-first, in the order they were
+    /// added: each child but the last gets a copy, the last the slot itself (the record is
+    /// not moved on its way down).
+    pub(crate) fn forward_slot<K: Data, V: Data>(
+        &mut self,
+        slot: &mut Option<Record<K, V>>,
+    ) -> Result<()> {
+        let topo = self.topo;
+        let Some((&last, others)) = topo.nodes[self.node].children.split_last() else {
+            return Ok(());
+        };
+        for &child in others {
+            self.dispatch(child, &mut slot.clone())?;
+        }
+        self.dispatch(last, slot)
     }
 
     /// Forwards to the child named `child` only.
@@ -138,14 +236,14 @@ impl<'a> NodeContext<'a> {
         child: &str,
         record: Record<K, V>,
     ) -> Result<()> {
-        let nodes = &self.core.topology.nodes;
+        let nodes = &self.topo.nodes;
         let found = nodes[self.node]
             .children
             .iter()
             .copied()
             .find(|&c| nodes[c].name == child);
         match found {
-            Some(c) => self.core.dispatch(c, &mut Some(record)),
+            Some(c) => self.dispatch(c, &mut Some(record)),
             None => Err(Error::UnknownChild {
                 node: self.name().to_string(),
                 child: child.to_string(),
@@ -184,7 +282,7 @@ impl<'a> NodeContext<'a> {
         if let Some(global) = self.core.global_stores.get(name) {
             return Ok(global);
         }
-        let spec = &self.core.topology.nodes[self.node];
+        let spec = &self.topo.nodes[self.node];
         if !spec.stores.iter().any(|s| s == name) {
             return Err(Error::UnknownStore {
                 node: spec.name.clone(),
