@@ -109,10 +109,12 @@ pub use self::kv::CachingKvStore;
 pub use self::session::CachingSessionStore;
 pub use self::window::CachingWindowStore;
 
-use self::named::{CacheKey, Flushed, NamedCache, Stored};
+use self::named::{CacheKey, Flushed, Modified, NamedCache, Stored};
 
-fn entry_size(key: &[u8], value: &Option<Timestamped>) -> usize {
-    key.len() + value.as_ref().map_or(0, |v| v.value.len()) + ThreadCache::ENTRY_OVERHEAD_BYTES
+/// The bytes counted for an entry whose key and value (`None`: a tombstone) have these
+/// lengths.
+fn entry_bytes(key_len: usize, value_len: Option<usize>) -> usize {
+    key_len + value_len.unwrap_or(0) + ThreadCache::ENTRY_OVERHEAD_BYTES
 }
 
 /// What the cache did, for the `stream-record-cache-metrics`.
@@ -235,6 +237,49 @@ impl State {
         }
         Ok(hit)
     }
+
+    /// [`NamedCache::modify`] with the counters of a get and, when it puts, a put, then
+    /// Kafka's `maybeEvict`; entries parked in the named cache send the caller the slow
+    /// way first (`Rmw::Parked`).
+    fn modify<F, E>(&mut self, id: usize, key: &[u8], buf: &mut Vec<u8>, f: F) -> Result<Rmw<F, E>>
+    where
+        F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+    {
+        if !self.named(id)?.parked.is_empty() {
+            return Ok(Rmw::Parked(f));
+        }
+        self.stats.gets += 1;
+        match self.with_named(id, |c| c.modify(key, buf, f))? {
+            Modified::Done => {
+                self.stats.hits += 1;
+                self.stats.puts += 1;
+                self.maybe_evict(id).map(Rmw::Done)
+            }
+            Modified::Failed(e) => {
+                self.stats.hits += 1;
+                Ok(Rmw::Failed(e))
+            }
+            Modified::Miss(f) => {
+                self.stats.misses += 1;
+                Ok(Rmw::Miss(f))
+            }
+        }
+    }
+}
+
+/// What a read-modify-write through the cache did ([`Registration::modify`]).
+enum Rmw<F, E> {
+    /// The key was cached and holds its new value, dirty; what an eviction flushed must
+    /// go down now.
+    Done(Vec<Flushed>),
+    /// The function failed: nothing was put.
+    Failed(E),
+    /// The key is not cached (counted as a miss): the caller reads the store, calls the
+    /// function and puts.
+    Miss(F),
+    /// Entries flushed by another store wait to be written down: the caller takes the
+    /// ordinary read-then-put way, which writes them down first (nothing counted).
+    Parked(F),
 }
 
 /// One stream thread's record cache: a byte budget shared by the named caches of every
@@ -410,6 +455,19 @@ impl Registration {
             return Ok(None);
         }
         s.get(self.id, key)
+    }
+
+    /// A read-modify-write of `key` under one lock and one lookup (see [`Rmw`]); with a
+    /// budget of 0, `Rmw::Parked`: the caller takes the ordinary way.
+    fn modify<F, E>(&self, key: &[u8], buf: &mut Vec<u8>, f: F) -> Result<Rmw<F, E>>
+    where
+        F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+    {
+        let mut s = self.cache.state.lock();
+        if s.max_bytes == 0 {
+            return Ok(Rmw::Parked(f));
+        }
+        s.modify(self.id, key, buf, f)
     }
 
     /// Parked entries, then the dirty ones in latest-update order; all now clean.

@@ -362,6 +362,9 @@ enum Op {
     Put(usize, u8, Option<(u8, i64)>),
     Delete(usize, u8),
     Get(usize, u8),
+    /// A read-modify-write (`CachingKvStore::update`), the model's get then put; a zero
+    /// byte makes the function fail (the model's get alone).
+    Update(usize, u8, (u8, i64)),
     Range(usize, u8, u8, bool),
     All(usize, bool),
     Flush(usize),
@@ -380,6 +383,8 @@ fn op(keys: u8) -> impl Strategy<Value = Op> {
             .prop_map(|(s, k, v)| Op::Put(s, k, v)),
         2 => (s.clone(), k.clone()).prop_map(|(s, k)| Op::Delete(s, k)),
         5 => (s.clone(), k.clone()).prop_map(|(s, k)| Op::Get(s, k)),
+        8 => (s.clone(), k.clone(), (any::<u8>().prop_map(|b| if b < 16 { 0 } else { b }), 0i64..100))
+            .prop_map(|(s, k, v)| Op::Update(s, k, v)),
         2 => (s.clone(), k.clone(), k, any::<bool>()).prop_map(|(s, a, b, r)| Op::Range(s, a, b, r)),
         1 => (s.clone(), any::<bool>()).prop_map(|(s, r)| Op::All(s, r)),
         2 => s.clone().prop_map(Op::Flush),
@@ -390,14 +395,30 @@ fn op(keys: u8) -> impl Strategy<Value = Op> {
 }
 
 fn key(k: u8) -> Vec<u8> {
-    // Keys of different lengths and contents, so entries differ in size and order.
-    let mut key = vec![b'k'; 1 + usize::from(k % 5)];
+    // Keys of different lengths and contents, so entries differ in size and order; some
+    // too long to be kept inside the cache's slots.
+    let len = if k % 7 == 3 {
+        40
+    } else {
+        1 + usize::from(k % 5)
+    };
+    let mut key = vec![b'k'; len];
     key.push(k);
     key
 }
 
 fn value(v: (u8, i64)) -> Value {
     (vec![v.0; usize::from(v.0 % 7)], v.1)
+}
+
+/// What `Op::Update` makes of a key's value: one byte longer (past the cache's inline
+/// room for long ones, then back to short), the later timestamp; `None` for a zero byte.
+fn updated(old: Option<(&[u8], i64)>, v: (u8, i64)) -> Option<Value> {
+    if v.0 == 0 {
+        return None;
+    }
+    let (len, ts) = old.map_or((0, v.1), |(b, t)| (b.len(), t.max(v.1)));
+    Some((vec![v.0; (len + 1) % 24], ts))
 }
 
 fn stamped(v: &Option<Value>) -> Option<Timestamped> {
@@ -457,6 +478,21 @@ fn run(budget: usize, listeners: &[(bool, bool)], ops: &[Op]) -> TestResult {
             Op::Get(s, k) => {
                 let got = plain(stores[*s].get(&key(*k))?.as_ref());
                 assert_eq!(got, model.get(*s, &key(*k)), "{ctx}");
+            }
+            Op::Update(s, k, v) => {
+                let mut buf = Vec::new();
+                let done = stores[*s].update(&key(*k), &mut buf, |old, buf| {
+                    let new = updated(old.map(|t| (t.value, t.timestamp)), *v).ok_or("zero")?;
+                    buf.clear();
+                    buf.extend_from_slice(&new.0);
+                    Ok::<_, &str>(new.1)
+                })?;
+                let old = model.get(*s, &key(*k));
+                let new = updated(old.as_ref().map(|(b, t)| (&b[..], *t)), *v);
+                assert_eq!(done.is_ok(), new.is_some(), "{ctx}");
+                if new.is_some() {
+                    model.put(*s, key(*k), new);
+                }
             }
             Op::Range(s, a, b, reverse) => {
                 let (from, to) = (key(*a), key(*b));

@@ -538,6 +538,14 @@ enum Op {
         key: usize,
         jitter: i64,
     },
+    /// `CachingWindowStore::update`: the window's value one byte longer (a zero byte: the
+    /// function fails and nothing is put).
+    Update {
+        store: usize,
+        key: usize,
+        jitter: i64,
+        byte: u8,
+    },
     Fetch {
         store: usize,
         key: usize,
@@ -582,6 +590,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(store, key, jitter, value)| Op::Put { store, key, jitter, value }),
         3 => (s.clone(), k.clone(), jitter.clone())
             .prop_map(|(store, key, jitter)| Op::FetchOne { store, key, jitter }),
+        8 => (s.clone(), k.clone(), jitter.clone(), any::<u8>().prop_map(|b| if b < 16 { 0 } else { b }))
+            .prop_map(|(store, key, jitter, byte)| Op::Update { store, key, jitter, byte }),
         2 => (s.clone(), k.clone(), jitter.clone(), span.clone(), any::<bool>())
             .prop_map(|(store, key, from, span, backward)| Op::Fetch { store, key, from, span, backward }),
         2 => (s.clone(), prop::option::of(k.clone()), prop::option::of(k), jitter, span, any::<bool>())
@@ -702,6 +712,36 @@ fn run_model(budget: usize, ops: &[Op]) -> TestResult {
                 });
                 stores[*store].put(KEYS[*key], put, t)?;
                 models[*store].put(KEYS[*key], t, val);
+            }
+            Op::Update {
+                store,
+                key,
+                jitter,
+                byte,
+            } => {
+                let t = time(step, *jitter);
+                let grown = |old: Option<(&[u8], i64)>| -> Option<Value> {
+                    let len = old.map_or(0, |(b, _)| b.len());
+                    let ts = old.map_or(step as i64, |(_, ts)| ts.max(step as i64));
+                    (*byte != 0).then(|| (vec![*byte; (len + 1) % 24], ts))
+                };
+                let mut buf = Vec::new();
+                let done = stores[*store].update(KEYS[*key], t, &mut buf, |old, buf| {
+                    let (b, ts) = grown(old.map(|o| (o.value, o.timestamp))).ok_or("zero")?;
+                    buf.clear();
+                    buf.extend_from_slice(&b);
+                    Ok::<_, &str>(ts)
+                })?;
+                let old = models[*store]
+                    .rows(Some(KEYS[*key]), Some(KEYS[*key]), t, t, false)
+                    .into_iter()
+                    .find(|r| r.0 == KEYS[*key])
+                    .map(|r| (r.3, r.4));
+                let new = grown(old.as_ref().map(|(b, ts)| (&b[..], *ts)));
+                assert_eq!(done.is_ok(), new.is_some(), "{ctx}");
+                if new.is_some() {
+                    models[*store].put(KEYS[*key], t, new);
+                }
             }
             Op::FetchOne { store, key, jitter } => {
                 let t = time(step, *jitter);

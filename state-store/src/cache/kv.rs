@@ -6,7 +6,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use super::named::Flushed;
-use super::{old_value, FlushListener, Registration, ThreadCache};
+use super::{old_value, FlushListener, Registration, Rmw, ThreadCache};
 use crate::changelog::{ChangelogReader, ChangelogSink};
 use crate::error::{Error, Result};
 use crate::kv::{prefix_end, KeyValueStore};
@@ -110,6 +110,68 @@ impl<S: KeyValueStore> CachingKvStore<S> {
         self.flush()?;
         drop(self.reg.take());
         Ok(self.inner)
+    }
+
+    /// Kafka's read-then-put of an aggregation in one step: `f` gets the key's value
+    /// (`None`: absent) and writes the new value into `buf`, returning its timestamp; the
+    /// store then holds it as [`put_slice`](KeyValueStore::put_slice) would.
+    ///
+    /// The same as [`get`](KeyValueStore::get), `f`, then `put_slice` (the same cache, store
+    /// and forwarding effects), but a key the cache holds costs one lookup and one lock of
+    /// the thread cache, and its value is read and replaced in place. When `f` fails
+    /// nothing is put and its error is returned.
+    ///
+    /// # Errors
+    /// As `get` and `put_slice`.
+    pub fn update<E>(
+        &mut self,
+        key: &[u8],
+        buf: &mut Vec<u8>,
+        f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let f = match &self.reg {
+            Some(reg) => match reg.modify(key, buf, f)? {
+                Rmw::Done(flushed) => {
+                    self.write_down(flushed)?;
+                    return Ok(Ok(()));
+                }
+                Rmw::Failed(e) => return Ok(Err(e)),
+                Rmw::Miss(f) => {
+                    // `get`'s miss: the store's value, cached clean (the miss is counted).
+                    let found = self.inner.get(key)?;
+                    if let (Some(v), Some(reg)) = (&found, &self.reg) {
+                        let flushed = reg.put_clean(key, v.clone())?;
+                        self.write_down(flushed)?;
+                    }
+                    return self.put_computed(key, found, buf, f);
+                }
+                Rmw::Parked(f) => f,
+            },
+            None => f,
+        };
+        let found = self.get(key)?;
+        self.put_computed(key, found, buf, f)
+    }
+
+    /// `f` over `found`, then a put of what it wrote into `buf`.
+    fn put_computed<E>(
+        &mut self,
+        key: &[u8],
+        found: Option<Timestamped>,
+        buf: &mut Vec<u8>,
+        f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let borrowed = found.as_ref().map(|t| Timestamped {
+            value: &t.value[..],
+            timestamp: t.timestamp,
+        });
+        let timestamp = match f(borrowed, buf) {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        };
+        let value = crate::serde::compact_bytes(buf);
+        self.put_slice(key, Some(Timestamped { value, timestamp }))?;
+        Ok(Ok(()))
     }
 
     /// Writes down entries flushed by another store's eviction; every call starts here so

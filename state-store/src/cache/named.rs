@@ -16,7 +16,7 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;
 
-use super::entry_size;
+use super::entry_bytes;
 use crate::layers::Timestamped;
 
 /// What the store under the cache holds for a key, as far as the cache knows.
@@ -53,14 +53,140 @@ impl Flushed {
     }
 }
 
-/// A key the cache looks up borrowed and turns into `Bytes` only when it is new.
+/// Bytes a slot keeps inside itself when they fit in `N`, else in a shared `Bytes`: a
+/// lookup then touches the hash table and the slot only, never a separate allocation.
+#[derive(Debug, Clone)]
+pub(super) enum Small<const N: usize> {
+    Inline { len: u8, bytes: [u8; N] },
+    Shared(Bytes),
+}
+
+impl<const N: usize> Small<N> {
+    /// A copy of `b` (inline when it fits).
+    pub(super) fn copy(b: &[u8]) -> Small<N> {
+        let mut bytes = [0u8; N];
+        match (bytes.get_mut(..b.len()), u8::try_from(b.len())) {
+            (Some(dst), Ok(len)) => {
+                dst.copy_from_slice(b);
+                Small::Inline { len, bytes }
+            }
+            _ => Small::Shared(crate::serde::compact_bytes(b)),
+        }
+    }
+
+    /// `b` itself, or an inline copy when it fits.
+    fn from_bytes(b: Bytes) -> Small<N> {
+        if b.len() <= N {
+            Small::copy(&b)
+        } else {
+            Small::Shared(b)
+        }
+    }
+
+    pub(super) fn as_slice(&self) -> &[u8] {
+        match self {
+            Small::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
+            Small::Shared(b) => b,
+        }
+    }
+
+    /// The bytes as `Bytes` (one small allocation when inline).
+    fn to_bytes(&self) -> Bytes {
+        match self {
+            Small::Inline { .. } => crate::serde::compact_bytes(self.as_slice()),
+            Small::Shared(b) => b.clone(),
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Small::Inline { .. } => crate::serde::compact_bytes(self.as_slice()),
+            Small::Shared(b) => b,
+        }
+    }
+}
+
+/// Key bytes kept in a slot: window and session cache keys of 8-byte keys are 28 and 32.
+const KEY_INLINE: usize = 32;
+/// Value bytes kept in a slot: counts and sums of fixed-width numbers fit.
+const VALUE_INLINE: usize = 16;
+
+type SlotKey = Small<KEY_INLINE>;
+
+/// A cached value and its timestamp, as a slot keeps them.
+#[derive(Debug, Clone)]
+struct Stamped {
+    value: Small<VALUE_INLINE>,
+    timestamp: i64,
+}
+
+impl Stamped {
+    fn from_timestamped(t: Timestamped) -> Stamped {
+        Stamped {
+            value: Small::from_bytes(t.value),
+            timestamp: t.timestamp,
+        }
+    }
+
+    fn to_timestamped(&self) -> Timestamped {
+        Timestamped {
+            value: self.value.to_bytes(),
+            timestamp: self.timestamp,
+        }
+    }
+
+    fn into_timestamped(self) -> Timestamped {
+        Timestamped {
+            value: self.value.into_bytes(),
+            timestamp: self.timestamp,
+        }
+    }
+
+    fn borrowed(&self) -> Timestamped<&[u8]> {
+        Timestamped {
+            value: self.value.as_slice(),
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// [`Stored`] as a slot keeps it.
+#[derive(Debug, Default)]
+enum Prior {
+    #[default]
+    Unknown,
+    Known(Option<Stamped>),
+}
+
+impl Prior {
+    fn into_stored(self) -> Stored {
+        match self {
+            Prior::Unknown => Stored::Unknown,
+            Prior::Known(v) => Stored::Known(v.map(Stamped::into_timestamped)),
+        }
+    }
+}
+
+/// A key the cache looks up borrowed and copies only when it is new.
 pub(super) trait CacheKey: AsRef<[u8]> {
     fn into_bytes(self) -> Bytes;
+
+    /// The key as a slot keeps it.
+    fn into_slot(self) -> SlotKey
+    where
+        Self: Sized,
+    {
+        Small::copy(self.as_ref())
+    }
 }
 
 impl CacheKey for Bytes {
     fn into_bytes(self) -> Bytes {
         self
+    }
+
+    fn into_slot(self) -> SlotKey {
+        Small::from_bytes(self)
     }
 }
 
@@ -75,7 +201,7 @@ impl CacheKey for &[u8] {
 const INLINE: usize = 64;
 
 /// A cache key built from parts on the stack when it fits (most do), so that looking a key
-/// up allocates nothing; only a key new to the cache is copied into `Bytes`.
+/// up allocates nothing; only a key new to the cache is copied.
 #[derive(Debug, Clone)]
 pub(super) enum KeyBuf {
     Inline { len: usize, bytes: [u8; INLINE] },
@@ -118,6 +244,13 @@ impl CacheKey for KeyBuf {
             KeyBuf::Heap(v) => Bytes::from(v),
         }
     }
+
+    fn into_slot(self) -> SlotKey {
+        match self {
+            KeyBuf::Inline { .. } => Small::copy(self.as_ref()),
+            KeyBuf::Heap(v) => Small::from_bytes(Bytes::from(v)),
+        }
+    }
 }
 
 /// No slot: the end of a list. `Slab::get` answers `None` for it.
@@ -158,18 +291,20 @@ impl List {
     };
 }
 
+/// One entry. What a lookup reads (hash, key, value) comes first; short keys and values
+/// are kept in the slot itself.
 #[derive(Debug)]
 struct Node {
-    key: Bytes,
-    value: Option<Timestamped>,
-    /// For a dirty entry, what the store holds (a clean entry's store holds `value`).
-    stored: Stored,
-    dirty: bool,
-    /// The bytes counted for this entry.
-    size: usize,
     hash: u64,
+    key: SlotKey,
+    value: Option<Stamped>,
     used: Link,
     updated: Link,
+    /// The bytes counted for this entry.
+    size: usize,
+    dirty: bool,
+    /// For a dirty entry, what the store holds (a clean entry's store holds `value`).
+    stored: Prior,
 }
 
 impl Node {
@@ -178,6 +313,13 @@ impl Node {
             Order::Use => &mut self.used,
             Order::Update => &mut self.updated,
         }
+    }
+
+    fn size(&self) -> usize {
+        entry_bytes(
+            self.key.as_slice().len(),
+            self.value.as_ref().map(|v| v.value.as_slice().len()),
+        )
     }
 }
 
@@ -237,6 +379,16 @@ impl Nodes {
     }
 }
 
+/// What a read-modify-write of one key did in the named cache.
+pub(super) enum Modified<F, E> {
+    /// The key was cached: `f` saw its value and the new value is in, dirty.
+    Done,
+    /// `f` failed: nothing was put.
+    Failed(E),
+    /// The key is not cached: `f` was not called.
+    Miss(F),
+}
+
 /// One store's entries in the thread cache (see the module docs).
 #[derive(Debug)]
 pub(super) struct NamedCache {
@@ -291,18 +443,14 @@ impl NamedCache {
 
     /// The counted bytes, recomputed from the entries.
     pub(super) fn recount(&self) -> usize {
-        self.nodes
-            .slab
-            .iter()
-            .map(|(_, n)| entry_size(&n.key, &n.value))
-            .sum()
+        self.nodes.slab.iter().map(|(_, n)| n.size()).sum()
     }
 
     fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
         let slab = &self.nodes.slab;
         self.index
             .find(hash, |&i| {
-                slab.get(i).is_some_and(|n| n.key.as_ref() == key)
+                slab.get(i).is_some_and(|n| n.key.as_slice() == key)
             })
             .copied()
     }
@@ -310,20 +458,53 @@ impl NamedCache {
     /// Caches `value` under `key`, the most recently used entry and, when `dirty`, the
     /// most recently updated one.
     pub(super) fn put(&mut self, key: impl CacheKey, value: Option<Timestamped>, dirty: bool) {
-        let size = entry_size(key.as_ref(), &value);
+        let size = entry_bytes(key.as_ref().len(), value.as_ref().map(|v| v.value.len()));
+        let value = value.map(Stamped::from_timestamped);
         // A read-modify-write puts the key its read just used, the LRU tail: no hashing.
         let tail = self.nodes.lru.tail;
-        if (self.nodes.slab.get(tail)).is_some_and(|n| n.key.as_ref() == key.as_ref()) {
+        if (self.nodes.slab.get(tail)).is_some_and(|n| n.key.as_slice() == key.as_ref()) {
             return self.update(tail, value, dirty, size);
         }
         let hash = self.hasher.hash_one(key.as_ref());
         match self.find(hash, key.as_ref()) {
             Some(i) => self.update(i, value, dirty, size),
-            None => self.insert(hash, key.into_bytes(), value, dirty, size),
+            None => self.insert(hash, key.into_slot(), value, dirty, size),
         }
     }
 
-    fn update(&mut self, i: usize, value: Option<Timestamped>, dirty: bool, size: usize) {
+    /// Kafka's get-then-put of an aggregation in one lookup: when `key` is cached, `f` gets
+    /// its value (`None`: a cached deletion) and writes the new value into `buf`, returning
+    /// its timestamp; the new value replaces the old as a dirty entry, exactly as a
+    /// [`get`](Self::get) then a dirty [`put`](Self::put) would leave the cache. Parked
+    /// entries are not looked at: the caller sees to them first.
+    pub(super) fn modify<F, E>(&mut self, key: &[u8], buf: &mut Vec<u8>, f: F) -> Modified<F, E>
+    where
+        F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> Result<i64, E>,
+    {
+        let hash = self.hasher.hash_one(key);
+        let Some(i) = self.find(hash, key) else {
+            return Modified::Miss(f);
+        };
+        self.nodes.move_to_back(Order::Use, i);
+        let found = self
+            .nodes
+            .slab
+            .get(i)
+            .and_then(|n| n.value.as_ref().map(Stamped::borrowed));
+        let timestamp = match f(found, buf) {
+            Ok(t) => t,
+            Err(e) => return Modified::Failed(e),
+        };
+        let size = entry_bytes(key.len(), Some(buf.len()));
+        let value = Stamped {
+            value: Small::copy(buf),
+            timestamp,
+        };
+        self.update(i, Some(value), true, size);
+        Modified::Done
+    }
+
+    fn update(&mut self, i: usize, value: Option<Stamped>, dirty: bool, size: usize) {
         let Some(n) = self.nodes.slab.get_mut(i) else {
             return;
         };
@@ -335,10 +516,10 @@ impl NamedCache {
         let old = std::mem::replace(&mut n.value, value);
         let was_dirty = std::mem::replace(&mut n.dirty, dirty);
         if !dirty {
-            n.stored = Stored::Unknown;
+            n.stored = Prior::Unknown;
         } else if !was_dirty {
             // The clean value was the store's.
-            n.stored = Stored::Known(old);
+            n.stored = Prior::Known(old);
         }
         if was_dirty {
             self.nodes.unlink(Order::Update, i);
@@ -352,21 +533,21 @@ impl NamedCache {
     fn insert(
         &mut self,
         hash: u64,
-        key: Bytes,
-        value: Option<Timestamped>,
+        key: SlotKey,
+        value: Option<Stamped>,
         dirty: bool,
         size: usize,
     ) {
-        let ordered_key = self.ordered.is_some().then(|| key.clone());
+        let ordered_key = self.ordered.is_some().then(|| key.to_bytes());
         let i = self.nodes.slab.insert(Node {
+            hash,
             key,
             value,
-            stored: Stored::Unknown,
-            dirty,
-            size,
-            hash,
             used: Link::DETACHED,
             updated: Link::DETACHED,
+            size,
+            dirty,
+            stored: Prior::Unknown,
         });
         let slab = &self.nodes.slab;
         self.index
@@ -392,7 +573,7 @@ impl NamedCache {
         }
         let node = self.nodes.slab.try_remove(i)?;
         if let Some(ordered) = &mut self.ordered {
-            ordered.remove(&node.key);
+            ordered.remove(node.key.as_slice());
         }
         self.size_bytes -= node.size;
         Some(node)
@@ -405,7 +586,10 @@ impl NamedCache {
         match self.find(hash, key) {
             Some(i) => {
                 self.nodes.move_to_back(Order::Use, i);
-                self.nodes.slab.get(i).map(|n| n.value.clone())
+                self.nodes
+                    .slab
+                    .get(i)
+                    .map(|n| n.value.as_ref().map(Stamped::to_timestamped))
             }
             None => self
                 .parked
@@ -425,16 +609,16 @@ impl NamedCache {
             let next = n.updated.next;
             n.updated = Link::DETACHED;
             n.dirty = false;
-            let stored = std::mem::take(&mut n.stored);
-            if n.value.is_some() {
+            let stored = std::mem::take(&mut n.stored).into_stored();
+            if let Some(value) = &n.value {
                 out.push(Flushed {
-                    key: n.key.clone(),
-                    value: n.value.clone(),
+                    key: n.key.to_bytes(),
+                    value: Some(value.to_timestamped()),
                     stored,
                 });
             } else if let Some(node) = self.remove(i) {
                 out.push(Flushed {
-                    key: node.key,
+                    key: node.key.into_bytes(),
                     value: None,
                     stored,
                 });
@@ -452,9 +636,9 @@ impl NamedCache {
         };
         if node.dirty {
             out.push(Flushed {
-                key: node.key,
-                value: node.value,
-                stored: node.stored,
+                key: node.key.into_bytes(),
+                value: node.value.map(Stamped::into_timestamped),
+                stored: node.stored.into_stored(),
             });
             self.flush_dirty(out);
         }
@@ -471,10 +655,11 @@ impl NamedCache {
         let slab = &self.nodes.slab;
         let ordered = self
             .ordered
-            .get_or_insert_with(|| slab.iter().map(|(i, n)| (n.key.clone(), i)).collect());
-        let entries = ordered
-            .range::<[u8], _>((from, to))
-            .filter_map(|(k, &i)| slab.get(i).map(|n| (k.clone(), n.value.clone())));
+            .get_or_insert_with(|| slab.iter().map(|(i, n)| (n.key.to_bytes(), i)).collect());
+        let entries = ordered.range::<[u8], _>((from, to)).filter_map(|(k, &i)| {
+            slab.get(i)
+                .map(|n| (k.clone(), n.value.as_ref().map(Stamped::to_timestamped)))
+        });
         if self.parked.is_empty() {
             return entries.collect();
         }

@@ -5,7 +5,7 @@
 use std::ops::Bound;
 
 use super::named::{CacheKey, Flushed, KeyBuf};
-use super::{old_value, Registration, ThreadCache, WindowedFlushListener};
+use super::{old_value, Registration, Rmw, ThreadCache, WindowedFlushListener};
 use crate::error::{Error, Result};
 use crate::layers::Timestamped;
 use crate::segment::{min_live, segment_id, Query, Schema};
@@ -206,6 +206,24 @@ impl Core {
             return false;
         }
         true
+    }
+
+    /// Whether a put at `time` would be admitted ([`Core::admit`] without its effects).
+    pub(super) fn would_admit(&self, store_stream_time: i64, time: i64) -> bool {
+        let stream_time = self.stream_time(store_stream_time).max(time);
+        time >= min_live(stream_time, self.layout.retention)
+    }
+
+    /// A read-modify-write of a cache key in the cache (see [`Rmw`]; not caching: `Parked`,
+    /// the ordinary way).
+    pub(super) fn modify<F, E>(&self, key: &KeyBuf, buf: &mut Vec<u8>, f: F) -> Result<Rmw<F, E>>
+    where
+        F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+    {
+        match &self.reg {
+            Some(reg) => reg.modify(key.as_ref(), buf, f),
+            None => Ok(Rmw::Parked(f)),
+        }
     }
 
     /// Puts a cache key's new value into the cache; returns what must go down now (all of

@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::segmented::{Core, Layout, Target};
-use super::ThreadCache;
+use super::{Rmw, ThreadCache};
 use crate::changelog::{ChangelogReader, ChangelogSink};
 use crate::error::{show_key, Error, Result};
 use crate::layers::{RestoreStats, Timestamped};
@@ -185,6 +185,73 @@ impl<S: WindowStore> CachingWindowStore<S> {
         self.flush()?;
         drop(self.core.reg.take());
         Ok(self.inner)
+    }
+
+    /// Kafka's read-then-put of a window aggregation in one step: `f` gets the window's
+    /// value (`None`: absent) and writes the new value into `buf`, returning its timestamp;
+    /// the store then holds it as [`put`](WindowStore::put) would.
+    ///
+    /// The same as [`fetch_one`](WindowStore::fetch_one), `f`, then `put` (the same cache,
+    /// store and forwarding effects), but a window the cache holds costs one cache key, one
+    /// lookup and one lock of the thread cache, and its value is read and replaced in place.
+    /// When `f` fails nothing is put and its error is returned.
+    ///
+    /// # Errors
+    /// As `fetch_one` and `put`.
+    pub fn update<E>(
+        &mut self,
+        key: &[u8],
+        window_start: i64,
+        buf: &mut Vec<u8>,
+        f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let store_time = self.inner.observed_stream_time();
+        let f = if !self.retain_duplicates
+            && window_start >= 0
+            && self.core.would_admit(store_time, window_start)
+        {
+            let cache_key = self.core.layout.window_cache_key(key, window_start);
+            match self.core.modify(&cache_key, buf, f)? {
+                Rmw::Done(flushed) => {
+                    self.core.admit(store_time, window_start);
+                    self.core.write_down(flushed, &mut Down(&mut self.inner))?;
+                    return Ok(Ok(()));
+                }
+                Rmw::Failed(e) => return Ok(Err(e)),
+                Rmw::Miss(f) => {
+                    // `fetch_one`'s miss: the store's value (the miss is counted).
+                    let found = self.inner.fetch_one(key, window_start)?;
+                    return self.put_computed(key, window_start, found, buf, f);
+                }
+                Rmw::Parked(f) => f,
+            }
+        } else {
+            f
+        };
+        let found = self.fetch_one(key, window_start)?;
+        self.put_computed(key, window_start, found, buf, f)
+    }
+
+    /// `f` over `found`, then a put of what it wrote into `buf`.
+    fn put_computed<E>(
+        &mut self,
+        key: &[u8],
+        window_start: i64,
+        found: Option<Timestamped>,
+        buf: &mut Vec<u8>,
+        f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let borrowed = found.as_ref().map(|t| Timestamped {
+            value: &t.value[..],
+            timestamp: t.timestamp,
+        });
+        let timestamp = match f(borrowed, buf) {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(e)),
+        };
+        let value = crate::serde::compact_bytes(buf);
+        self.put(key, Some(Timestamped { value, timestamp }), window_start)?;
+        Ok(Ok(()))
     }
 
     fn min_live(&self) -> i64 {

@@ -10,13 +10,13 @@ use std::any::Any;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use freshet_state_store::{KeyValueStore, Timestamped};
+use freshet_state_store::Timestamped;
 use parking_lot::Mutex;
 
 use crate::dsl::ktable::{Change, SendOldValues};
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::serde::{compact_bytes, SerdeRef};
+use crate::serde::SerdeRef;
 use crate::store::StoreRef;
 use crate::task::node::{take_record, Data, Node, NodeContext};
 
@@ -128,21 +128,20 @@ pub(crate) struct AggregateStore {
     value_buf: Vec<u8>,
 }
 
-/// Folds `r` into the key's old aggregate: the new aggregate, serialized (through
-/// `value_buf`) into the store's value, with the larger of the two timestamps.
+/// Folds `r` into the key's old aggregate: the new aggregate, serialized into
+/// `value_buf` (the store's new value); returns its timestamp, the larger of the two.
 fn aggregate<K, V, VA>(
     r: &Record<K, V>,
-    old: Option<Timestamped>,
+    old: Option<Timestamped<&[u8]>>,
     values: &SerdeRef<VA>,
     aggregator: &Aggregator<K, V, VA>,
     what: &str,
     value_buf: &mut Vec<u8>,
-) -> Result<Timestamped> {
-    let (old_value, old_ts) = match &old {
-        Some(t) => (Some(decode(values, &t.value, what)?), t.timestamp),
+) -> Result<i64> {
+    let (old_value, old_ts) = match old {
+        Some(t) => (Some(decode(values, t.value, what)?), t.timestamp),
         None => (None, i64::MIN),
     };
-    drop(old);
     let new = aggregator(&r.key, &r.value, old_value);
     value_buf.clear();
     values
@@ -151,10 +150,7 @@ fn aggregate<K, V, VA>(
             context: what.to_string(),
             reason,
         })?;
-    Ok(Timestamped {
-        value: compact_bytes(value_buf),
-        timestamp: r.timestamp.max(old_ts),
-    })
+    Ok(r.timestamp.max(old_ts))
 }
 
 impl<K: Data, V: Data, VA: Data> AggregateNode<K, V, VA> {
@@ -208,11 +204,8 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
         // Read, aggregate and write under one lock: the aggregator is a pure function of
         // the record and the old aggregate, and nothing is forwarded before the put.
         let updated = store.with_kv(|s| {
-            let old = s.get(key_buf)?;
-            let new = aggregate(&r, old, values, aggregator, what, value_buf);
-            Ok(match new {
-                Ok(value) => s.put_slice(key_buf, Some(value)).map(Ok)?,
-                Err(e) => Err(e),
+            s.update(key_buf, value_buf, |old, buf| {
+                aggregate(&r, old, values, aggregator, what, buf)
             })
         })?;
         updated?;

@@ -339,40 +339,42 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         };
         let (values, what, value_buf) = (&self.values, self.what.as_str(), &mut self.value_buf);
         let (initializer, aggregator) = (&self.initializer, &self.aggregator);
+        let mut out = None;
         let updated = store.with_window(|s| {
-            let mut step = |found: Option<Timestamped>| -> Result<_> {
-                let (old, new_ts) = match found {
-                    Some(t) => (Some(decode(values, &t.value, what)?), ts.max(t.timestamp)),
-                    None => (initializer(), ts),
-                };
-                let (input, kept) = if forward_old {
-                    (old.clone(), old)
-                } else {
-                    (old, None)
-                };
-                let new = aggregator(&cur.record.key, &cur.record.value, input);
-                value_buf.clear();
-                values
-                    .serialize_into(&new, value_buf)
-                    .map_err(|reason| Error::Serde {
-                        context: what.to_string(),
-                        reason,
-                    })?;
-                let stored = Timestamped {
-                    value: compact_bytes(value_buf),
-                    timestamp: new_ts,
-                };
-                Ok((stored, kept, new, new_ts))
-            };
-            match step(s.fetch_one(&cur.key, window.start)?) {
-                Ok((stored, kept, new, new_ts)) => {
-                    s.put(&cur.key, Some(stored), window.start)?;
-                    Ok(Ok((kept, new, new_ts)))
-                }
-                Err(e) => Ok(Err(e)),
-            }
+            s.update(
+                &cur.key,
+                window.start,
+                value_buf,
+                |found, buf| -> Result<i64> {
+                    let (old, new_ts) = match found {
+                        Some(t) => (Some(decode(values, t.value, what)?), ts.max(t.timestamp)),
+                        None => (initializer(), ts),
+                    };
+                    let (input, kept) = if forward_old {
+                        (old.clone(), old)
+                    } else {
+                        (old, None)
+                    };
+                    let new = aggregator(&cur.record.key, &cur.record.value, input);
+                    buf.clear();
+                    values
+                        .serialize_into(&new, buf)
+                        .map_err(|reason| Error::Serde {
+                            context: what.to_string(),
+                            reason,
+                        })?;
+                    out = Some((kept, new, new_ts));
+                    Ok(new_ts)
+                },
+            )
         })?;
-        let (kept, new, new_ts) = updated?;
+        updated?;
+        let Some((kept, new, new_ts)) = out else {
+            return Err(Error::InvalidArgument(format!(
+                "store {} put a window without aggregating it",
+                self.store_name
+            )));
+        };
         self.forward_flushed(ctx)?;
         self.forward_update(ctx, cur, window, kept, new, new_ts)
     }
