@@ -13,7 +13,7 @@ use crate::dsl::builder::StreamsBuilder;
 use crate::dsl::grouped::KGroupedStream;
 use crate::dsl::options::{Grouped, Produced, Repartitioned};
 use crate::ops::sink::{SinkNode, SinkTarget};
-use crate::ops::stateless::{pass, stateless};
+use crate::ops::stateless::{map, pass, stateless};
 use crate::partitioner::StreamPartitioner;
 use crate::processor::{Processor, ProcessorNode};
 use crate::record::Record;
@@ -197,10 +197,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         &self,
         mapper: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
     ) -> KStream<'b, K2, V2> {
-        let f = stateless(move |ctx, r: Record<K, V>| {
-            let (k, v) = mapper(&r.key, &r.value);
-            ctx.forward(r.with_key(k).with_value(v))
-        });
+        let f = map(move |k: K, v: V| mapper(&k, &v));
         self.add_node("KSTREAM-MAP-", f, None, None, true)
     }
 
@@ -237,9 +234,9 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         &self,
         mapper: impl Fn(&K, &V) -> V2 + Send + Sync + 'static,
     ) -> KStream<'b, K, V2> {
-        let f = stateless(move |ctx, r: Record<K, V>| {
-            let v = mapper(&r.key, &r.value);
-            ctx.forward(r.with_value(v))
+        let f = map(move |k: K, v: V| {
+            let v = mapper(&k, &v);
+            (k, v)
         });
         self.add_node(
             "KSTREAM-MAPVALUES-",
@@ -343,10 +340,7 @@ impl<'b, K: Data, V: Data> KStream<'b, K, V> {
         &self,
         mapper: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
     ) -> KStream<'b, K2, V> {
-        let f = stateless(move |ctx, r: Record<K, V>| {
-            let k = mapper(&r.key, &r.value);
-            ctx.forward(r.with_key(k))
-        });
+        let f = map(move |k: K, v: V| (mapper(&k, &v), v));
         self.add_node("KSTREAM-KEY-SELECT-", f, None, self.values.clone(), true)
     }
 

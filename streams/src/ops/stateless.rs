@@ -82,3 +82,59 @@ pub(crate) fn pass<K: Data, V: Data>(
         })
     })
 }
+
+/// The input and output types of a [`MapNode`].
+type MapTypes<K, V, K2, V2> = fn(K, V) -> (K2, V2);
+
+/// An operator that makes one record of each (map, map_values, select_key): `f` turns the
+/// input's key and value into the output's, which take the input's timestamp and headers.
+/// The input is taken apart where its parent left it, so the fields are read one by one
+/// (a whole-record copy of fields just stored stalled), and the output goes to the
+/// children in one slot.
+struct MapNode<K, V, K2, V2, F> {
+    f: Arc<F>,
+    types: PhantomData<MapTypes<K, V, K2, V2>>,
+}
+
+impl<K, V, K2, V2, F> Node for MapNode<K, V, K2, V2, F>
+where
+    K: Data,
+    V: Data,
+    K2: Data,
+    V2: Data,
+    F: Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+{
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+        let slot = input_slot::<K, V>(ctx, record)?;
+        let Some(Record {
+            key,
+            value,
+            timestamp,
+            headers,
+        }) = slot.take()
+        else {
+            return Ok(());
+        };
+        let (key, value) = (self.f)(key, value);
+        ctx.forward_slot(&mut Some(Record {
+            key,
+            value,
+            timestamp,
+            headers,
+        }))
+    }
+}
+
+/// A factory for an operator that maps each record's key and value with `f` (given by
+/// value, so an operator that keeps one does not clone it).
+pub(crate) fn map<K: Data, V: Data, K2: Data, V2: Data>(
+    f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+) -> NodeFactory {
+    let f = Arc::new(f);
+    Arc::new(move || {
+        Box::new(MapNode {
+            f: f.clone(),
+            types: PhantomData,
+        })
+    })
+}

@@ -32,7 +32,7 @@ use freshet_state_store::{
 use crate::error::{Error, Result};
 use crate::record::{InputRecord, RecordMetadata, SinkRecord};
 use crate::store::StoreRef;
-use crate::task::node::{run_node, NodeSlot};
+use crate::task::node::{run_node, NodeSlot, TaskNode};
 use crate::task::punctuation::Punctuations;
 use crate::task::{for_each_node, open_store, ErrorPolicy, TaskCore, TaskEnv, TaskMetrics};
 use crate::topology::{GlobalStoreTopology, NodeKind, NodeSpec, Topology, TopologyInner};
@@ -232,7 +232,7 @@ impl GlobalTask {
         let mut sources = Vec::new();
         for g in &inner.global_stores {
             for n in [g.source, g.processor] {
-                nodes[n] = Some((inner.nodes[n].factory)());
+                nodes[n] = Some(TaskNode::new(&inner, n));
             }
             sources.push((g.topic.resolve(&env.config.application_id), g.source));
             let builder = inner.stores.get(&g.store).ok_or_else(|| {
@@ -254,7 +254,12 @@ impl GlobalTask {
                 stores,
                 stream_time: -1,
                 wall_clock: env.wall_clock,
-                current: None,
+                meta: RecordMetadata {
+                    topic: String::new(),
+                    partition: 0,
+                    offset: -1,
+                },
+                in_record: false,
                 punctuations,
                 outputs: crate::task::outputs::Outputs::default(),
                 metrics: TaskMetrics::default(),
@@ -375,11 +380,12 @@ impl GlobalTask {
             }
         };
         self.core.partition = partition;
-        self.core.current = Some(RecordMetadata {
+        self.core.meta = RecordMetadata {
             topic,
             partition,
             offset: record.offset,
-        });
+        };
+        self.core.in_record = true;
         let record: &mut dyn std::any::Any = &mut *decoded;
         let result = run_node(
             &mut self.core,
@@ -389,7 +395,7 @@ impl GlobalTask {
             node,
             |op, ctx| op.process(ctx, record),
         );
-        self.core.current = None;
+        self.core.in_record = false;
         result?;
         self.refuse_punctuations()?;
         Ok(true)

@@ -37,7 +37,7 @@ pub(crate) mod outputs;
 pub(crate) mod punctuation;
 
 use input::{RawQueue, RawRecords};
-use node::{run_node, Node, NodeContext, NodeSlot};
+use node::{run_node, Node, NodeContext, NodeSlot, TaskNode};
 use outputs::Outputs;
 use punctuation::{PunctuationType, Punctuations};
 
@@ -165,7 +165,11 @@ pub(crate) struct TaskCore {
     pub(crate) stores: BTreeMap<String, StoreRef>,
     pub(crate) stream_time: i64,
     pub(crate) wall_clock: i64,
-    pub(crate) current: Option<RecordMetadata>,
+    /// Where the record being processed came from, kept from record to record (its topic
+    /// is not copied for each); shown only while `in_record`.
+    pub(crate) meta: RecordMetadata,
+    /// A record is being processed (not a punctuation, flush or close).
+    pub(crate) in_record: bool,
     pub(crate) punctuations: Punctuations,
     pub(crate) outputs: Outputs,
     pub(crate) metrics: TaskMetrics,
@@ -189,9 +193,9 @@ impl TaskCore {
             let Some((node, mut punctuator, key)) = self.punctuations.take(i, now) else {
                 break;
             };
-            let saved = self.current.take();
+            let saved = std::mem::replace(&mut self.in_record, false);
             let result = run_node(self, topo, nodes, 0, node, |_, ctx| punctuator(ctx, now));
-            self.current = saved;
+            self.in_record = saved;
             self.punctuations.put_back(&key, punctuator);
             result?;
             fired += 1;
@@ -246,9 +250,8 @@ pub struct Task {
     /// so a running node and the nodes after it are borrowed apart.
     nodes: Vec<NodeSlot>,
     queues: Vec<PartitionQueue>,
-    /// The metadata of the last record processed and its queue, kept to be refilled for
-    /// the next (its topic name is not copied per record).
-    spare_meta: Option<(usize, RecordMetadata)>,
+    /// The queue whose topic `core.meta` holds.
+    meta_queue: Option<usize>,
     initialized: bool,
     closed: bool,
 }
@@ -290,7 +293,7 @@ impl Task {
                 .ok_or_else(|| Error::InvalidArgument(format!("no sub-topology {sub_id}")))?;
             for &n in &sub.nodes {
                 let spec = &inner.nodes[n];
-                nodes[n] = Some((spec.factory)());
+                nodes[n] = Some(TaskNode::new(&inner, n));
                 if let NodeKind::Source { topics, .. } = &spec.kind {
                     for t in topics {
                         queues.push(PartitionQueue {
@@ -327,7 +330,12 @@ impl Task {
                 stores,
                 stream_time: -1,
                 wall_clock: env.wall_clock,
-                current: None,
+                meta: RecordMetadata {
+                    topic: String::new(),
+                    partition,
+                    offset: -1,
+                },
+                in_record: false,
                 punctuations,
                 outputs: Outputs::default(),
                 metrics: TaskMetrics::default(),
@@ -336,7 +344,7 @@ impl Task {
                 global_stores: env.global_stores,
             },
             queues,
-            spare_meta: None,
+            meta_queue: None,
             initialized: false,
             closed: false,
         })
@@ -387,11 +395,11 @@ impl Task {
             if let (Some(Some(node)), Some(&t)) =
                 (self.nodes.get_mut(i), times.nodes.get(&spec.name))
             {
-                node.restore_stream_time(t);
+                node.op.restore_stream_time(t);
             }
         }
         for node in self.nodes.iter_mut().flatten() {
-            node.restore_processor_metadata(&times.nodes);
+            node.op.restore_processor_metadata(&times.nodes);
         }
         Ok(())
     }
@@ -485,16 +493,13 @@ impl Task {
         let source = q.source;
         self.core.stream_time = self.core.stream_time.max(head.timestamp);
         self.core.metrics.records_in += 1;
-        let mut meta = match self.spare_meta.take() {
-            Some((from, meta)) if from == i => meta,
-            _ => RecordMetadata {
-                topic: q.topic.clone(),
-                partition: self.core.partition,
-                offset: 0,
-            },
-        };
-        meta.offset = head.offset;
-        self.core.current = Some(meta);
+        if self.meta_queue != Some(i) {
+            self.core.meta.topic.clone_from(&q.topic);
+            self.meta_queue = Some(i);
+        }
+        self.core.meta.partition = self.core.partition;
+        self.core.meta.offset = head.offset;
+        self.core.in_record = true;
         let record: &mut dyn Any = &mut **record;
         let result = run_node(
             &mut self.core,
@@ -504,17 +509,14 @@ impl Task {
             source,
             |op, ctx| op.process(ctx, record),
         );
-        let meta = self.core.current.take();
+        self.core.in_record = false;
         let q = &mut self.queues[i];
         match result {
-            Ok(()) => {
-                q.raw.advance();
-                self.spare_meta = meta.map(|m| (i, m));
-            }
+            Ok(()) => q.raw.advance(),
             Err(e) => {
                 let raw = q.raw.front().map(|r| r.to_input());
                 q.raw.advance();
-                self.handle_processing_error(e, meta, raw)?;
+                self.handle_processing_error(e, raw)?;
             }
         }
         let now = self.core.stream_time;
@@ -572,14 +574,9 @@ impl Task {
 
     /// Applies the processing policy to an error raised while `raw` (the source record)
     /// went through the operators; a dead letter is the source record (KIP-1034).
-    fn handle_processing_error(
-        &mut self,
-        error: Error,
-        meta: Option<RecordMetadata>,
-        raw: Option<InputRecord>,
-    ) -> Result<()> {
+    fn handle_processing_error(&mut self, error: Error, raw: Option<InputRecord>) -> Result<()> {
         let policy = self.core.config.processing.clone();
-        let topic = meta.as_ref().map(|m| m.topic.clone()).unwrap_or_default();
+        let topic = self.core.meta.topic.clone();
         self.apply_policy(&policy, error, &topic, raw)
     }
 
@@ -712,11 +709,11 @@ impl Task {
     pub fn stream_times(&self) -> StreamTimes {
         let mut nodes = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
-            if let Some(t) = n.as_ref().and_then(|n| n.observed_stream_time()) {
+            if let Some(t) = n.as_ref().and_then(|n| n.op.observed_stream_time()) {
                 nodes.insert(self.core.topology.nodes[i].name.clone(), t);
             }
             if let Some(n) = n {
-                nodes.extend(n.processor_metadata());
+                nodes.extend(n.op.processor_metadata());
             }
         }
         StreamTimes {

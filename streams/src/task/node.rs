@@ -52,7 +52,25 @@ pub(crate) trait Node: Send {
 }
 
 /// A task's slot for node `i` (empty for nodes of other sub-topologies).
-pub(crate) type NodeSlot = Option<Box<dyn Node>>;
+pub(crate) type NodeSlot = Option<TaskNode>;
+
+/// A task's instance of a node, with the node's children next to it: a forward reads them
+/// from the running node's context, not through the topology's node specs.
+pub(crate) struct TaskNode {
+    pub(crate) op: Box<dyn Node>,
+    pub(crate) children: Box<[usize]>,
+}
+
+impl TaskNode {
+    /// Instantiates node `node` of `topo`.
+    pub(crate) fn new(topo: &TopologyInner, node: usize) -> TaskNode {
+        let spec = &topo.nodes[node];
+        TaskNode {
+            op: (spec.factory)(),
+            children: spec.children.clone().into_boxed_slice(),
+        }
+    }
+}
 
 /// The error for a record that is not of the node's input type.
 #[cold]
@@ -143,12 +161,13 @@ pub(crate) fn run_node<T>(
         .and_then(|i| nodes.get_mut(i..))
         .and_then(<[NodeSlot]>::split_first_mut);
     match found {
-        Some((Some(op), later)) => f(
+        Some((Some(TaskNode { op, children }), later)) => f(
             &mut **op,
             &mut NodeContext {
                 core,
                 topo,
                 later,
+                children,
                 node,
                 fixed_key: None,
             },
@@ -175,6 +194,8 @@ pub(crate) struct NodeContext<'a> {
     pub(crate) topo: &'a TopologyInner,
     /// The task's nodes after this one (index `node + 1` on): all the nodes it can reach.
     pub(crate) later: &'a mut [NodeSlot],
+    /// This node's children, in the order they were added.
+    pub(crate) children: &'a [usize],
     pub(crate) node: usize,
     /// The input key while a `process_values` processor runs: what it forwards keeps it.
     pub(crate) fixed_key: Option<Box<dyn Any + Send>>,
@@ -220,8 +241,8 @@ impl<'a> NodeContext<'a> {
         &mut self,
         slot: &mut Option<Record<K, V>>,
     ) -> Result<()> {
-        let topo = self.topo;
-        let Some((&last, others)) = topo.nodes[self.node].children.split_last() else {
+        let children = self.children;
+        let Some((&last, others)) = children.split_last() else {
             return Ok(());
         };
         for &child in others {
@@ -237,7 +258,7 @@ impl<'a> NodeContext<'a> {
         record: Record<K, V>,
     ) -> Result<()> {
         let nodes = &self.topo.nodes;
-        let found = nodes[self.node]
+        let found = self
             .children
             .iter()
             .copied()
@@ -263,7 +284,7 @@ impl<'a> NodeContext<'a> {
 
     /// Where the record being processed came from (`None` in a punctuation).
     pub(crate) fn record_metadata(&self) -> Option<&RecordMetadata> {
-        self.core.current.as_ref()
+        self.core.in_record.then_some(&self.core.meta)
     }
 
     /// The task's id, e.g. `0_3`.
