@@ -179,6 +179,12 @@ impl BufferStore {
         Ok(())
     }
 
+    /// The value buffered for `key`, borrowed (no copy of the entry, as [`get`](Self::get)
+    /// makes).
+    pub fn value_of(&self, key: &[u8]) -> Option<&Timestamped> {
+        self.entries.get(key).map(|(_, value)| value)
+    }
+
     /// The entry of `key`.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<BufferedRecord>> {
         Ok(self

@@ -444,16 +444,6 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
             )));
         }
         let store = self.store()?;
-        let buffered = store.with_buffer(|buf| buf.get(key))?;
-        let prior = match &buffered {
-            None => None,
-            Some(found) => Some(
-                EntryRef::parse(&found.value.value)
-                    .map_err(serde_error)?
-                    .prior,
-            ),
-        };
-        b.clear();
         let (offset, partition, topic) = match ctx.record_metadata() {
             Some(m) => (
                 m.offset,
@@ -462,6 +452,37 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
             ),
             None => (-1, -1, ""),
         };
+        let time = (self.spec.buffer_time)(&record.key, record.timestamp);
+        // One visit to the buffer: the prior value is read where it lies and the entry
+        // replaced under the same lock.
+        store.with_buffer(|buf| {
+            let prior = match buf.value_of(key).map(|found| EntryRef::parse(&found.value)) {
+                None => None,
+                Some(Ok(entry)) => Some(entry.prior),
+                Some(Err(reason)) => return Ok(Err(serde_error(reason))),
+            };
+            if let Err(reason) = self.write_entry(b, (offset, partition, topic), prior, &record) {
+                return Ok(Err(serde_error(reason)));
+            }
+            let value = Timestamped {
+                value: compact_bytes(b),
+                timestamp: record.timestamp,
+            };
+            buf.put(time, compact_bytes(key), value).map(Ok)
+        })?
+    }
+
+    /// Writes an update's entry into `b`: where the record came from (offset, partition,
+    /// topic), the prior value (`None`: a new key, whose prior is the old value), the old
+    /// and new values and the headers.
+    fn write_entry(
+        &self,
+        b: &mut Vec<u8>,
+        (offset, partition, topic): (i64, i32, &str),
+        prior: Option<Option<&[u8]>>,
+        record: &Record<K, Change<V>>,
+    ) -> std::result::Result<(), String> {
+        b.clear();
         b.put_i64(offset);
         b.put_i32(partition);
         b.put_u32(topic.len() as u32);
@@ -470,24 +491,17 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
         match prior {
             // A new key: the prior value is the old one, not repeated.
             None => {
-                put_typed(b, values, record.value.old.as_ref()).map_err(serde_error)?;
+                put_typed(b, values, record.value.old.as_ref())?;
                 put_value(b, None, true);
             }
             Some(prior) => {
                 put_value(b, prior, false);
-                put_typed(b, values, record.value.old.as_ref()).map_err(serde_error)?;
+                put_typed(b, values, record.value.old.as_ref())?;
             }
         }
-        put_typed(b, values, record.value.new.as_ref()).map_err(serde_error)?;
+        put_typed(b, values, record.value.new.as_ref())?;
         put_headers(b, &record.headers);
-        drop(buffered);
-        let time = (self.spec.buffer_time)(&record.key, record.timestamp);
-        let value = Timestamped {
-            value: compact_bytes(b),
-            timestamp: record.timestamp,
-        };
-        let key = compact_bytes(key);
-        store.with_buffer(|buf| buf.put(time, key, value))
+        Ok(())
     }
 
     /// Emits what is due, then what is over capacity (or fails when full).
