@@ -470,14 +470,18 @@ impl Registration {
         s.modify(self.id, key, buf, f)
     }
 
-    /// Parked entries, then the dirty ones in latest-update order; all now clean.
-    fn flush(&self) -> Result<Vec<Flushed>> {
+    /// One piece of a flush into `out` (empty: the flush is done): parked entries, then
+    /// up to `max` dirty ones in latest-update order, now clean. `first` counts the flush.
+    /// A flush in pieces forwards what a whole flush would, in the same order: nothing
+    /// but the flushing store's write-down runs between the pieces.
+    fn flush_piece(&self, out: &mut Vec<Flushed>, first: bool, max: usize) -> Result<()> {
         let mut s = self.cache.state.lock();
-        s.stats.flushes += 1;
+        if first {
+            s.stats.flushes += 1;
+        }
         s.with_named(self.id, |c| {
-            let mut out = std::mem::take(&mut c.parked);
-            c.flush_dirty(&mut out);
-            out
+            out.append(&mut c.parked);
+            c.flush_dirty_upto(out, max);
         })
     }
 
@@ -520,6 +524,9 @@ impl Registration {
             .with_named(self.id, |c| c.range(from, to))
     }
 }
+
+/// Entries a flush takes from the cache at a time (see [`Registration::flush_piece`]).
+const FLUSH_PIECE: usize = 256;
 
 /// The old value a write-down forwards: what the cache knows the store holds, else the
 /// store's answer to `read`.

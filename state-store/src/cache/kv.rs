@@ -6,7 +6,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use super::named::Flushed;
-use super::{old_value, FlushListener, Registration, Rmw, ThreadCache};
+use super::{old_value, FlushListener, Registration, Rmw, ThreadCache, FLUSH_PIECE};
 use crate::changelog::{ChangelogReader, ChangelogSink};
 use crate::error::{Error, Result};
 use crate::kv::{prefix_end, KeyValueStore};
@@ -98,11 +98,19 @@ impl<S: KeyValueStore> CachingKvStore<S> {
     /// Commit step 1: writes every dirty entry down to the store and forwards it, in
     /// latest-update order.
     pub fn flush(&mut self) -> Result<()> {
-        let Some(reg) = &self.reg else {
-            return Ok(());
-        };
-        let entries = reg.flush()?;
-        self.write_down(entries)
+        let mut piece = Vec::new();
+        let mut first = true;
+        loop {
+            let Some(reg) = &self.reg else {
+                return Ok(());
+            };
+            reg.flush_piece(&mut piece, first, FLUSH_PIECE)?;
+            first = false;
+            if piece.is_empty() {
+                return Ok(());
+            }
+            self.write_down(piece.drain(..))?;
+        }
     }
 
     /// Flushes, leaves the thread cache and gives the store back.
@@ -187,7 +195,7 @@ impl<S: KeyValueStore> CachingKvStore<S> {
     /// Kafka's `putAndMaybeForward`, for each entry in order: read the old value when it is
     /// wanted (from the cache when it knows what the store holds), skip a delete of an
     /// absent key, write, forward.
-    fn write_down(&mut self, entries: Vec<Flushed>) -> Result<()> {
+    fn write_down(&mut self, entries: impl IntoIterator<Item = Flushed>) -> Result<()> {
         for Flushed {
             key,
             value: new,

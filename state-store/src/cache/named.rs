@@ -603,9 +603,18 @@ impl NamedCache {
     /// Marks every dirty entry clean and appends it to `out`, in latest-update order;
     /// deleted keys leave the cache (Kafka's `NamedCache.flush`).
     pub(super) fn flush_dirty(&mut self, out: &mut Vec<Flushed>) {
+        self.flush_dirty_upto(out, usize::MAX);
+    }
+
+    /// [`flush_dirty`](Self::flush_dirty) of the `max` least recently updated dirty
+    /// entries only: a flush in pieces whose entries go down while still in the CPU's
+    /// caches, through one small reused buffer.
+    pub(super) fn flush_dirty_upto(&mut self, out: &mut Vec<Flushed>, max: usize) {
         let mut i = self.nodes.dirty.head;
-        self.nodes.dirty = List::EMPTY;
-        while let Some(n) = self.nodes.slab.get_mut(i) {
+        for _ in 0..max {
+            let Some(n) = self.nodes.slab.get_mut(i) else {
+                break;
+            };
             let next = n.updated.next;
             n.updated = Link::DETACHED;
             n.dirty = false;
@@ -624,6 +633,12 @@ impl NamedCache {
                 });
             }
             i = next;
+        }
+        // `i` heads what is still dirty (`NIL`: nothing).
+        self.nodes.dirty.head = i;
+        match self.nodes.slab.get_mut(i) {
+            Some(n) => n.updated.prev = NIL,
+            None => self.nodes.dirty = List::EMPTY,
         }
     }
 

@@ -5,7 +5,7 @@
 use std::ops::Bound;
 
 use super::named::{CacheKey, Flushed, KeyBuf};
-use super::{old_value, Registration, Rmw, ThreadCache, WindowedFlushListener};
+use super::{old_value, Registration, Rmw, ThreadCache, WindowedFlushListener, FLUSH_PIECE};
 use crate::error::{Error, Result};
 use crate::layers::Timestamped;
 use crate::segment::{min_live, segment_id, Query, Schema};
@@ -247,11 +247,19 @@ impl Core {
     /// Commit step 1: every dirty entry (and any parked one) goes down, in latest-update
     /// order.
     pub(super) fn flush(&mut self, target: &mut dyn Target) -> Result<()> {
-        let Some(reg) = &self.reg else {
-            return Ok(());
-        };
-        let entries = reg.flush()?;
-        self.write_down(entries, target)
+        let mut piece = Vec::with_capacity(FLUSH_PIECE);
+        let mut first = true;
+        loop {
+            let Some(reg) = &self.reg else {
+                return Ok(());
+            };
+            reg.flush_piece(&mut piece, first, FLUSH_PIECE)?;
+            first = false;
+            if piece.is_empty() {
+                return Ok(());
+            }
+            self.write_down(piece.drain(..), target)?;
+        }
     }
 
     /// Writes down entries another store's eviction flushed; every writing call starts here.
@@ -273,7 +281,7 @@ impl Core {
     /// entry live when put should still be live at the store then; this is a guard.)
     pub(super) fn write_down(
         &mut self,
-        entries: Vec<Flushed>,
+        entries: impl IntoIterator<Item = Flushed>,
         target: &mut dyn Target,
     ) -> Result<()> {
         for Flushed {

@@ -7,6 +7,7 @@
 //! largest timestamp of the records aggregated into it.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,10 +27,58 @@ pub(crate) type Aggregator<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Se
 /// `(key bytes, new, old)` as a caching store hands its updates downstream.
 pub(crate) type Flushed = (Bytes, Option<Timestamped>, Option<Timestamped>);
 
-/// Updates a caching store forwarded, waiting to be decoded and sent downstream (the
-/// store's listener cannot forward itself: it runs while the store is locked).
+/// What a caching store's listener hands over, waiting to be decoded and sent downstream
+/// (the listener cannot forward itself: it runs while the store is locked). A flag says
+/// whether anything waits, so the check after every record takes no lock.
+pub(crate) struct Pending<T>(Arc<PendingInner<T>>);
+
+struct PendingInner<T> {
+    any: AtomicBool,
+    items: Mutex<Vec<T>>,
+}
+
+impl<T> Clone for Pending<T> {
+    fn clone(&self) -> Self {
+        Pending(self.0.clone())
+    }
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Pending(Arc::new(PendingInner {
+            any: AtomicBool::new(false),
+            items: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+impl<T> Pending<T> {
+    pub(crate) fn push(&self, item: T) {
+        let mut items = self.0.items.lock();
+        items.push(item);
+        self.0.any.store(true, Ordering::Release);
+    }
+
+    /// Moves what waits into `out` (empty: its buffer is kept for the next time); false
+    /// when nothing waited.
+    pub(crate) fn take_into(&self, out: &mut Vec<T>) -> bool {
+        if !self.0.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut items = self.0.items.lock();
+        self.0.any.store(false, Ordering::Relaxed);
+        if out.is_empty() {
+            std::mem::swap(&mut *items, out);
+        } else {
+            out.append(&mut items);
+        }
+        true
+    }
+}
+
+/// Updates a caching key-value store forwarded, waiting to be decoded and sent downstream.
 #[derive(Clone, Default)]
-pub(crate) struct FlushQueue(pub(crate) Arc<Mutex<Vec<Flushed>>>);
+pub(crate) struct FlushQueue(Pending<Flushed>);
 
 impl FlushQueue {
     /// Installs the queue as `store`'s flush listener.
@@ -38,9 +87,7 @@ impl FlushQueue {
         store.with_kv(|s| {
             s.set_flush_listener(
                 move |k: &[u8], new: Option<&Timestamped>, old: Option<&Timestamped>| {
-                    queue
-                        .lock()
-                        .push((Bytes::copy_from_slice(k), new.cloned(), old.cloned()));
+                    queue.push((Bytes::copy_from_slice(k), new.cloned(), old.cloned()));
                 },
                 send_old,
             );
@@ -50,11 +97,9 @@ impl FlushQueue {
 
     /// Takes what is waiting.
     pub(crate) fn drain(&self) -> Vec<Flushed> {
-        let mut queue = self.0.lock();
-        if queue.is_empty() {
-            return Vec::new();
-        }
-        std::mem::take(&mut *queue)
+        let mut out = Vec::new();
+        self.0.take_into(&mut out);
+        out
     }
 }
 

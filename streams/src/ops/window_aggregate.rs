@@ -43,13 +43,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use freshet_state_store::{Timestamped, WindowStore};
-use parking_lot::Mutex;
 
 use crate::dsl::ktable::{Change, SendOldValues};
 use crate::dsl::table::ValueGetter;
 use crate::dsl::windowed::EmitStrategy;
 use crate::error::{Error, Result};
-use crate::ops::aggregate::{decode, Aggregator};
+use crate::ops::aggregate::{decode, Aggregator, Pending};
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
 use crate::serde::{compact_bytes, SerdeRef, Window, Windowed};
@@ -70,8 +69,11 @@ type WindowFlushed = (Windowed<Bytes>, Option<Timestamped>, Option<Timestamped>)
 
 /// Updates a caching window store released, waiting to be forwarded (its listener runs
 /// while the store is locked and cannot forward itself).
-#[derive(Clone, Default)]
-struct WindowFlushQueue(Arc<Mutex<Vec<WindowFlushed>>>);
+type WindowFlushQueue = Pending<WindowFlushed>;
+
+/// Past this many entries, the buffer forwarded updates pass through is not kept for the
+/// next flush.
+const SPARE_MAX: usize = 1 << 16;
 
 /// Where records dropped as late also go.
 pub(crate) struct LateRecords<V> {
@@ -107,6 +109,8 @@ pub(crate) struct WindowedCore<K, V, VA> {
     pub(crate) aggregator: Aggregator<K, V, VA>,
     store: Option<StoreRef>,
     queue: WindowFlushQueue,
+    /// The buffer the last forwarded updates went through, kept for the next ones.
+    spare: Vec<WindowFlushed>,
     sending_old: bool,
     /// The largest timestamp that reached this processor (-1: none).
     pub(crate) observed: i64,
@@ -157,6 +161,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             aggregator,
             store: None,
             queue: WindowFlushQueue::default(),
+            spare: Vec::new(),
             sending_old: false,
             observed: -1,
             last_emit: None,
@@ -187,13 +192,13 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         let store = ctx.store(&self.store_name)?;
         self.sending_old = self.send_old.get();
         if self.caching {
-            let queue = self.queue.0.clone();
+            let queue = self.queue.clone();
             store.with_window(|s| {
                 s.set_flush_listener(
                     move |w: &Windowed<Bytes>,
                           new: Option<&Timestamped>,
                           old: Option<&Timestamped>| {
-                        queue.lock().push((w.clone(), new.cloned(), old.cloned()));
+                        queue.push((w.clone(), new.cloned(), old.cloned()));
                     },
                     self.sending_old,
                 );
@@ -423,14 +428,12 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         if !self.caching {
             return Ok(());
         }
-        let flushed = {
-            let mut queue = self.queue.0.lock();
-            if queue.is_empty() {
-                return Ok(());
-            }
-            std::mem::take(&mut *queue)
-        };
-        for (w, new, old) in flushed {
+        let mut flushed = std::mem::take(&mut self.spare);
+        if !self.queue.take_into(&mut flushed) {
+            self.spare = flushed;
+            return Ok(());
+        }
+        for (w, new, old) in flushed.drain(..) {
             let what = self.what.as_str();
             let key = decode(&self.keys, &w.key, what)?;
             let ts = new
@@ -446,6 +449,9 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
                     .transpose()?,
             };
             ctx.forward(Record::new(Windowed::new(key, w.window), change, ts))?;
+        }
+        if flushed.capacity() <= SPARE_MAX {
+            self.spare = flushed;
         }
         Ok(())
     }
