@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::record::{InputRecord, RecordMetadata, SinkRecord};
 use crate::store::{StoreInstance, StoreKind, StoreRef};
-use crate::topology::{NodeKind, Topology, TopologyInner};
+use crate::topology::{NodeKind, SourceDecoder, Topology, TopologyInner};
 
 pub(crate) mod global;
 pub(crate) mod input;
@@ -188,6 +188,9 @@ impl TaskCore {
         kind: PunctuationType,
         now: i64,
     ) -> Result<usize> {
+        if self.punctuations.schedules.is_empty() {
+            return Ok(0);
+        }
         let mut fired = 0;
         while let Some(i) = self.punctuations.next_due(kind, now) {
             let Some((node, mut punctuator, key)) = self.punctuations.take(i, now) else {
@@ -230,6 +233,8 @@ struct Head {
 struct PartitionQueue {
     topic: String,
     source: usize,
+    /// The source's decoder (held here: not looked up in the topology for every record).
+    decoder: Arc<dyn SourceDecoder>,
     /// The records not processed yet, the head's first.
     raw: RawQueue,
     head: Option<Head>,
@@ -294,11 +299,12 @@ impl Task {
             for &n in &sub.nodes {
                 let spec = &inner.nodes[n];
                 nodes[n] = Some(TaskNode::new(&inner, n));
-                if let NodeKind::Source { topics, .. } = &spec.kind {
+                if let NodeKind::Source { topics, decoder } = &spec.kind {
                     for t in topics {
                         queues.push(PartitionQueue {
                             topic: t.resolve(&env.config.application_id),
                             source: n,
+                            decoder: decoder.clone(),
                             raw: RawQueue::default(),
                             head: None,
                             slot: None,
@@ -543,10 +549,7 @@ impl Task {
             let Some(first) = front.as_ref() else {
                 return Ok(());
             };
-            let NodeKind::Source { decoder, .. } = &self.core.topology.nodes[q.source].kind else {
-                return Err(Error::InvalidArgument("queue without a source".into()));
-            };
-            let reason = match decoder.decode_into(first, q.partition_time, &mut q.slot) {
+            let reason = match q.decoder.decode_into(first, q.partition_time, &mut q.slot) {
                 Ok(ts) if ts < 0 => format!("invalid (negative) timestamp {ts}"),
                 Ok(timestamp) => {
                     q.head = Some(Head {

@@ -147,7 +147,7 @@ pub(crate) fn input_ref<'r, K: 'static, V: 'static>(
 /// the node is borrowed where it is, not taken out of the task and put back at every hop.
 /// A node not in `nodes` (another sub-topology, or an edge that would go backwards) is an
 /// error.
-#[inline]
+#[inline(always)]
 pub(crate) fn run_node<T>(
     core: &mut TaskCore,
     topo: &TopologyInner,
@@ -216,7 +216,7 @@ impl<'a> NodeContext<'a> {
     }
 
     /// Runs child `child` on a record (`&mut Option<Record<K, V>>`).
-    #[inline]
+    #[inline(always)]
     fn dispatch(&mut self, child: usize, record: &mut dyn Any) -> Result<()> {
         let first = self.node + 1;
         // `Ok` rebuilt rather than the callee's (large) result passed through.
