@@ -48,9 +48,17 @@
 //! # Cost
 //! Every record puts into and reads from the cache, so those are O(1): a named cache keeps
 //! its entries in a slab found through a hash table, with the LRU and latest-update orders
-//! as linked lists through the slots; an update of a cached key allocates nothing. Key order
-//! (scans) comes from an index built at the named cache's first scan, which changes only
-//! when keys enter or leave. Stores hold a handle to their named cache, not its name.
+//! as linked lists through the slots; an update of a cached key allocates nothing. Short
+//! keys (up to 32 bytes: a window key around an 8-byte key is 28) and values (up to 16)
+//! are kept inside their slot, so a lookup reads the hash table and the slot only; they
+//! become `Bytes` when they go down to the store. Key order (scans) comes from an index
+//! built at the named cache's first scan, which changes only when keys enter or leave.
+//! Stores hold a handle to their named cache, not its name.
+//!
+//! Aggregations read a key and put its new value right away; `update` on the caching
+//! stores does both with one cache key, one lookup and one lock of the thread cache, with
+//! exactly the effects of the read then the put. A flush hands its entries to the
+//! write-down in pieces of [`FLUSH_PIECE`], in order, through one small buffer.
 //!
 //! A write-down that forwards old values (`send_old_values`, or a deletion) needs the
 //! store's value before the write. A clean entry's value *is* the store's value, so an

@@ -776,11 +776,17 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
         let close = self.core.observe(ts);
         let windows = self.windows;
         let record_windows = WindowsFor::new(windows, ts);
-        let max_start = record_windows
-            .clone()
-            .filter(|(_, w)| w.end > close)
-            .map(|(start, _)| start)
-            .max();
+        // Only emit-final looks ahead at the record's puts (on update: not one pass more
+        // over the windows per record).
+        let max_start = (self.core.emit == EmitStrategy::OnWindowClose)
+            .then(|| {
+                record_windows
+                    .clone()
+                    .filter(|(_, w)| w.end > close)
+                    .map(|(start, _)| start)
+                    .max()
+            })
+            .flatten();
         if let Some(max_start) = max_start {
             self.core
                 .emit_before_expiry(ctx, &cur, close, max_start, |last, close| {
