@@ -424,7 +424,7 @@ pub(crate) fn decode_records_into(
             timestamp: r.timestamp,
             key: slice(r.key),
             value: slice(r.value),
-            headers: r.headers,
+            headers: r.headers.map_or_else(Vec::new, |h| *h),
         });
     })
 }
@@ -436,7 +436,11 @@ pub(crate) struct RawFields {
     pub(crate) timestamp: i64,
     pub(crate) key: Option<(usize, usize)>,
     pub(crate) value: Option<(usize, usize)>,
-    pub(crate) headers: Vec<(String, Bytes)>,
+    /// The headers, boxed (`None`: none, as most records): one word, so a record's
+    /// fields move in words. An empty vector built here and moved out was stored in words
+    /// and loaded back in a wider copy, which waited for the stores.
+    #[allow(clippy::box_collection)] // one word on purpose (above), for a rare allocation
+    pub(crate) headers: Option<Box<Vec<(String, Bytes)>>>,
 }
 
 /// Why a record cannot be decoded. A small copyable value, not a `String`, so the parser's
@@ -531,9 +535,9 @@ fn walk_one(
         return Err(Malformed::NegativeHeaderCount);
     }
     let headers = if n_headers == 0 {
-        Vec::new()
+        None
     } else {
-        cur.headers(n_headers as usize, end)?
+        Some(Box::new(cur.headers(n_headers as usize, end)?))
     };
     if cur.pos != end {
         return Err(Malformed::LengthMismatch);

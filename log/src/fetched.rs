@@ -334,11 +334,12 @@ impl ReadOut for RecordBatches {
         let index = batches.len();
         let before = slots.len();
         let added = batch::walk_records(batch, header, from, max, |r| {
-            let h = if r.headers.is_empty() {
-                usize::MAX
-            } else {
-                headers.push(r.headers);
-                headers.len() - 1
+            let h = match r.headers {
+                None => usize::MAX,
+                Some(h) => {
+                    headers.push(*h);
+                    headers.len() - 1
+                }
             };
             slots.push(Slot {
                 offset: r.offset,

@@ -65,6 +65,8 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send {
 /// What a processor can do while it runs (Kafka's `api.ProcessorContext`).
 pub struct ProcessorContext<'a, 'b, K, V> {
     inner: &'a mut NodeContext<'b>,
+    /// The input key while a `process_values` processor runs: what it forwards keeps it.
+    fixed_key: Option<K>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -78,6 +80,16 @@ impl<'a, 'b, K: Data, V: Data> ProcessorContext<'a, 'b, K, V> {
     pub(crate) fn new(inner: &'a mut NodeContext<'b>) -> Self {
         ProcessorContext {
             inner,
+            fixed_key: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// A context whose forwarded records all get `key` (`process_values`).
+    pub(crate) fn with_fixed_key(inner: &'a mut NodeContext<'b>, key: K) -> Self {
+        ProcessorContext {
+            inner,
+            fixed_key: Some(key),
             _types: PhantomData,
         }
     }
@@ -141,12 +153,7 @@ impl<'a, 'b, K: Data, V: Data> ProcessorContext<'a, 'b, K, V> {
 
     /// Under `process_values`, the input's key replaces whatever key was set.
     fn fix_key(&self, mut record: Record<K, V>) -> Record<K, V> {
-        if let Some(k) = self
-            .inner
-            .fixed_key
-            .as_ref()
-            .and_then(|k| k.downcast_ref::<K>())
-        {
+        if let Some(k) = &self.fixed_key {
             record.key = k.clone();
         }
         record

@@ -31,9 +31,10 @@ where
 
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
         let r: Record<K, V> = take_record(ctx.name(), record)?;
-        ctx.fixed_key = Some(Box::new(r.key.clone()));
-        let result = self.processor.process(&mut ProcessorContext::new(ctx), r);
-        ctx.fixed_key = None;
+        let key = r.key.clone();
+        let result = self
+            .processor
+            .process(&mut ProcessorContext::with_fixed_key(ctx, key), r);
         let name = ctx.name().to_string();
         result.map_err(|e| with_node(e, &name))
     }

@@ -169,7 +169,6 @@ pub(crate) fn run_node<T>(
                 later,
                 children,
                 node,
-                fixed_key: None,
             },
         ),
         _ => Err(not_runnable(core, topo, node)),
@@ -197,8 +196,6 @@ pub(crate) struct NodeContext<'a> {
     /// This node's children, in the order they were added.
     pub(crate) children: &'a [usize],
     pub(crate) node: usize,
-    /// The input key while a `process_values` processor runs: what it forwards keeps it.
-    pub(crate) fixed_key: Option<Box<dyn Any + Send>>,
 }
 
 impl std::fmt::Debug for NodeContext<'_> {
