@@ -548,6 +548,25 @@ fn old_value(
     }
 }
 
+/// An aggregation's update where the cache could not do it in place: `f` over the value
+/// found (borrowed) writes the new value into `buf` and returns its timestamp; the result is
+/// the value to put (`Err`: `f`'s error, nothing to put).
+fn computed<E>(
+    found: Option<Timestamped>,
+    buf: &mut Vec<u8>,
+    f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+) -> std::result::Result<Timestamped, E> {
+    let borrowed = found.as_ref().map(|t| Timestamped {
+        value: &t.value[..],
+        timestamp: t.timestamp,
+    });
+    let timestamp = f(borrowed, buf)?;
+    Ok(Timestamped {
+        value: crate::serde::compact_bytes(buf),
+        timestamp,
+    })
+}
+
 fn empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
     match (from, to) {
         (Bound::Included(a), Bound::Included(z)) => a > z,

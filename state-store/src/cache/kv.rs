@@ -169,16 +169,11 @@ impl<S: KeyValueStore> CachingKvStore<S> {
         buf: &mut Vec<u8>,
         f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     ) -> Result<std::result::Result<(), E>> {
-        let borrowed = found.as_ref().map(|t| Timestamped {
-            value: &t.value[..],
-            timestamp: t.timestamp,
-        });
-        let timestamp = match f(borrowed, buf) {
-            Ok(t) => t,
+        let value = match super::computed(found, buf, f) {
+            Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        let value = crate::serde::compact_bytes(buf);
-        self.put_slice(key, Some(Timestamped { value, timestamp }))?;
+        self.put_slice(key, Some(value))?;
         Ok(Ok(()))
     }
 

@@ -241,16 +241,11 @@ impl<S: WindowStore> CachingWindowStore<S> {
         buf: &mut Vec<u8>,
         f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     ) -> Result<std::result::Result<(), E>> {
-        let borrowed = found.as_ref().map(|t| Timestamped {
-            value: &t.value[..],
-            timestamp: t.timestamp,
-        });
-        let timestamp = match f(borrowed, buf) {
-            Ok(t) => t,
+        let value = match super::computed(found, buf, f) {
+            Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        let value = crate::serde::compact_bytes(buf);
-        self.put(key, Some(Timestamped { value, timestamp }), window_start)?;
+        self.put(key, Some(value), window_start)?;
         Ok(Ok(()))
     }
 
