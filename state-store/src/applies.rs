@@ -9,6 +9,11 @@
 //! [`Applies`] counts the applies in flight against one backend, so that whoever needs the
 //! backend current (interactive queries after an idle commit, a caught-up report, a close)
 //! can wait for them: [`Applies::settle`].
+//!
+//! Each apply runs on a short-lived thread of its own: one per store per apply, which the
+//! runtime does about once a second per store. That is cheap next to sled's writes for the
+//! stores of a few tasks; an app with hundreds of stores per stream thread would be better
+//! served by one worker per stream thread taking applies from a queue (not built yet).
 
 use std::sync::Arc;
 
