@@ -194,6 +194,9 @@ pub(crate) struct Layers {
     applies: Option<Arc<Applies>>,
     /// The apply running in the background, if any.
     job: Option<std::thread::JoinHandle<Result<()>>>,
+    /// A background apply that failed, found done by `committed` and kept for the next
+    /// call that joins (which poisons the store and returns the error).
+    failed: Option<Result<()>>,
     /// The changelog offset the `applying` layers reach.
     applying_offset: Option<i64>,
 }
@@ -218,6 +221,7 @@ impl Layers {
             poisoned: false,
             applies,
             job: None,
+            failed: None,
             applying_offset: None,
         })
     }
@@ -394,10 +398,15 @@ impl Layers {
         if let Some(o) = self.pending_offset.take() {
             self.overlay_offset = Some(o);
         }
-        // Frees the last apply's layer as soon as it is done (a failure waits for the next
-        // call that joins).
-        if self.job.as_ref().is_some_and(|j| j.is_finished()) {
-            let _ = self.join();
+        // Frees the last apply's layer as soon as it is done. A failure waits for the next
+        // call that joins: that is where the caller learns it (and restarts the store).
+        if let Some(job) = self.job.take_if(|j| j.is_finished()) {
+            match self.wait(job) {
+                Ok(()) => {
+                    let _ = self.finish(Ok(()));
+                }
+                failed => self.failed = Some(failed),
+            }
         }
     }
 
@@ -463,16 +472,22 @@ impl Layers {
 
     /// Waits for the background apply, if any, and finishes it.
     fn join(&mut self) -> Result<()> {
-        let Some(job) = self.job.take() else {
-            return Ok(());
+        let result = match (self.failed.take(), self.job.take()) {
+            (Some(failed), _) => failed,
+            (None, Some(job)) => self.wait(job),
+            (None, None) => return Ok(()),
         };
-        let result = job.join().unwrap_or_else(|_| {
+        self.finish(result)
+    }
+
+    /// What a background apply's thread returned.
+    fn wait(&self, job: std::thread::JoinHandle<Result<()>>) -> Result<()> {
+        job.join().unwrap_or_else(|_| {
             Err(Error::Background {
                 store: self.store.clone(),
                 reason: "the apply thread panicked".into(),
             })
-        });
-        self.finish(result)
+        })
     }
 
     /// After an apply: the backend has the `applying` layers, which go. If it failed they

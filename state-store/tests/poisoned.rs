@@ -181,13 +181,16 @@ fn a_failed_background_apply_is_reported_by_settle_and_by_the_next_apply() -> Te
         "{err:?}"
     );
     assert!(applies.settle().is_ok(), "a failure is reported once");
-    // The store learns it at its next apply, and is poisoned from then on.
-    let err = store.apply().expect_err("the failure reaches the store");
+    // The store learns it at its next apply (the commit in between finds the apply done
+    // and keeps its failure for then), and is poisoned from then on.
+    store.put(Bytes::from("c"), v("3"))?;
+    let err = commit(&mut store, &mut log).expect_err("the failure reaches the store");
     assert!(matches!(err, Error::Sled { .. }), "{err:?}");
-    assert_poisoned(store.put(Bytes::from("c"), v("3")), "put");
-    // Committed state is still served, the commit that failed to apply included.
+    assert_poisoned(store.put(Bytes::from("d"), v("4")), "put");
+    // Committed state is still served, the commits that failed to apply included.
     assert_eq!(value_of(&mut store, b"a")?, Some(Bytes::from("1")));
     assert_eq!(value_of(&mut store, b"b")?, Some(Bytes::from("2")));
+    assert_eq!(value_of(&mut store, b"c")?, Some(Bytes::from("3")));
     Ok(())
 }
 
