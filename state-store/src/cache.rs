@@ -536,6 +536,29 @@ impl Registration {
 /// Entries a flush takes from the cache at a time (see [`Registration::flush_piece`]).
 const FLUSH_PIECE: usize = 256;
 
+/// A whole flush of a caching store, in pieces of [`FLUSH_PIECE`] through one buffer:
+/// `reg` finds the store's registration (`None`: nothing to flush), `write_down` writes
+/// each piece down, in order.
+fn flush_in_pieces<S>(
+    store: &mut S,
+    reg: impl Fn(&S) -> Option<&Registration>,
+    mut write_down: impl FnMut(&mut S, std::vec::Drain<'_, Flushed>) -> Result<()>,
+) -> Result<()> {
+    let mut piece = Vec::with_capacity(FLUSH_PIECE);
+    let mut first = true;
+    loop {
+        let Some(r) = reg(store) else {
+            return Ok(());
+        };
+        r.flush_piece(&mut piece, first, FLUSH_PIECE)?;
+        first = false;
+        if piece.is_empty() {
+            return Ok(());
+        }
+        write_down(store, piece.drain(..))?;
+    }
+}
+
 /// The old value a write-down forwards: what the cache knows the store holds, else the
 /// store's answer to `read`.
 fn old_value(

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use super::named::Flushed;
-use super::{old_value, FlushListener, Registration, Rmw, ThreadCache, FLUSH_PIECE};
+use super::{old_value, FlushListener, Registration, Rmw, ThreadCache};
 use crate::changelog::{ChangelogReader, ChangelogSink};
 use crate::error::{Error, Result};
 use crate::kv::{prefix_end, KeyValueStore};
@@ -98,19 +98,7 @@ impl<S: KeyValueStore> CachingKvStore<S> {
     /// Commit step 1: writes every dirty entry down to the store and forwards it, in
     /// latest-update order.
     pub fn flush(&mut self) -> Result<()> {
-        let mut piece = Vec::new();
-        let mut first = true;
-        loop {
-            let Some(reg) = &self.reg else {
-                return Ok(());
-            };
-            reg.flush_piece(&mut piece, first, FLUSH_PIECE)?;
-            first = false;
-            if piece.is_empty() {
-                return Ok(());
-            }
-            self.write_down(piece.drain(..))?;
-        }
+        super::flush_in_pieces(self, |s| s.reg.as_ref(), |s, piece| s.write_down(piece))
     }
 
     /// Flushes, leaves the thread cache and gives the store back.

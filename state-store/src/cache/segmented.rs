@@ -5,7 +5,7 @@
 use std::ops::Bound;
 
 use super::named::{CacheKey, Flushed, KeyBuf};
-use super::{old_value, Registration, Rmw, ThreadCache, WindowedFlushListener, FLUSH_PIECE};
+use super::{old_value, Registration, Rmw, ThreadCache, WindowedFlushListener};
 use crate::error::{Error, Result};
 use crate::layers::Timestamped;
 use crate::segment::{min_live, segment_id, Query, Schema};
@@ -247,19 +247,11 @@ impl Core {
     /// Commit step 1: every dirty entry (and any parked one) goes down, in latest-update
     /// order.
     pub(super) fn flush(&mut self, target: &mut dyn Target) -> Result<()> {
-        let mut piece = Vec::with_capacity(FLUSH_PIECE);
-        let mut first = true;
-        loop {
-            let Some(reg) = &self.reg else {
-                return Ok(());
-            };
-            reg.flush_piece(&mut piece, first, FLUSH_PIECE)?;
-            first = false;
-            if piece.is_empty() {
-                return Ok(());
-            }
-            self.write_down(piece.drain(..), target)?;
-        }
+        super::flush_in_pieces(
+            self,
+            |s| s.reg.as_ref(),
+            |s, piece| s.write_down(piece, target),
+        )
     }
 
     /// Writes down entries another store's eviction flushed; every writing call starts here.
