@@ -204,8 +204,11 @@ impl Graph {
                 writes: n.writes,
             })
             .collect();
+        // Parents are indices `add` returned before, so every child comes after its parents:
+        // tasks run a node borrowed apart from the nodes after it (`task::node::run_node`).
         for i in 0..nodes.len() {
             for p in nodes[i].parents.clone() {
+                debug_assert!(p < i, "node {i} has a parent added after it");
                 nodes[p].children.push(i);
             }
         }
