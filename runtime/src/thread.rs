@@ -383,10 +383,14 @@ impl<B: Broker> StreamThread<B> {
         let name = id.to_string();
         let partitions = shared.partitions.clone();
         self.wait_for_stable_changelogs(id)?;
+        // Under exactly-once the stores apply in the background (see `apply_stores`); under
+        // at-least-once every apply is waited for at its commit, so they apply inline.
+        let mut backend = TaskBackend::new(shared.backend.clone(), &name);
+        if self.exactly_once() {
+            backend = backend.with_applies(self.applies.clone());
+        }
         let env = TaskEnv {
-            backend: Arc::new(
-                TaskBackend::new(shared.backend.clone(), &name).with_applies(self.applies.clone()),
-            ),
+            backend: Arc::new(backend),
             cache: self.cache.clone(),
             config: TaskConfig {
                 application_id: config.application_id().to_string(),
