@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use freshet_log::{Broker, FetchOptions, FetchPosition, Isolation};
+use freshet_log::Broker;
 use freshet_state_store::{changelog_topic, Applies, Backend, ThreadCache};
 use freshet_streams::{
     GlobalStores, OffsetReset, RawRecord, RawRecords, StreamTimes, Task, TaskConfig, TaskEnv,
@@ -29,9 +29,11 @@ use crate::task::{committed_input, merge_stream_times, RuntimeTask};
 use crate::topics::Plan;
 
 mod commit;
+mod fetch;
 mod group;
 mod outputs;
 
+use fetch::Prefetch;
 use outputs::OutputBatches;
 
 pub(crate) use group::{local_tasks, member_config};
@@ -50,6 +52,8 @@ const OUTPUT_LINGER: Duration = Duration::from_millis(5);
 /// `statestore.write.buffer.max.bytes`, and before tasks are closed or the app reports
 /// being caught up.
 const APPLY_INTERVAL: Duration = Duration::from_secs(1);
+/// Records between two looks at whether to send the next fetch ahead.
+const PREFETCH_CHECK_EVERY: usize = 100;
 /// Records between two looks at the write buffers' soft limit.
 const WRITE_BUFFER_CHECK_EVERY: usize = 100;
 /// Consecutive failed commits after which a thread gives up.
@@ -233,6 +237,7 @@ pub(crate) fn spawn<B: Broker>(
             tasks: Vec::new(),
             route: HashMap::new(),
             cache: ThreadCache::new(cache_bytes),
+            prefetch: None,
             pending: OutputBatches::default(),
             wrote_internal: false,
             dirty: false,
@@ -302,6 +307,8 @@ struct StreamThread<B: Broker> {
     /// (topic, partition) → (task, input) indices.
     route: HashMap<(String, u32), (usize, usize)>,
     cache: ThreadCache,
+    /// The fetch sent ahead while records are processed (see `fetch`).
+    prefetch: Option<Prefetch>,
     /// Outputs taken from tasks (with the task each came from) and not yet appended.
     pending: OutputBatches,
     /// Records went to a repartition topic since the last commit.
@@ -672,103 +679,6 @@ impl<B: Broker> StreamThread<B> {
             })
     }
 
-    fn fetch(&mut self, wait: Duration) -> Result<()> {
-        let max_buffered = self.shared.config.buffered_records_per_partition();
-        let bounded = self.shared.is_bounded();
-        let mut positions: Vec<FetchPosition> = Vec::new();
-        for t in &self.tasks {
-            for i in &t.inputs {
-                if t.task.buffered_in(&i.topic) >= max_buffered {
-                    continue;
-                }
-                if bounded && i.bound.is_some_and(|b| i.position >= b) {
-                    continue;
-                }
-                positions.push((i.topic.clone(), t.id.partition, i.position));
-            }
-        }
-        if positions.is_empty() {
-            if !wait.is_zero() {
-                // Nothing to fetch (no tasks, or every buffer full): wait, waking for close.
-                self.wait(wait);
-            }
-            return Ok(());
-        }
-        let options = FetchOptions {
-            isolation: Isolation::ReadCommitted,
-            timeout: wait,
-            ..FetchOptions::default()
-        };
-        let shared = self.shared.clone();
-        let fetched = self.block_on(async {
-            let notified = shared.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if shared.shutdown.load(Ordering::SeqCst) {
-                return Ok(Vec::new());
-            }
-            tokio::select! {
-                r = shared.broker.fetch_batches(&positions, &options) => r,
-                () = notified => Ok(Vec::new()),
-            }
-        });
-        let fetched = match fetched {
-            Ok(f) => f,
-            Err(freshet_log::Error::OffsetOutOfRange {
-                topic,
-                partition,
-                offset,
-                start,
-                end,
-            }) => {
-                tracing::warn!(
-                    topic,
-                    partition,
-                    offset,
-                    start,
-                    end,
-                    "fetch position out of range; resuming at the start"
-                );
-                if let Some(&(ti, ii)) = self.route.get(&(topic.clone(), partition)) {
-                    self.tasks[ti].inputs[ii].position = start;
-                }
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        for f in fetched {
-            let Some(&(ti, ii)) = self.route.get(&(f.topic.clone(), f.partition)) else {
-                continue;
-            };
-            let bound = if bounded {
-                self.tasks[ti].inputs[ii].bound
-            } else {
-                None
-            };
-            let t = &mut self.tasks[ti];
-            let input = &mut t.inputs[ii];
-            input.position = match bound {
-                Some(b) => f.next_offset.min(b.max(input.position)),
-                None => f.next_offset,
-            };
-            input.last_stable = input.last_stable.max(input.position);
-            let mut records = f.records;
-            if let Some(b) = bound {
-                records.truncate_at(b);
-            }
-            if !records.is_empty() {
-                // Read by the task in place, in the log's batches.
-                t.task
-                    .add_raw_records(&f.topic, Box::new(LogRecords(records)))
-                    .map_err(|source| Error::Task {
-                        task: t.id.to_string(),
-                        source,
-                    })?;
-            }
-        }
-        Ok(())
-    }
-
     /// Lets each ready task process a turn of records; stops early (at a record boundary)
     /// when the write buffers pass their soft limit, so the loop commits.
     fn process(&mut self) -> Result<()> {
@@ -781,6 +691,9 @@ impl<B: Broker> StreamThread<B> {
                 {
                     self.take_outputs(ti)?;
                     return Ok(());
+                }
+                if n % PREFETCH_CHECK_EVERY == 0 && self.wants_prefetch(ti) {
+                    self.prefetch();
                 }
                 let t = &mut self.tasks[ti];
                 let processed = t.task.process_one().map_err(|source| Error::Task {
@@ -885,6 +798,7 @@ impl<B: Broker> StreamThread<B> {
 
     /// Graceful close: commit what is left, purge, close the tasks.
     fn close_clean(&mut self) -> Result<()> {
+        self.prefetch = None;
         if self.dirty || !self.pending.is_empty() || self.txn_open {
             self.dirty = true;
             self.commit()?;

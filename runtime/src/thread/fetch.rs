@@ -1,0 +1,230 @@
+//! Fetching a stream thread's input, with the next fetch sent while records are processed.
+//!
+//! Kafka's consumer pipelines its fetches: before `poll` hands records to the application it
+//! sends the next round of fetch requests, so the broker reads while the application
+//! processes. A stream thread does the same on the app's runtime: when a task's buffer falls
+//! below `buffered.records.per.partition` during processing, the thread starts a
+//! [`Prefetch`] for every input below that mark; its next fetch takes the prefetched records
+//! (waiting only if the read is not done yet) instead of reading then. On one stream
+//! thread this moves the log reads off the thread that processes.
+//!
+//! A prefetched partition's records are kept only if the input still stands where the
+//! prefetch started (the task may have been closed, reopened elsewhere or reset since);
+//! otherwise they are dropped and fetched again. Pausing stays as it was: a partition at or
+//! above the mark is neither fetched nor prefetched, so a task holds at most the mark plus
+//! one fetch.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use freshet_log::{Broker, FetchOptions, FetchPosition, FetchedBatches, Isolation};
+use tokio::task::JoinHandle;
+
+use super::{LogRecords, StreamThread};
+use crate::error::{Error, Result};
+
+/// A fetch sent ahead, running on the app's runtime.
+pub(super) struct Prefetch {
+    /// Where each fetched partition started.
+    positions: Vec<FetchPosition>,
+    handle: JoinHandle<freshet_log::Result<Vec<FetchedBatches>>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        // A prefetch nobody will take (the thread closes or fails) stops reading.
+        self.handle.abort();
+    }
+}
+
+impl<B: Broker> StreamThread<B> {
+    /// The inputs to fetch: below the pause mark and, in bounded mode, short of their bound.
+    fn fetch_positions(&self) -> Vec<FetchPosition> {
+        let max_buffered = self.shared.config.buffered_records_per_partition();
+        let bounded = self.shared.is_bounded();
+        let mut positions = Vec::new();
+        for t in &self.tasks {
+            for i in &t.inputs {
+                if t.task.buffered_in(&i.topic) >= max_buffered {
+                    continue;
+                }
+                if bounded && i.bound.is_some_and(|b| i.position >= b) {
+                    continue;
+                }
+                positions.push((i.topic.clone(), t.id.partition, i.position));
+            }
+        }
+        positions
+    }
+
+    /// Starts a prefetch of every input below the pause mark, unless one runs already.
+    pub(super) fn prefetch(&mut self) {
+        if self.prefetch.is_some() || self.stopping() {
+            return;
+        }
+        let positions = self.fetch_positions();
+        if positions.is_empty() {
+            return;
+        }
+        let options = FetchOptions {
+            isolation: Isolation::ReadCommitted,
+            timeout: Duration::ZERO,
+            ..FetchOptions::default()
+        };
+        let broker = self.shared.broker.clone();
+        let sent = positions.clone();
+        let handle = self
+            .shared
+            .handle
+            .spawn(async move { broker.fetch_batches(&sent, &options).await });
+        self.prefetch = Some(Prefetch { positions, handle });
+    }
+
+    /// Whether task `ti`'s buffer has fallen below the pause mark (time to prefetch).
+    pub(super) fn wants_prefetch(&self, ti: usize) -> bool {
+        self.prefetch.is_none()
+            && self.tasks[ti].task.buffered() < self.shared.config.buffered_records_per_partition()
+    }
+
+    /// Takes the prefetched records, if a prefetch ran and found any; a prefetch that failed
+    /// counts as none (the fetch after it meets the failure itself, if it still holds).
+    fn take_prefetch(&mut self) -> Result<bool> {
+        let Some(mut prefetch) = self.prefetch.take() else {
+            return Ok(false);
+        };
+        let fetched = match self.block_on(&mut prefetch.handle) {
+            Ok(Ok(fetched)) if !fetched.is_empty() => fetched,
+            Ok(Ok(_)) => return Ok(false),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "prefetch failed; fetching again");
+                return Ok(false);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "prefetch did not finish; fetching again");
+                return Ok(false);
+            }
+        };
+        let positions = std::mem::take(&mut prefetch.positions);
+        let mut kept = 0;
+        for f in fetched {
+            let started = positions
+                .iter()
+                .find(|(t, p, _)| *p == f.partition && *t == f.topic)
+                .map(|&(_, _, offset)| offset);
+            let Some(&(ti, ii)) = self.route.get(&(f.topic.clone(), f.partition)) else {
+                continue;
+            };
+            if started != Some(self.tasks[ti].inputs[ii].position) {
+                continue;
+            }
+            kept += 1;
+            self.add_fetched(f)?;
+        }
+        Ok(kept > 0)
+    }
+
+    /// Fetches records for the tasks' inputs, waiting up to `wait` when none are there: the
+    /// prefetched ones if a prefetch found any, else with a fetch now.
+    pub(super) fn fetch(&mut self, wait: Duration) -> Result<()> {
+        let reading = self
+            .prefetch
+            .as_ref()
+            .is_some_and(|p| !p.handle.is_finished());
+        if reading && wait.is_zero() {
+            // Records wait to be processed meanwhile: the prefetch is taken once read, or
+            // when nothing else is left.
+            return Ok(());
+        }
+        if self.take_prefetch()? {
+            return Ok(());
+        }
+        let positions = self.fetch_positions();
+        if positions.is_empty() {
+            if !wait.is_zero() {
+                // Nothing to fetch (no tasks, or every buffer full): wait, waking for close.
+                self.wait(wait);
+            }
+            return Ok(());
+        }
+        let options = FetchOptions {
+            isolation: Isolation::ReadCommitted,
+            timeout: wait,
+            ..FetchOptions::default()
+        };
+        let shared = self.shared.clone();
+        let fetched = self.block_on(async {
+            let notified = shared.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if shared.shutdown.load(Ordering::SeqCst) {
+                return Ok(Vec::new());
+            }
+            tokio::select! {
+                r = shared.broker.fetch_batches(&positions, &options) => r,
+                () = notified => Ok(Vec::new()),
+            }
+        });
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(freshet_log::Error::OffsetOutOfRange {
+                topic,
+                partition,
+                offset,
+                start,
+                end,
+            }) => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    offset,
+                    start,
+                    end,
+                    "fetch position out of range; resuming at the start"
+                );
+                if let Some(&(ti, ii)) = self.route.get(&(topic.clone(), partition)) {
+                    self.tasks[ti].inputs[ii].position = start;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for f in fetched {
+            self.add_fetched(f)?;
+        }
+        Ok(())
+    }
+
+    /// Hands one partition's fetched records to its task and moves the input's position past
+    /// them (in bounded mode, not past its bound).
+    fn add_fetched(&mut self, f: FetchedBatches) -> Result<()> {
+        let Some(&(ti, ii)) = self.route.get(&(f.topic.clone(), f.partition)) else {
+            return Ok(());
+        };
+        let bound = if self.shared.is_bounded() {
+            self.tasks[ti].inputs[ii].bound
+        } else {
+            None
+        };
+        let t = &mut self.tasks[ti];
+        let input = &mut t.inputs[ii];
+        input.position = match bound {
+            Some(b) => f.next_offset.min(b.max(input.position)),
+            None => f.next_offset,
+        };
+        input.last_stable = input.last_stable.max(input.position);
+        let mut records = f.records;
+        if let Some(b) = bound {
+            records.truncate_at(b);
+        }
+        if !records.is_empty() {
+            // Read by the task in place, in the log's batches.
+            t.task
+                .add_raw_records(&f.topic, Box::new(LogRecords(records)))
+                .map_err(|source| Error::Task {
+                    task: t.id.to_string(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
