@@ -20,7 +20,7 @@ use crate::txn::TransactionalProducer;
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {
     /// A transaction session (one per stream thread).
-    type Transaction: BrokerTransaction;
+    type Transaction: BrokerTransaction + 'static;
     /// A consumer-group membership.
     type Member: BrokerMember;
 

@@ -32,9 +32,11 @@ mod commit;
 mod fetch;
 mod group;
 mod outputs;
+mod sender;
 
 use fetch::Prefetch;
 use outputs::OutputBatches;
+use sender::Sending;
 
 pub(crate) use group::{local_tasks, member_config};
 
@@ -239,6 +241,8 @@ pub(crate) fn spawn<B: Broker>(
             cache: ThreadCache::new(cache_bytes),
             prefetch: None,
             pending: OutputBatches::default(),
+            spare: OutputBatches::default(),
+            sending: None,
             wrote_internal: false,
             dirty: false,
             pending_since: None,
@@ -311,6 +315,10 @@ struct StreamThread<B: Broker> {
     prefetch: Option<Prefetch>,
     /// Outputs taken from tasks (with the task each came from) and not yet appended.
     pending: OutputBatches,
+    /// Room for the next append's records (see `sender`).
+    spare: OutputBatches,
+    /// The append in progress.
+    sending: Option<Sending<B>>,
     /// Records went to a repartition topic since the last commit.
     wrote_internal: bool,
     /// Something was processed or punctuated since the last commit.
@@ -753,7 +761,11 @@ impl<B: Broker> StreamThread<B> {
     /// Bounded mode: says whether this thread is caught up with nothing uncommitted.
     fn report_idle(&mut self) -> Result<()> {
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
-        let mut idle = !self.dirty && self.pending.is_empty() && !self.txn_open && !self.unapplied;
+        let mut idle = !self.dirty
+            && self.pending.is_empty()
+            && self.sending.is_none()
+            && !self.txn_open
+            && !self.unapplied;
         for ti in 0..self.tasks.len() {
             if !idle {
                 break;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use freshet_log::{Broker, BrokerMember, BrokerTransaction, OffsetAndMetadata, Record, RecordRef};
+use freshet_log::{Broker, BrokerMember, BrokerTransaction, OffsetAndMetadata, Record};
 use freshet_state_store::StateStore;
 use freshet_streams::{partition_for_key, ErrorPolicy, SinkRecord, TaskId, TaskMetrics};
 
@@ -71,6 +71,8 @@ impl<B: Broker> StreamThread<B> {
     }
 
     pub(super) fn session(&mut self) -> Result<&mut B::Transaction> {
+        // An append in progress holds the session (see `sender`).
+        self.finish_sending()?;
         if self.txn.is_none() {
             let id = self.transactional_id();
             let acks = self.shared.config.durability();
@@ -142,28 +144,39 @@ impl<B: Broker> StreamThread<B> {
         Ok(())
     }
 
-    /// Appends the pending outputs, one batch per partition in order: inside the open
-    /// transaction (exactly-once) or plainly (at-least-once). An output the log refuses for
-    /// a reason of its own ([`refused_record`]) goes to `production.exception.handler`; the
-    /// rest of its batch is written all the same, so under exactly-once one bad record does
-    /// not abort the transaction unless the handler is `fail`.
+    /// Starts appending the pending outputs (see `sender`), one batch per partition in
+    /// order: inside the open transaction (exactly-once) or plainly (at-least-once), after
+    /// the previous append has finished. An output the log refuses for a reason of its own
+    /// ([`refused_record`]) goes to `production.exception.handler`; the rest of its batch is
+    /// written all the same, so under exactly-once one bad record does not abort the
+    /// transaction unless the handler is `fail`.
     pub(super) fn append_pending(&mut self) -> Result<()> {
+        self.finish_sending()?;
         if self.pending.is_empty() {
             return Ok(());
         }
         self.pending_since = None;
-        // Taken out while appended, and put back emptied (with its room) whatever happens.
-        let mut batches = std::mem::take(&mut self.pending);
-        let result = self.append_batches(&mut batches);
-        batches.clear();
-        self.pending = batches;
-        result
+        // The records move to a batch set of their own; `pending` keeps its topic ids.
+        let mut batches = std::mem::take(&mut self.spare);
+        self.pending.move_records_into(&mut batches);
+        match self.prepare_batches(&mut batches) {
+            Ok(dead) => {
+                self.start_sending(batches, dead);
+                Ok(())
+            }
+            Err(e) => {
+                batches.clear();
+                self.spare = batches;
+                Err(e)
+            }
+        }
     }
 
-    fn append_batches(&mut self, batches: &mut OutputBatches) -> Result<()> {
+    /// Places the records refused when taken (asked again, before anything is appended: a
+    /// handler set to `fail` fails the commit with nothing written) and opens the
+    /// transaction under exactly-once; returns the dead letters of those still refused.
+    fn prepare_batches(&mut self, batches: &mut OutputBatches) -> Result<Vec<SinkRecord>> {
         let mut dead = Vec::new();
-        // Records refused when taken: asked again, before anything is appended (a handler
-        // set to `fail` fails the commit with nothing written).
         for (task, r) in std::mem::take(&mut batches.refused) {
             let p = match self.partition_of(&r) {
                 Ok(p) => p,
@@ -176,43 +189,29 @@ impl<B: Broker> StreamThread<B> {
             };
             let n = self.partition_count(&r.topic)?;
             let internal = self.shared.plan.internal.contains(&r.topic);
-            let topic = batches.topic_id(&r.topic, n, internal);
+            // Named in `pending` first, so both keep the same ids.
+            let topic = self.pending.topic_id(&r.topic, n, internal);
+            batches.add_topics_of(&self.pending);
             let (key, value) = (r.key.as_deref(), r.value.as_deref());
             batches.push_to(topic, p, task, key, value, r.timestamp, r.headers.clone());
         }
         if self.exactly_once() {
             self.ensure_txn()?;
         }
-        for id in batches.by_name() {
+        for id in 0..batches.topic_count() {
             let topic = batches.topic(id);
-            for (p, batch) in topic.partitions.iter().enumerate() {
-                if batch.is_empty() {
-                    continue;
-                }
-                if topic.internal {
-                    self.wrote_internal = true;
-                }
-                let p = p as u32;
-                let e = match self.append_refs(&topic.name, p, &batch.refs()) {
-                    Ok(()) => continue,
-                    Err(e) if refused_record(&e) => e,
-                    Err(e) => return Err(e),
-                };
-                let (tasks, records) = batch.records();
-                self.append_refused(&topic.name, p, tasks, records, e, &mut dead)?;
+            if topic.internal && topic.partitions.iter().any(|b| !b.is_empty()) {
+                self.wrote_internal = true;
             }
         }
-        if !dead.is_empty() {
-            self.append_dead_letters(dead)?;
-        }
-        Ok(())
+        Ok(dead)
     }
 
     /// A batch the log refused with `first`: halves it until each refused record is found
     /// alone (a batch may be too large while each of its records fits), in offset order,
     /// appending the rest; the refused ones go to the production exception handler.
     #[allow(clippy::too_many_arguments)]
-    fn append_refused(
+    pub(super) fn append_refused(
         &mut self,
         topic: &str,
         p: u32,
@@ -253,22 +252,6 @@ impl<B: Broker> StreamThread<B> {
             for (t, rs) in by_task {
                 self.skip_refused(&policy, t, topic, Some(p), rs, &e, dead);
             }
-        }
-        Ok(())
-    }
-
-    /// Appends one partition's records, borrowed, as one batch, in the transaction under
-    /// exactly-once.
-    fn append_refs(&mut self, topic: &str, p: u32, records: &[RecordRef<'_>]) -> Result<()> {
-        let shared = self.shared.clone();
-        if self.exactly_once() {
-            let txn = self.session()?;
-            shared.handle.block_on(txn.append_refs(topic, p, records))?;
-        } else {
-            let acks = shared.config.durability();
-            shared
-                .handle
-                .block_on(shared.broker.append_refs(topic, p, records, acks))?;
         }
         Ok(())
     }
@@ -362,7 +345,7 @@ impl<B: Broker> StreamThread<B> {
 
     /// Appends dead letters of refused outputs to the dead-letter topic; any failure here
     /// (the topic is not created automatically) fails the commit.
-    fn append_dead_letters(&mut self, dead: Vec<SinkRecord>) -> Result<()> {
+    pub(super) fn append_dead_letters(&mut self, dead: Vec<SinkRecord>) -> Result<()> {
         let mut batches: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
         for r in dead {
             let p = self.partition_of(&r)?;
@@ -494,6 +477,9 @@ impl<B: Broker> StreamThread<B> {
         if self.consecutive_failures > MAX_FAILED_COMMITS {
             return Err(e);
         }
+        // What the tasks did since the last commit goes with them: outputs already in the
+        // open transaction would otherwise be committed beside their reprocessed copies.
+        self.abort_quietly();
         self.restart_tasks()
     }
 
@@ -532,6 +518,7 @@ impl<B: Broker> StreamThread<B> {
         if self.exactly_once() {
             self.ensure_txn()?;
             self.append_pending()?;
+            self.finish_sending()?;
             let Some(txn) = self.txn.as_mut() else {
                 return Err(Error::ThreadFailed {
                     thread: self.index,
@@ -557,6 +544,7 @@ impl<B: Broker> StreamThread<B> {
             self.txn_open = false;
         } else {
             self.append_pending()?;
+            self.finish_sending()?;
             let acks = shared.config.durability();
             let mut sink =
                 BrokerChangelogSink::new(&shared.handle, SinkTarget::Plain(&*shared.broker, acks));
@@ -616,6 +604,7 @@ impl<B: Broker> StreamThread<B> {
     /// Aborts the open transaction, dropping the session when even that fails (the next
     /// session fences it, which aborts its transaction).
     pub(super) fn abort_quietly(&mut self) {
+        self.discard_sending();
         self.pending.clear();
         self.pending_since = None;
         self.wrote_internal = false;

@@ -180,6 +180,11 @@ impl OutputBatches {
         id
     }
 
+    /// How many topics (ids are `0..topic_count()`).
+    pub(super) fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
     pub(super) fn topic(&self, id: usize) -> &TopicBatches {
         &self.topics[id]
     }
@@ -237,6 +242,27 @@ impl OutputBatches {
         let mut ids: Vec<usize> = (0..self.topics.len()).collect();
         ids.sort_by(|&a, &b| self.topics[a].name.cmp(&self.topics[b].name));
         ids
+    }
+
+    /// Moves every record into `to` (empty, its room reused), which gets this one's topics
+    /// under the same ids; this one keeps its topic ids and round-robin positions and takes
+    /// `to`'s empty batches.
+    pub(super) fn move_records_into(&mut self, to: &mut OutputBatches) {
+        to.clear();
+        to.add_topics_of(self);
+        for (t, into) in self.topics.iter_mut().zip(&mut to.topics) {
+            std::mem::swap(&mut t.partitions, &mut into.partitions);
+        }
+        to.len = std::mem::take(&mut self.len);
+        std::mem::swap(&mut self.refused, &mut to.refused);
+    }
+
+    /// Adds `from`'s topics this one lacks, under `from`'s ids (topics are only ever added,
+    /// so this one's are a prefix of `from`'s).
+    pub(super) fn add_topics_of(&mut self, from: &OutputBatches) {
+        for t in from.topics.iter().skip(self.topics.len()) {
+            self.topic_id(&t.name, t.count, t.internal);
+        }
     }
 
     /// Forgets every record, keeping the batches' room.
