@@ -1,57 +1,4 @@
-//! The time-ordered buffer behind `suppress` (Kafka's
-//! `InMemoryTimeOrderedKeyValueChangeBuffer`): in memory, changelogged, and restored from
-//! the whole changelog, as Kafka's.
-//!
-//! The buffer holds at most one entry per record key: `(key, value with timestamp, buffer
-//! time)`. The operator decides what the buffer time is — for `until_time_limit` the
-//! timestamp of the key's first buffered update, for `until_window_closes` the window end —
-//! and the buffer keeps it: a [`put`](BufferStore::put) of a key already buffered replaces
-//! the value but keeps the entry's buffer time and place (Kafka's "non-resetting"
-//! `cleanPut`). [`evict_while`](BufferStore::evict_while) emits entries in buffer-time order,
-//! equal times in key-byte order (Kafka's `BufferKey` compares time, then key bytes).
-//!
-//! The value bytes are opaque: the suppress operator encodes in them whatever it must emit
-//! later (Kafka's buffer keeps the `Change` with new, old and prior values and the record
-//! context).
-//!
-//! # Why in memory
-//! Every update of a suppressed table passes through the buffer, and every entry leaves it
-//! again: a copy in the local tree would cost two tree writes per update and per eviction,
-//! which on sled is most of a windowed count's state cost. Like Kafka's, the buffer lives in
-//! memory (its size is what suppress's `BufferConfig` bounds) and in its changelog, which
-//! is compacted; a restart replays that changelog from its start. Without a changelog the
-//! buffer does not survive a restart. An aborted commit puts back the values the keys
-//! changed since the last commit had then.
-//!
-//! # Changelog
-//! One record per buffered key, as Kafka's buffer logs it: key = the record key, value =
-//! `buffer_time: i64 BE ‖ value bytes`, record timestamp = the value's timestamp; an evicted
-//! or deleted key is a tombstone (timestamp 0). A commit sends each key changed since the
-//! last one once, in key-byte order.
-//!
-//! # Examples
-//! ```
-//! use std::sync::Arc;
-//! use bytes::Bytes;
-//! use freshet_state_store::{BufferStore, Error, MemoryBackend, Timestamped};
-//!
-//! let mut buffer = BufferStore::open("suppress", Arc::new(MemoryBackend::new()), None)?;
-//! let v = |s: &'static str, ts| Timestamped { value: Bytes::from(s), timestamp: ts };
-//! buffer.put(10, Bytes::from("b"), v("b1", 10))?;
-//! buffer.put(10, Bytes::from("a"), v("a1", 10))?;
-//! buffer.put(12, Bytes::from("a"), v("a2", 12))?; // keeps buffer time 10
-//! let mut out = Vec::new();
-//! buffer.evict_while(|s| s.min_timestamp <= 11, |r| {
-//!     out.push((r.key, r.value.value, r.buffer_time));
-//!     Ok::<(), Error>(())
-//! })?;
-//! assert_eq!(out, vec![
-//!     (Bytes::from("a"), Bytes::from("a2"), 10),
-//!     (Bytes::from("b"), Bytes::from("b1"), 10),
-//! ]);
-//! assert_eq!(buffer.num_records(), 0);
-//! # Ok::<(), Error>(())
-//! ```
+//! The time-ordered, changelogged buffer for suppress; [`BufferStore`] documents it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -96,7 +43,62 @@ fn record_size(key_len: usize, value_len: usize) -> u64 {
     (16 + key_len + value_len) as u64
 }
 
-/// The time-ordered, changelogged buffer for suppress (see the [module docs](self)).
+/// The time-ordered, changelogged buffer for suppress.
+///
+/// The time-ordered buffer behind `suppress` (Kafka's
+/// `InMemoryTimeOrderedKeyValueChangeBuffer`): in memory, changelogged, and restored from
+/// the whole changelog, as Kafka's.
+///
+/// The buffer holds at most one entry per record key: `(key, value with timestamp, buffer
+/// time)`. The operator decides what the buffer time is — for `until_time_limit` the
+/// timestamp of the key's first buffered update, for `until_window_closes` the window end —
+/// and the buffer keeps it: a [`put`](BufferStore::put) of a key already buffered replaces
+/// the value but keeps the entry's buffer time and place (Kafka's "non-resetting"
+/// `cleanPut`). [`evict_while`](BufferStore::evict_while) emits entries in buffer-time order,
+/// equal times in key-byte order (Kafka's `BufferKey` compares time, then key bytes).
+///
+/// The value bytes are opaque: the suppress operator encodes in them whatever it must emit
+/// later (Kafka's buffer keeps the `Change` with new, old and prior values and the record
+/// context).
+///
+/// # Why in memory
+/// Every update of a suppressed table passes through the buffer, and every entry leaves it
+/// again: a copy in the local tree would cost two tree writes per update and per eviction,
+/// which on sled is most of a windowed count's state cost. Like Kafka's, the buffer lives in
+/// memory (its size is what suppress's `BufferConfig` bounds) and in its changelog, which
+/// is compacted; a restart replays that changelog from its start. Without a changelog the
+/// buffer does not survive a restart. An aborted commit puts back the values the keys
+/// changed since the last commit had then.
+///
+/// # Changelog
+/// One record per buffered key, as Kafka's buffer logs it: key = the record key, value =
+/// `buffer_time: i64 BE ‖ value bytes`, record timestamp = the value's timestamp; an evicted
+/// or deleted key is a tombstone (timestamp 0). A commit sends each key changed since the
+/// last one once, in key-byte order.
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use freshet_state_store::{BufferStore, Error, MemoryBackend, Timestamped};
+///
+/// let mut buffer = BufferStore::open("suppress", Arc::new(MemoryBackend::new()), None)?;
+/// let v = |s: &'static str, ts| Timestamped { value: Bytes::from(s), timestamp: ts };
+/// buffer.put(10, Bytes::from("b"), v("b1", 10))?;
+/// buffer.put(10, Bytes::from("a"), v("a1", 10))?;
+/// buffer.put(12, Bytes::from("a"), v("a2", 12))?; // keeps buffer time 10
+/// let mut out = Vec::new();
+/// buffer.evict_while(|s| s.min_timestamp <= 11, |r| {
+///     out.push((r.key, r.value.value, r.buffer_time));
+///     Ok::<(), Error>(())
+/// })?;
+/// assert_eq!(out, vec![
+///     (Bytes::from("a"), Bytes::from("a2"), 10),
+///     (Bytes::from("b"), Bytes::from("b1"), 10),
+/// ]);
+/// assert_eq!(buffer.num_records(), 0);
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug)]
 pub struct BufferStore {
     name: String,

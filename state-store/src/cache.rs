@@ -1,96 +1,5 @@
-//! The record cache: decides how often a store's updates go downstream.
-//!
-//! Kafka Streams' `ThreadCache`, `NamedCache` and `CachingKeyValueStore`, reproduced. Each
-//! stream thread has one [`ThreadCache`] with a byte budget (its share of
-//! `statestore.cache.max.bytes`); every caching store registers a named cache in it. A
-//! [`CachingKvStore`] puts updates into its named cache as *dirty* entries instead of into the
-//! store. Repeated updates of a key between flushes collapse into one entry, so downstream
-//! sees only the latest value. Dirty entries go down to the store, and to the store's flush
-//! listener as `(key, new value, old value)`, when the store is flushed (commit step 1) or when
-//! the cache is over its budget and evicts.
-//!
-//! This is not the write buffer (see `Layers`): the write buffer holds every uncommitted
-//! write and is always on; the cache only throttles forwarding and can be switched off.
-//!
-//! # Order of forwarded updates
-//! A flush forwards the named cache's dirty entries in the order of each entry's **latest
-//! update** (Kafka's `NamedCache.dirtyKeys`, a `LinkedHashSet` whose key is removed and
-//! re-added on every update) — not in key order.
-//!
-//! # Eviction
-//! After every put the thread cache evicts, while it is over budget, the least recently used
-//! entry (puts and hits both count as use) **of the named cache that was written**, as
-//! Kafka's `ThreadCache.maybeEvict` does. Evicting a dirty entry flushes that named cache:
-//! the evicted entry is forwarded first, then every other dirty entry in latest-update
-//! order; those stay cached, clean (deleted keys leave the cache). An entry larger than the
-//! whole budget is therefore written down and forwarded at once.
-//!
-//! Only shrinking the budget ([`ThreadCache::resize`]) evicts from other named caches (round
-//! robin, as Kafka does); their flushed entries wait outside the budget until that store's
-//! next call, which writes them down before doing anything else (window and session stores
-//! read through `&self`: their reads see the waiting entries where they are, and their next
-//! write or flush writes them down).
-//!
-//! # Window and session stores
-//! [`CachingWindowStore`] and [`CachingSessionStore`] (Kafka's `CachingWindowStore` and
-//! `CachingSessionStore`) cache the same way, in the same thread cache and budget. An entry's
-//! key is the store's binary window (session) key behind its segment id (Kafka's
-//! `SegmentedCacheFunction`), so a named cache sorts exactly as the store iterates — segment
-//! by segment, then by binary key — and scans merge the two in one pass. Updates go
-//! downstream as `(windowed key, new value, old value)` ([`WindowedFlushListener`]).
-//!
-//! # Accounting
-//! An entry counts `key bytes + value bytes + ThreadCache::ENTRY_OVERHEAD_BYTES` (64), the overhead
-//! standing for the timestamp, the dirty flag, the two order links and the map nodes (Kafka
-//! counts key + value + 25 bytes + the record context). A tombstone counts no value bytes.
-//! The sum over all named caches is never above the budget after a call returns.
-//!
-//! # Cost
-//! Every record puts into and reads from the cache, so those are O(1): a named cache keeps
-//! its entries in a slab found through a hash table, with the LRU and latest-update orders
-//! as linked lists through the slots; an update of a cached key allocates nothing. Short
-//! keys (up to 32 bytes: a window key around an 8-byte key is 28) and values (up to 16)
-//! are kept inside their slot, so a lookup reads the hash table and the slot only; they
-//! become `Bytes` when they go down to the store. Key order (scans) comes from an index
-//! built at the named cache's first scan, which changes only when keys enter or leave.
-//! Stores hold a handle to their named cache, not its name.
-//!
-//! Aggregations read a key and put its new value right away; `update` on the caching
-//! stores does both with one cache key, one lookup and one lock of the thread cache, with
-//! exactly the effects of the read then the put. A flush hands its entries to the
-//! write-down in pieces of [`FLUSH_PIECE`], in order, through one small buffer.
-//!
-//! A write-down that forwards old values (`send_old_values`, or a deletion) needs the
-//! store's value before the write. A clean entry's value *is* the store's value, so an
-//! update over a clean entry remembers it and the write-down forwards it without reading
-//! the store; only entries new to the cache read the store, as before. (Aborts and restores
-//! clear the cache, and a window or session that expired at the store is never put again.)
-//!
-//! # Examples
-//! ```
-//! use std::sync::{Arc, Mutex};
-//! use bytes::Bytes;
-//! use freshet_state_store::{CachingKvStore, KeyValueStore, KvStore, MemoryBackend, ThreadCache, Timestamped};
-//!
-//! let cache = ThreadCache::new(1 << 20);
-//! let inner = KvStore::open("counts", Arc::new(MemoryBackend::new()), None)?;
-//! let mut store = CachingKvStore::new(inner, &cache, "0_0")?;
-//! let seen = Arc::new(Mutex::new(Vec::new()));
-//! let sink = seen.clone();
-//! store.set_flush_listener(
-//!     move |key: &[u8], new: Option<&Timestamped>, _old: Option<&Timestamped>| {
-//!         sink.lock().unwrap().push((key.to_vec(), new.map(|v| v.value.clone())));
-//!     },
-//!     false,
-//! );
-//! for n in ["1", "2", "3"] {
-//!     store.put(Bytes::from("ann"), Some(Timestamped { value: Bytes::from(n), timestamp: 0 }))?;
-//! }
-//! assert!(seen.lock().unwrap().is_empty(), "nothing goes downstream before a flush");
-//! store.flush()?; // commit step 1
-//! assert_eq!(*seen.lock().unwrap(), vec![(b"ann".to_vec(), Some(Bytes::from("3")))]);
-//! # Ok::<(), freshet_state_store::Error>(())
-//! ```
+//! The record cache and the caching stores; [`ThreadCache`] documents the cache's rules
+//! (flush order, eviction, accounting, cost).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -291,7 +200,100 @@ enum Rmw<F, E> {
 }
 
 /// One stream thread's record cache: a byte budget shared by the named caches of every
-/// caching store of the thread's tasks (see the [module docs](self)).
+/// caching store of the thread's tasks; it decides how often a store's updates go
+/// downstream.
+///
+/// Kafka Streams' `ThreadCache`, `NamedCache` and `CachingKeyValueStore`, reproduced. Each
+/// stream thread has one [`ThreadCache`] with a byte budget (its share of
+/// `statestore.cache.max.bytes`); every caching store registers a named cache in it. A
+/// [`CachingKvStore`] puts updates into its named cache as *dirty* entries instead of into the
+/// store. Repeated updates of a key between flushes collapse into one entry, so downstream
+/// sees only the latest value. Dirty entries go down to the store, and to the store's flush
+/// listener as `(key, new value, old value)`, when the store is flushed (commit step 1) or when
+/// the cache is over its budget and evicts.
+///
+/// This is not the write buffer (see `Layers`): the write buffer holds every uncommitted
+/// write and is always on; the cache only throttles forwarding and can be switched off.
+///
+/// # Order of forwarded updates
+/// A flush forwards the named cache's dirty entries in the order of each entry's **latest
+/// update** (Kafka's `NamedCache.dirtyKeys`, a `LinkedHashSet` whose key is removed and
+/// re-added on every update) — not in key order.
+///
+/// # Eviction
+/// After every put the thread cache evicts, while it is over budget, the least recently used
+/// entry (puts and hits both count as use) **of the named cache that was written**, as
+/// Kafka's `ThreadCache.maybeEvict` does. Evicting a dirty entry flushes that named cache:
+/// the evicted entry is forwarded first, then every other dirty entry in latest-update
+/// order; those stay cached, clean (deleted keys leave the cache). An entry larger than the
+/// whole budget is therefore written down and forwarded at once.
+///
+/// Only shrinking the budget ([`ThreadCache::resize`]) evicts from other named caches (round
+/// robin, as Kafka does); their flushed entries wait outside the budget until that store's
+/// next call, which writes them down before doing anything else (window and session stores
+/// read through `&self`: their reads see the waiting entries where they are, and their next
+/// write or flush writes them down).
+///
+/// # Window and session stores
+/// [`CachingWindowStore`] and [`CachingSessionStore`] (Kafka's `CachingWindowStore` and
+/// `CachingSessionStore`) cache the same way, in the same thread cache and budget. An entry's
+/// key is the store's binary window (session) key behind its segment id (Kafka's
+/// `SegmentedCacheFunction`), so a named cache sorts exactly as the store iterates — segment
+/// by segment, then by binary key — and scans merge the two in one pass. Updates go
+/// downstream as `(windowed key, new value, old value)` ([`WindowedFlushListener`]).
+///
+/// # Accounting
+/// An entry counts `key bytes + value bytes + ThreadCache::ENTRY_OVERHEAD_BYTES` (64), the overhead
+/// standing for the timestamp, the dirty flag, the two order links and the map nodes (Kafka
+/// counts key + value + 25 bytes + the record context). A tombstone counts no value bytes.
+/// The sum over all named caches is never above the budget after a call returns.
+///
+/// # Cost
+/// Every record puts into and reads from the cache, so those are O(1): a named cache keeps
+/// its entries in a slab found through a hash table, with the LRU and latest-update orders
+/// as linked lists through the slots; an update of a cached key allocates nothing. Short
+/// keys (up to 32 bytes: a window key around an 8-byte key is 28) and values (up to 16)
+/// are kept inside their slot, so a lookup reads the hash table and the slot only; they
+/// become `Bytes` when they go down to the store. Key order (scans) comes from an index
+/// built at the named cache's first scan, which changes only when keys enter or leave.
+/// Stores hold a handle to their named cache, not its name.
+///
+/// Aggregations read a key and put its new value right away; `update` on the caching
+/// stores does both with one cache key, one lookup and one lock of the thread cache, with
+/// exactly the effects of the read then the put. A flush hands its entries to the
+/// write-down in pieces of 256, in order, through one small buffer.
+///
+/// A write-down that forwards old values (`send_old_values`, or a deletion) needs the
+/// store's value before the write. A clean entry's value *is* the store's value, so an
+/// update over a clean entry remembers it and the write-down forwards it without reading
+/// the store; only entries new to the cache read the store, as before. (Aborts and restores
+/// clear the cache, and a window or session that expired at the store is never put again.)
+///
+/// # Examples
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use bytes::Bytes;
+/// use freshet_state_store::{CachingKvStore, KeyValueStore, KvStore, MemoryBackend, ThreadCache, Timestamped};
+///
+/// let cache = ThreadCache::new(1 << 20);
+/// let inner = KvStore::open("counts", Arc::new(MemoryBackend::new()), None)?;
+/// let mut store = CachingKvStore::new(inner, &cache, "0_0")?;
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = seen.clone();
+/// store.set_flush_listener(
+///     move |key: &[u8], new: Option<&Timestamped>, _old: Option<&Timestamped>| {
+///         sink.lock().unwrap().push((key.to_vec(), new.map(|v| v.value.clone())));
+///     },
+///     false,
+/// );
+/// for n in ["1", "2", "3"] {
+///     store.put(Bytes::from("ann"), Some(Timestamped { value: Bytes::from(n), timestamp: 0 }))?;
+/// }
+/// assert!(seen.lock().unwrap().is_empty(), "nothing goes downstream before a flush");
+/// store.flush()?; // commit step 1
+/// assert_eq!(*seen.lock().unwrap(), vec![(b"ann".to_vec(), Some(Bytes::from("3")))]);
+/// # Ok::<(), freshet_state_store::Error>(())
+/// ```
 ///
 /// A cheap handle: clones share the cache. A task is single-threaded, and all of a thread's
 /// tasks run on that thread, so the lock inside is never contended; it is there so that

@@ -1,55 +1,5 @@
-//! Read-only views of stores for interactive queries: committed state only —
-//! [`ReadOnlyKeyValueView`], [`ReadOnlyWindowView`] and [`ReadOnlySessionView`].
-//!
-//! A view reads a store's backend trees directly — never its write buffer, the writes sent in
-//! the current commit, or the committed overlay — so it shows the store as of its last
-//! apply (commit step 4): only data that the changelog has committed, never an uncommitted
-//! write, and never a write that a later abort takes back. It has no write methods. Views
-//! are cheap to clone, `Send` and `Sync`, so query threads may hold them while the stream
-//! thread keeps writing.
-//!
-//! # Examples
-//! ```
-//! use std::sync::Arc;
-//! use bytes::Bytes;
-//! use freshet_state_store::{
-//!     ChangelogPartition, ChangelogRecord, ChangelogSink, KeyValueStore, KvStore,
-//!     MemoryBackend, ReadOnlyKeyValueView, StateStore, Timestamped,
-//! };
-//!
-//! # #[derive(Debug)] struct Sink(i64);
-//! # impl ChangelogSink for Sink {
-//! #     fn append(&mut self, _: &ChangelogPartition, r: Vec<ChangelogRecord>)
-//! #         -> Result<i64, freshet_state_store::ChangelogError> { self.0 += r.len() as i64; Ok(self.0 - 1) }
-//! # }
-//! let backend = Arc::new(MemoryBackend::new());
-//! let changelog = ChangelogPartition { topic: "app-counts-changelog".into(), partition: 0 };
-//! let mut store = KvStore::open("counts", backend.clone(), Some(changelog))?;
-//! let view = ReadOnlyKeyValueView::open(backend, "counts")?;
-//!
-//! store.put(Bytes::from("ann"), Some(Timestamped { value: Bytes::from("3"), timestamp: 10 }))?;
-//! assert_eq!(view.get(b"ann")?, None, "not committed yet");
-//!
-//! let mut sink = Sink(0);
-//! store.send_changelog(&mut sink)?; // inside the transaction
-//! store.committed(); // the transaction committed
-//! store.apply()?;
-//! assert_eq!(view.get(b"ann")?.map(|v| v.value), Some(Bytes::from("3")));
-//! # Ok::<(), freshet_state_store::Error>(())
-//! ```
-//!
-//! # Consistency
-//! Each call reads the tree as it is at that moment. An iterator reads the tree in chunks
-//! of a few thousand keys, each resumed after the last key returned, so it holds no lock
-//! and little memory, and may see applies that land while it runs (as Kafka's interactive
-//! queries may). A store wiped by a restore shows as empty until the restore has replayed
-//! its changelog.
-//!
-//! # Retention
-//! Window and session views hide what the store hides: windows (sessions) whose start
-//! (end) is at or before the store's **committed** stream time minus its retention. The
-//! store persists that stream time with each apply, in the meta entries next to its applied
-//! offset; a view reads it once per call. Segments the store has dropped are simply gone.
+//! Read-only views of stores for interactive queries; [`ReadOnlyKeyValueView`] documents
+//! what a view shows.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -70,8 +20,60 @@ mod window;
 pub use self::session::ReadOnlySessionView;
 pub use self::window::ReadOnlyWindowView;
 
-/// A read-only view of a key-value store's committed, applied state (see the
-/// [module docs](self)).
+/// A read-only view of a key-value store's committed, applied state.
+///
+/// Read-only views of stores for interactive queries: committed state only —
+/// [`ReadOnlyKeyValueView`], [`ReadOnlyWindowView`] and [`ReadOnlySessionView`].
+///
+/// A view reads a store's backend trees directly — never its write buffer, the writes sent in
+/// the current commit, or the committed overlay — so it shows the store as of its last
+/// apply (commit step 4): only data that the changelog has committed, never an uncommitted
+/// write, and never a write that a later abort takes back. It has no write methods. Views
+/// are cheap to clone, `Send` and `Sync`, so query threads may hold them while the stream
+/// thread keeps writing.
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use freshet_state_store::{
+///     ChangelogPartition, ChangelogRecord, ChangelogSink, KeyValueStore, KvStore,
+///     MemoryBackend, ReadOnlyKeyValueView, StateStore, Timestamped,
+/// };
+///
+/// # #[derive(Debug)] struct Sink(i64);
+/// # impl ChangelogSink for Sink {
+/// #     fn append(&mut self, _: &ChangelogPartition, r: Vec<ChangelogRecord>)
+/// #         -> Result<i64, freshet_state_store::ChangelogError> { self.0 += r.len() as i64; Ok(self.0 - 1) }
+/// # }
+/// let backend = Arc::new(MemoryBackend::new());
+/// let changelog = ChangelogPartition { topic: "app-counts-changelog".into(), partition: 0 };
+/// let mut store = KvStore::open("counts", backend.clone(), Some(changelog))?;
+/// let view = ReadOnlyKeyValueView::open(backend, "counts")?;
+///
+/// store.put(Bytes::from("ann"), Some(Timestamped { value: Bytes::from("3"), timestamp: 10 }))?;
+/// assert_eq!(view.get(b"ann")?, None, "not committed yet");
+///
+/// let mut sink = Sink(0);
+/// store.send_changelog(&mut sink)?; // inside the transaction
+/// store.committed(); // the transaction committed
+/// store.apply()?;
+/// assert_eq!(view.get(b"ann")?.map(|v| v.value), Some(Bytes::from("3")));
+/// # Ok::<(), freshet_state_store::Error>(())
+/// ```
+///
+/// # Consistency
+/// Each call reads the tree as it is at that moment. An iterator reads the tree in chunks
+/// of a few thousand keys, each resumed after the last key returned, so it holds no lock
+/// and little memory, and may see applies that land while it runs (as Kafka's interactive
+/// queries may). A store wiped by a restore shows as empty until the restore has replayed
+/// its changelog.
+///
+/// # Retention
+/// Window and session views hide what the store hides: windows (sessions) whose start
+/// (end) is at or before the store's **committed** stream time minus its retention. The
+/// store persists that stream time with each apply, in the meta entries next to its applied
+/// offset; a view reads it once per call. Segments the store has dropped are simply gone.
 #[derive(Clone)]
 pub struct ReadOnlyKeyValueView {
     store: String,

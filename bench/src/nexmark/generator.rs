@@ -50,7 +50,7 @@ const AVG_BID_BYTES: usize = 100;
 const EVENTS_FOR_AUCTIONS: u64 =
     NUM_IN_FLIGHT_AUCTIONS * PROPORTION_DENOMINATOR / AUCTION_PROPORTION;
 /// The longest an auction stays open, in ms: auctions last `1 + rand(2 · horizon)` ms where
-/// the horizon is the time [`EVENTS_FOR_AUCTIONS`] events take.
+/// the horizon is the time the events of the in-flight auctions take (`EVENTS_FOR_AUCTIONS`).
 pub const MAX_AUCTION_MS: i64 = 2 * (EVENTS_FOR_AUCTIONS / EVENTS_PER_MS + 1) as i64;
 
 const FIRST_NAMES: [&str; 11] = [

@@ -14,7 +14,7 @@ use crate::layers::{KvIter, RestoreStats, Timestamped};
 use crate::store::StateStore;
 
 /// A key-value store behind the thread's record cache (Kafka's `CachingKeyValueStore`; see
-/// the [module docs](super)).
+/// the [`ThreadCache`](super::ThreadCache)).
 ///
 /// Writes go into the cache; reads look in the cache first, then in the store (and cache
 /// what they found, as Kafka does); scans merge both, the cache winning. Updates reach the

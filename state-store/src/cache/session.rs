@@ -17,7 +17,7 @@ use crate::store::StateStore;
 use crate::window::{Window, Windowed, WindowedIter};
 
 /// A session store behind the thread's record cache (Kafka's `CachingSessionStore`; see the
-/// [module docs](super) for flush order, eviction and accounting).
+/// [`ThreadCache`](super::ThreadCache) for flush order, eviction and accounting).
 ///
 /// Puts and removes go into the cache under the store's binary session key; on
 /// [`flush`](Self::flush) (commit step 1) or on eviction they go down to the store and to

@@ -17,7 +17,7 @@ use crate::window::{
 };
 
 /// A window store behind the thread's record cache (Kafka's `CachingWindowStore`; see the
-/// [module docs](super) for flush order, eviction and accounting).
+/// [`ThreadCache`](super::ThreadCache) for flush order, eviction and accounting).
 ///
 /// Puts go into the cache under the store's binary window key; repeated puts of a window
 /// between flushes collapse into one entry. On [`flush`](Self::flush) (commit step 1) or on

@@ -10,7 +10,7 @@ use crate::session::{exact_query, find_query, find_range_query, to_windowed, Ses
 use crate::window::WindowedIter;
 
 /// A read-only view of a session store's committed, applied state, for interactive queries
-/// (Kafka's `ReadOnlySessionStore`; see the [module docs](crate::view) on what a view shows).
+/// (Kafka's `ReadOnlySessionStore`; see the [`ReadOnlyKeyValueView`](crate::ReadOnlyKeyValueView) on what a view shows).
 ///
 /// Finds return what the store's own finds would return from its applied state, in the same
 /// order — segment by segment (session end), then key bytes, end, start — and hide the

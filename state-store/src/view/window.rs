@@ -12,7 +12,7 @@ use crate::window::{
 };
 
 /// A read-only view of a window store's committed, applied state, for interactive queries
-/// (Kafka's `ReadOnlyWindowStore`; see the [module docs](crate::view) on what a view shows).
+/// (Kafka's `ReadOnlyWindowStore`; see the [`ReadOnlyKeyValueView`](crate::ReadOnlyKeyValueView) on what a view shows).
 ///
 /// Fetches return what the store's own fetches would return from its applied state, in the
 /// same order — segment by segment, then key bytes, then window start — and hide the windows
