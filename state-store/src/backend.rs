@@ -198,6 +198,27 @@ pub(crate) const APPLY_CHUNK: usize = 256;
 const META_PREFIX: u8 = 0x00;
 const DATA_PREFIX: u8 = 0x01;
 
+/// Removes the snapshots sled left half-written in `dir` (`snap.*.generating`); returns
+/// whether there were any.
+fn remove_partial_snapshots(dir: &Path) -> Result<bool> {
+    let io = |e: std::io::Error| Error::Sled {
+        store: dir.display().to_string(),
+        source: sled::Error::Io(e),
+    };
+    let mut removed = false;
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %entry.path().display(), "removing a snapshot sled left half-written");
+            std::fs::remove_file(entry.path()).map_err(io)?;
+            removed = true;
+        }
+    }
+    Ok(removed)
+}
+
 impl SledBackend {
     /// Opens (creating) a sled database at `path` with a page cache of `cache_bytes`.
     ///
@@ -221,6 +242,11 @@ impl SledBackend {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 }
+                // sled 0.34 writes a snapshot to `snap.<lsn>.generating` and renames it when
+                // done; a process killed meanwhile leaves the partial file, which the next
+                // open reads and reports as corrupt (spacejam/sled#1527). The snapshot only
+                // summarizes the log, so the partial one is removed and the open retried.
+                Err(sled::Error::Corruption { .. }) if remove_partial_snapshots(path)? => {}
                 Err(source) => {
                     return Err(Error::Sled {
                         store: path.display().to_string(),
@@ -435,6 +461,32 @@ mod tests {
         // An empty apply still records its offset.
         tree.apply(&[], Some(11))?;
         assert_eq!(tree.applied_offset()?, Some(11));
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_left_half_written_is_removed_and_the_data_kept() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Corrupt {
+            store: "test".into(),
+            reason: e.to_string(),
+        })?;
+        {
+            let backend = SledBackend::open(dir.path(), 1 << 20)?;
+            let tree = backend.open_tree("t")?;
+            tree.apply(&[(Bytes::from("k"), Some(Bytes::from("v")))], Some(3))?;
+            backend.flush()?;
+        }
+        // What a process killed while sled wrote a snapshot leaves behind.
+        let partial = dir.path().join("snap.7FFFFFFFFFFFFFFF.generating");
+        std::fs::write(&partial, b"half a snapshot").map_err(|e| Error::Corrupt {
+            store: "test".into(),
+            reason: e.to_string(),
+        })?;
+        let backend = SledBackend::open(dir.path(), 1 << 20)?;
+        assert!(!partial.exists());
+        let tree = backend.open_tree("t")?;
+        assert_eq!(tree.applied_offset()?, Some(3));
+        assert_eq!(tree.get(b"k")?, Some(Bytes::from("v")));
         Ok(())
     }
 }
