@@ -3,16 +3,18 @@
 //! Kafka's consumer pipelines its fetches: before `poll` hands records to the application it
 //! sends the next round of fetch requests, so the broker reads while the application
 //! processes. A stream thread does the same on the app's runtime: when a task's buffer falls
-//! below `buffered.records.per.partition` during processing, the thread starts a
-//! [`Prefetch`] for every input below that mark; its next fetch takes the prefetched records
-//! (waiting only if the read is not done yet) instead of reading then. On one stream
-//! thread this moves the log reads off the thread that processes.
+//! below the prefetch mark (`buffered.records.per.partition` plus one task turn, 1000
+//! records) during processing, the thread starts a [`Prefetch`] of every input below that
+//! mark, each input getting its share of a poll's records; its next fetch takes the
+//! prefetched records (waiting only if the read is not done yet, or if an input has
+//! nothing left to process) instead of reading then. On one stream thread this moves the
+//! log reads off the thread that processes.
 //!
 //! A prefetched partition's records are kept only if the input still stands where the
 //! prefetch started (the task may have been closed, reopened elsewhere or reset since);
-//! otherwise they are dropped and fetched again. Pausing stays as it was: a partition at or
-//! above the mark is neither fetched nor prefetched, so a task holds at most the mark plus
-//! one fetch.
+//! otherwise they are dropped and fetched again. A plain fetch still skips inputs at or
+//! above `buffered.records.per.partition`, so a task holds at most the prefetch mark plus
+//! one share of a poll.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -38,9 +40,9 @@ impl Drop for Prefetch {
 }
 
 impl<B: Broker> StreamThread<B> {
-    /// The inputs to fetch: below the pause mark and, in bounded mode, short of their bound.
-    fn fetch_positions(&self) -> Vec<FetchPosition> {
-        let max_buffered = self.shared.config.buffered_records_per_partition();
+    /// The inputs to fetch: below `max_buffered` records and, in bounded mode, short of
+    /// their bound.
+    fn fetch_positions(&self, max_buffered: usize) -> Vec<FetchPosition> {
         let bounded = self.shared.is_bounded();
         let mut positions = Vec::new();
         for t in &self.tasks {
@@ -57,33 +59,59 @@ impl<B: Broker> StreamThread<B> {
         positions
     }
 
-    /// Starts a prefetch of every input below the pause mark, unless one runs already.
+    /// Below how many buffered records an input is prefetched: one task turn above the
+    /// pause mark, so that the inputs that will be below the mark when the prefetch is taken
+    /// are in it.
+    fn prefetch_mark(&self) -> usize {
+        self.shared.config.buffered_records_per_partition() + super::RECORDS_PER_TASK_TURN
+    }
+
+    /// Whether an input that may have more records has none buffered.
+    fn starving(&self) -> bool {
+        let bounded = self.shared.is_bounded();
+        self.tasks.iter().any(|t| {
+            t.inputs.iter().any(|i| {
+                !(bounded && i.bound.is_some_and(|b| i.position >= b))
+                    && t.task.buffered_in(&i.topic) == 0
+            })
+        })
+    }
+
+    /// Starts a prefetch of every input below the prefetch mark, unless one runs already.
     pub(super) fn prefetch(&mut self) {
         if self.prefetch.is_some() || self.stopping() {
             return;
         }
-        let positions = self.fetch_positions();
+        let positions = self.fetch_positions(self.prefetch_mark());
         if positions.is_empty() {
             return;
         }
+        // Each input gets its share of a poll's records, so that all of them have records
+        // when the prefetch is taken (one fetch fills its first partitions first).
+        let defaults = FetchOptions::default();
+        let share = (defaults.max_records / positions.len())
+            .max(self.shared.config.buffered_records_per_partition());
         let options = FetchOptions {
             isolation: Isolation::ReadCommitted,
             timeout: Duration::ZERO,
-            ..FetchOptions::default()
+            max_records: share,
+            ..defaults
         };
         let broker = self.shared.broker.clone();
         let sent = positions.clone();
-        let handle = self
-            .shared
-            .handle
-            .spawn(async move { broker.fetch_batches(&sent, &options).await });
+        let handle = self.shared.handle.spawn(async move {
+            let mut fetched = Vec::with_capacity(sent.len());
+            for position in sent.chunks(1) {
+                fetched.extend(broker.fetch_batches(position, &options).await?);
+            }
+            Ok(fetched)
+        });
         self.prefetch = Some(Prefetch { positions, handle });
     }
 
-    /// Whether task `ti`'s buffer has fallen below the pause mark (time to prefetch).
+    /// Whether task `ti`'s buffer has fallen below the prefetch mark (time to prefetch).
     pub(super) fn wants_prefetch(&self, ti: usize) -> bool {
-        self.prefetch.is_none()
-            && self.tasks[ti].task.buffered() < self.shared.config.buffered_records_per_partition()
+        self.prefetch.is_none() && self.tasks[ti].task.buffered() < self.prefetch_mark()
     }
 
     /// Takes the prefetched records, if a prefetch ran and found any; a prefetch that failed
@@ -124,21 +152,31 @@ impl<B: Broker> StreamThread<B> {
     }
 
     /// Fetches records for the tasks' inputs, waiting up to `wait` when none are there: the
-    /// prefetched ones if a prefetch found any, else with a fetch now.
+    /// prefetched ones if a prefetch found any, and with a fetch now for inputs that still
+    /// have nothing buffered.
+    ///
+    /// A prefetch still reading is left to read while every input has records to process;
+    /// an input with none waits for it (and is fetched now if it brought none), so no task
+    /// falls behind the others in event time while they process (records re-keyed into a
+    /// repartition topic from tasks far apart in event time can be later than the grace
+    /// period downstream).
     pub(super) fn fetch(&mut self, wait: Duration) -> Result<()> {
         let reading = self
             .prefetch
             .as_ref()
             .is_some_and(|p| !p.handle.is_finished());
-        if reading && wait.is_zero() {
-            // Records wait to be processed meanwhile: the prefetch is taken once read, or
-            // when nothing else is left.
+        if reading && wait.is_zero() && !self.starving() {
             return Ok(());
         }
-        if self.take_prefetch()? {
-            return Ok(());
-        }
-        let positions = self.fetch_positions();
+        let wait = if self.take_prefetch()? {
+            if !self.starving() {
+                return Ok(());
+            }
+            Duration::ZERO
+        } else {
+            wait
+        };
+        let positions = self.fetch_positions(self.shared.config.buffered_records_per_partition());
         if positions.is_empty() {
             if !wait.is_zero() {
                 // Nothing to fetch (no tasks, or every buffer full): wait, waking for close.
