@@ -61,6 +61,14 @@
 //! buffers pass `statestore.write.buffer.max.bytes` (checked between records, never inside
 //! one).
 //!
+//! Reads and appends overlap the processing, as Kafka's consumer and producer do on their
+//! own threads: when a task's buffer falls below `buffered.records.per.partition` the
+//! thread sends its next fetch ahead on the io runtime and takes the records when they are
+//! read (kept only if the input still stands where the fetch started); and the outputs the
+//! tasks wrote change hands, uncopied, to an append job on the io runtime that places them
+//! in their partitions' batches and appends them (one job at a time, so each partition's
+//! records stay in order; the commit waits for it before the changelogs and offsets).
+//!
 //! # Instances and rebalancing
 //! Each stream thread is one member of the consumer group `<application.id>` on the log,
 //! subscribed to every source topic of the topology; all of an instance's threads join

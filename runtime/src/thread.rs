@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use freshet_log::Broker;
 use freshet_state_store::{changelog_topic, Applies, Backend, ThreadCache};
 use freshet_streams::{
-    GlobalStores, OffsetReset, RawRecord, RawRecords, StreamTimes, Task, TaskConfig, TaskEnv,
-    TaskId, TaskMetrics, Topology,
+    GlobalStores, OffsetReset, Outputs, RawRecord, RawRecords, StreamTimes, Task, TaskConfig,
+    TaskEnv, TaskId, TaskMetrics, Topology,
 };
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
@@ -36,7 +36,7 @@ mod sender;
 
 use fetch::Prefetch;
 use outputs::OutputBatches;
-use sender::Sending;
+use sender::{Outgoing, Sending};
 
 pub(crate) use group::{local_tasks, member_config};
 
@@ -240,8 +240,11 @@ pub(crate) fn spawn<B: Broker>(
             route: HashMap::new(),
             cache: ThreadCache::new(cache_bytes),
             prefetch: None,
-            pending: OutputBatches::default(),
-            spare: OutputBatches::default(),
+            outgoing: Vec::new(),
+            outgoing_len: 0,
+            spare_outputs: Vec::new(),
+            out_topics: OutputBatches::default(),
+            batches: None,
             sending: None,
             wrote_internal: false,
             dirty: false,
@@ -314,9 +317,17 @@ struct StreamThread<B: Broker> {
     /// The fetch sent ahead while records are processed (see `fetch`).
     prefetch: Option<Prefetch>,
     /// Outputs taken from tasks (with the task each came from) and not yet appended.
-    pending: OutputBatches,
-    /// Room for the next append's records (see `sender`).
-    spare: OutputBatches,
+    /// Outputs taken from tasks, as the tasks wrote them, not yet handed to the sender.
+    outgoing: Vec<Outgoing>,
+    /// Records in `outgoing`.
+    outgoing_len: usize,
+    /// Emptied output buffers, to take the next outputs into.
+    spare_outputs: Vec<Outputs>,
+    /// The thread's ids of the topics it writes (no records: the sender's batches share
+    /// these ids).
+    out_topics: OutputBatches,
+    /// The sender's batches while no append runs.
+    batches: Option<OutputBatches>,
     /// The append in progress.
     sending: Option<Sending<B>>,
     /// Records went to a repartition topic since the last commit.
@@ -741,14 +752,14 @@ impl<B: Broker> StreamThread<B> {
     fn take_outputs(&mut self, ti: usize) -> Result<()> {
         if !self.tasks[ti].task.outputs().is_empty() {
             self.dirty = true;
-            if self.pending.is_empty() {
+            if self.outgoing.is_empty() {
                 self.pending_since = Some(Instant::now());
             }
             if let Err(e) = self.collect_outputs(ti) {
                 return self.commit_failed(e);
             }
         }
-        if self.pending.len() >= MAX_PENDING_OUTPUTS {
+        if self.outgoing_len >= MAX_PENDING_OUTPUTS {
             // Under exactly-once they join the open transaction; a failure here is a failed
             // commit.
             if let Err(e) = self.append_pending() {
@@ -761,11 +772,7 @@ impl<B: Broker> StreamThread<B> {
     /// Bounded mode: says whether this thread is caught up with nothing uncommitted.
     fn report_idle(&mut self) -> Result<()> {
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
-        let mut idle = !self.dirty
-            && self.pending.is_empty()
-            && self.sending.is_none()
-            && !self.txn_open
-            && !self.unapplied;
+        let mut idle = !self.dirty && !self.has_outputs() && !self.txn_open && !self.unapplied;
         for ti in 0..self.tasks.len() {
             if !idle {
                 break;
@@ -811,7 +818,7 @@ impl<B: Broker> StreamThread<B> {
     /// Graceful close: commit what is left, purge, close the tasks.
     fn close_clean(&mut self) -> Result<()> {
         self.prefetch = None;
-        if self.dirty || !self.pending.is_empty() || self.txn_open {
+        if self.dirty || self.has_outputs() || self.txn_open {
             self.dirty = true;
             self.commit()?;
         }

@@ -22,6 +22,13 @@ pub trait Serde<T>: Send + Sync + std::fmt::Debug {
     fn partition_bytes(&self, value: &T) -> Result<Option<Vec<u8>>, String> {
         self.serialize_nullable(value)
     }
+    /// Whether [`partition_bytes`](Serde::partition_bytes) is always the serialized value
+    /// itself, so a writer may leave the default partitioner to hash the bytes it wrote
+    /// instead of asking for them again. False unless the serde says so (the built-in
+    /// ones, except the windowed keys', do).
+    fn partitions_by_serialized(&self) -> bool {
+        false
+    }
     /// Whether `value` is null — what [`serialize_nullable`](Serde::serialize_nullable)
     /// writes as `None`. Operators ask it to drop null keys and values as Kafka does, without
     /// serializing; the default serializes, the built-in serdes answer at once.
@@ -124,6 +131,9 @@ pub fn compact_bytes(bytes: &[u8]) -> Bytes {
 pub struct Nullable<S>(pub S);
 
 impl<T, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
+    fn partitions_by_serialized(&self) -> bool {
+        true
+    }
     fn is_null(&self, value: &Option<T>) -> bool {
         value.is_none()
     }
@@ -169,6 +179,9 @@ impl<T, S: Serde<T>> Serde<Option<T>> for Nullable<S> {
 pub struct Unit;
 
 impl Serde<()> for Unit {
+    fn partitions_by_serialized(&self) -> bool {
+        true
+    }
     fn is_null(&self, _value: &()) -> bool {
         true
     }
@@ -217,6 +230,9 @@ impl<T> Clone for Json<T> {
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for Json<T> {
+    fn partitions_by_serialized(&self) -> bool {
+        true
+    }
     fn is_null(&self, _value: &T) -> bool {
         false
     }
@@ -243,6 +259,9 @@ macro_rules! write_in_place {
         fn partition_bytes_into(&self, $v: &$t, out: &mut Vec<u8>) -> Result<bool, String> {
             out.extend_from_slice($bytes);
             Ok(true)
+        }
+        fn partitions_by_serialized(&self) -> bool {
+            true
         }
     };
 }
@@ -328,6 +347,9 @@ impl<T> Clone for MsgPack<T> {
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Serde<T> for MsgPack<T> {
+    fn partitions_by_serialized(&self) -> bool {
+        true
+    }
     fn is_null(&self, _value: &T) -> bool {
         false
     }
@@ -353,6 +375,9 @@ impl Serde<Vec<u8>> for RawBytes {
 }
 
 impl<T> Serde<T> for std::sync::Arc<dyn Serde<T>> {
+    fn partitions_by_serialized(&self) -> bool {
+        (**self).partitions_by_serialized()
+    }
     fn is_null(&self, value: &T) -> bool {
         (**self).is_null(value)
     }

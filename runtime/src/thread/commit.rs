@@ -10,7 +10,7 @@ use freshet_log::{Broker, BrokerMember, BrokerTransaction, OffsetAndMetadata, Re
 use freshet_state_store::StateStore;
 use freshet_streams::{partition_for_key, ErrorPolicy, SinkRecord, TaskId, TaskMetrics};
 
-use super::outputs::OutputBatches;
+use super::sender::Outgoing;
 use super::{StreamThread, APPLY_INTERVAL, MAX_FAILED_COMMITS, OUTPUT_LINGER};
 use crate::changelog::{BrokerChangelogSink, SinkTarget};
 use crate::error::{Error, Result};
@@ -85,22 +85,24 @@ impl<B: Broker> StreamThread<B> {
         })
     }
 
-    /// Moves task `ti`'s outputs into the thread's batches, each into its partition's, and
-    /// clears them from the task. A record whose partition cannot be chosen now waits in
-    /// [`OutputBatches::refused`] for the append; errors other than refusals are returned
-    /// (a failed commit, as they would be at the append).
+    /// Moves task `ti`'s outputs, as they are, to the thread's outgoing outputs (the sender
+    /// partitions and appends them; see `sender`), after mapping their topics to the
+    /// thread's ids. Errors other than a topic the log refuses are returned (a failed
+    /// commit, as they would be at the append).
     pub(super) fn collect_outputs(&mut self, ti: usize) -> Result<()> {
-        self.map_output_topics(ti)?;
-        let t = &mut self.tasks[ti];
-        let outputs = t.task.outputs();
-        for o in outputs.iter() {
-            let mapped = t.out_topics.get(o.topic as usize).copied().flatten();
-            let taken = mapped.map_or(Err(()), |topic| self.pending.push(topic, t.id, &o));
-            if taken.is_err() {
-                self.pending.refused.push((t.id, outputs.sink_record(&o)));
-            }
+        if self.tasks[ti].task.outputs().is_empty() {
+            return Ok(());
         }
-        t.task.clear_outputs();
+        self.map_output_topics(ti)?;
+        let mut outputs = self.spare_outputs.pop().unwrap_or_default();
+        let t = &mut self.tasks[ti];
+        t.task.move_outputs_into(&mut outputs);
+        self.outgoing_len += outputs.len();
+        self.outgoing.push(Outgoing {
+            task: t.id,
+            topics: t.out_topics.clone(),
+            outputs,
+        });
         Ok(())
     }
 
@@ -110,11 +112,7 @@ impl<B: Broker> StreamThread<B> {
     fn map_output_topics(&mut self, ti: usize) -> Result<()> {
         let t = &self.tasks[ti];
         let outputs = t.task.outputs();
-        let count = outputs
-            .iter()
-            .map(|o| o.topic as usize + 1)
-            .max()
-            .unwrap_or(0);
+        let count = outputs.topic_count();
         if count <= t.out_topics.len() && t.out_topics.iter().all(Option::is_some) {
             return Ok(());
         }
@@ -134,7 +132,7 @@ impl<B: Broker> StreamThread<B> {
                 Err(e) => return Err(e),
             };
             let internal = self.shared.plan.internal.contains(&name);
-            let topic = self.pending.topic_id(&name, n, internal);
+            let topic = self.out_topics.topic_id(&name, n, internal);
             let map = &mut self.tasks[ti].out_topics;
             if map.len() <= id {
                 map.resize(id + 1, None);
@@ -144,7 +142,7 @@ impl<B: Broker> StreamThread<B> {
         Ok(())
     }
 
-    /// Starts appending the pending outputs (see `sender`), one batch per partition in
+    /// Starts appending the outgoing outputs (see `sender`), one batch per partition in
     /// order: inside the open transaction (exactly-once) or plainly (at-least-once), after
     /// the previous append has finished. An output the log refuses for a reason of its own
     /// ([`refused_record`]) goes to `production.exception.handler`; the rest of its batch is
@@ -152,59 +150,58 @@ impl<B: Broker> StreamThread<B> {
     /// transaction unless the handler is `fail`.
     pub(super) fn append_pending(&mut self) -> Result<()> {
         self.finish_sending()?;
-        if self.pending.is_empty() {
+        if self.outgoing.is_empty() {
             return Ok(());
         }
         self.pending_since = None;
-        // The records move to a batch set of their own; `pending` keeps its topic ids.
-        let mut batches = std::mem::take(&mut self.spare);
-        self.pending.move_records_into(&mut batches);
-        match self.prepare_batches(&mut batches) {
-            Ok(dead) => {
-                self.start_sending(batches, dead);
-                Ok(())
-            }
-            Err(e) => {
-                batches.clear();
-                self.spare = batches;
-                Err(e)
-            }
+        if self.exactly_once() {
+            self.ensure_txn()?;
         }
+        let outgoing = std::mem::take(&mut self.outgoing);
+        self.outgoing_len = 0;
+        self.start_sending(outgoing);
+        Ok(())
     }
 
-    /// Places the records refused when taken (asked again, before anything is appended: a
-    /// handler set to `fail` fails the commit with nothing written) and opens the
-    /// transaction under exactly-once; returns the dead letters of those still refused.
-    fn prepare_batches(&mut self, batches: &mut OutputBatches) -> Result<Vec<SinkRecord>> {
-        let mut dead = Vec::new();
-        for (task, r) in std::mem::take(&mut batches.refused) {
+    /// Records the sender could not place in a partition (a topic the log does not know, a
+    /// partitioner's choice out of range): asked again now, appended if they fit after
+    /// all, else handed to the production exception handler (their dead letters go to
+    /// `dead`).
+    pub(super) fn append_unplaced(
+        &mut self,
+        unplaced: Vec<(TaskId, SinkRecord)>,
+        dead: &mut Vec<SinkRecord>,
+    ) -> Result<()> {
+        let mut batches: BTreeMap<(String, u32), (Vec<TaskId>, Vec<Record>)> = BTreeMap::new();
+        for (task, r) in unplaced {
             let p = match self.partition_of(&r) {
                 Ok(p) => p,
                 Err(e) if refused_record(&e) => {
                     let record = log_record(r.key, r.value, r.timestamp, r.headers);
-                    self.production_failed(task, &r.topic, None, vec![record], e, &mut dead)?;
+                    self.production_failed(task, &r.topic, None, vec![record], e, dead)?;
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            let n = self.partition_count(&r.topic)?;
-            let internal = self.shared.plan.internal.contains(&r.topic);
-            // Named in `pending` first, so both keep the same ids.
-            let topic = self.pending.topic_id(&r.topic, n, internal);
-            batches.add_topics_of(&self.pending);
-            let (key, value) = (r.key.as_deref(), r.value.as_deref());
-            batches.push_to(topic, p, task, key, value, r.timestamp, r.headers.clone());
-        }
-        if self.exactly_once() {
-            self.ensure_txn()?;
-        }
-        for id in 0..batches.topic_count() {
-            let topic = batches.topic(id);
-            if topic.internal && topic.partitions.iter().any(|b| !b.is_empty()) {
+            if self.shared.plan.internal.contains(&r.topic) {
                 self.wrote_internal = true;
             }
+            let batch = batches.entry((r.topic, p)).or_default();
+            batch.0.push(task);
+            batch
+                .1
+                .push(log_record(r.key, r.value, r.timestamp, r.headers));
         }
-        Ok(dead)
+        for ((topic, p), (tasks, records)) in batches {
+            match self.append_records(&topic, p, &records) {
+                Ok(()) => {}
+                Err(e) if refused_record(&e) => {
+                    self.append_refused(&topic, p, tasks, records, e, dead)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// A batch the log refused with `first`: halves it until each refused record is found
@@ -488,7 +485,7 @@ impl<B: Broker> StreamThread<B> {
     /// commit — which comes every 30 s there. Exactly-once outputs only become visible at
     /// the commit, so they keep waiting for it (or for a full batch).
     pub(super) fn append_lingering(&mut self, now: bool) -> Result<()> {
-        if self.exactly_once() || self.pending.is_empty() {
+        if self.exactly_once() || self.outgoing.is_empty() {
             return Ok(());
         }
         if now
@@ -605,7 +602,7 @@ impl<B: Broker> StreamThread<B> {
     /// session fences it, which aborts its transaction).
     pub(super) fn abort_quietly(&mut self) {
         self.discard_sending();
-        self.pending.clear();
+        self.drop_outgoing();
         self.pending_since = None;
         self.wrote_internal = false;
         if self.txn_open {

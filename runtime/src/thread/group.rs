@@ -86,7 +86,7 @@ impl<B: Broker> StreamThread<B> {
         if !due {
             return Ok(false);
         }
-        let uncommitted = self.dirty || self.txn_open || !self.pending.is_empty();
+        let uncommitted = self.dirty || self.txn_open || self.has_outputs();
         if uncommitted && self.exactly_once() {
             if since.is_some_and(|s| s < MAX_POLL_GAP) && !force {
                 return Ok(false);
@@ -140,7 +140,7 @@ impl<B: Broker> StreamThread<B> {
             tasks = self.tasks.len(),
             "rebalance: tasks revoked"
         );
-        if self.dirty || self.txn_open || !self.pending.is_empty() {
+        if self.dirty || self.txn_open || self.has_outputs() {
             self.dirty = true;
             self.commit()?;
         }

@@ -1,8 +1,8 @@
-//! Outputs taken from a thread's tasks and not yet appended: one batch per (topic,
-//! partition), filled as the records are taken.
+//! The sender's batches: one per (topic, partition), filled from the tasks' outputs.
 //!
 //! A task's records are read in place from its output buffer ([`Outputs`]) and copied
-//! into the batch of their partition, chosen right then; the append encodes each batch
+//! into the batch of their partition, chosen right then (on the sender, off the stream
+//! thread; see `sender`); the append encodes each batch
 //! straight from its bytes. Topics are small ids (the thread's, mapped from each task's
 //! once), the batches keep their room from one commit to the next, so a record costs no
 //! allocation here: no topic name, no key or value handle, no regrouping by name at the
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use freshet_log::{Record, RecordRef};
-use freshet_streams::{Headers, Output, SinkRecord, TaskId};
+use freshet_streams::{Headers, Output, TaskId};
 
 /// A key or value in a batch's bytes: `start..end`, or null.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,24 +145,9 @@ pub(super) struct TopicBatches {
 pub(super) struct OutputBatches {
     topics: Vec<TopicBatches>,
     by_name: HashMap<String, usize>,
-    /// Records in the batches.
-    len: usize,
-    /// Records whose partition could not be chosen when they were taken (a topic the log
-    /// does not know, a partitioner's choice out of range): the append decides about them
-    /// again, and the production exception handler about those still refused.
-    pub(super) refused: Vec<(TaskId, SinkRecord)>,
 }
 
 impl OutputBatches {
-    /// Records waiting.
-    pub(super) fn len(&self) -> usize {
-        self.len + self.refused.len()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The thread's id of topic `name`, with `count` partitions.
     pub(super) fn topic_id(&mut self, name: &str, count: u32, internal: bool) -> usize {
         if let Some(&id) = self.by_name.get(name) {
@@ -180,18 +165,13 @@ impl OutputBatches {
         id
     }
 
-    /// How many topics (ids are `0..topic_count()`).
-    pub(super) fn topic_count(&self) -> usize {
-        self.topics.len()
-    }
-
     pub(super) fn topic(&self, id: usize) -> &TopicBatches {
         &self.topics[id]
     }
 
     /// Adds output `o` of `task` to topic `topic`'s batches. Its partition: the sink's
     /// choice, else murmur2 of the key bytes, else round robin for a null key. A choice out
-    /// of range refuses the record (`Err` gives it back for [`refused`](Self::refused)).
+    /// of range refuses the record (`Err`: the caller keeps it).
     pub(super) fn push(&mut self, topic: usize, task: TaskId, o: &Output<'_>) -> Result<(), ()> {
         let t = &mut self.topics[topic];
         let p = match (o.partition, o.key) {
@@ -234,7 +214,6 @@ impl OutputBatches {
             parts.resize_with(p + 1, PartitionBatch::default);
         }
         parts[p].push(task, key, value, timestamp, headers);
-        self.len += 1;
     }
 
     /// The topic ids in name order (the order batches are appended in).
@@ -242,19 +221,6 @@ impl OutputBatches {
         let mut ids: Vec<usize> = (0..self.topics.len()).collect();
         ids.sort_by(|&a, &b| self.topics[a].name.cmp(&self.topics[b].name));
         ids
-    }
-
-    /// Moves every record into `to` (empty, its room reused), which gets this one's topics
-    /// under the same ids; this one keeps its topic ids and round-robin positions and takes
-    /// `to`'s empty batches.
-    pub(super) fn move_records_into(&mut self, to: &mut OutputBatches) {
-        to.clear();
-        to.add_topics_of(self);
-        for (t, into) in self.topics.iter_mut().zip(&mut to.topics) {
-            std::mem::swap(&mut t.partitions, &mut into.partitions);
-        }
-        to.len = std::mem::take(&mut self.len);
-        std::mem::swap(&mut self.refused, &mut to.refused);
     }
 
     /// Adds `from`'s topics this one lacks, under `from`'s ids (topics are only ever added,
@@ -272,8 +238,6 @@ impl OutputBatches {
                 p.clear();
             }
         }
-        self.len = 0;
-        self.refused.clear();
     }
 }
 
@@ -308,8 +272,9 @@ mod tests {
         assert!(b.push(t, task, &output(None, None)).is_ok());
         assert!(b.push(t, task, &output(None, None)).is_ok());
         assert!(b.push(t, task, &output(None, Some(4))).is_err());
-        assert_eq!(b.len(), 4);
         let parts = &b.topic(t).partitions;
+        let count = |parts: &[PartitionBatch]| parts.iter().map(|p| p.refs().len()).sum::<usize>();
+        assert_eq!(count(parts), 4);
         assert_eq!(parts[keyed].refs()[0].key, Some(key));
         // Round robin from partition 0.
         assert_eq!(parts[0].refs().last().map(|r| r.key), Some(None));
@@ -319,6 +284,6 @@ mod tests {
         assert_eq!(records[0].value.as_deref(), Some(&b"v"[..]));
         assert_eq!(records[0].timestamp, Some(5));
         b.clear();
-        assert!(b.is_empty());
+        assert_eq!(count(&b.topic(t).partitions), 0);
     }
 }

@@ -187,6 +187,8 @@ impl<K: Data, V: Data> SinkNode<K, V> {
             // Kafka's producer refuses a partition out of range.
             (Some(p), Some(n)) if p >= n => Err(SinkError::Partition(p, n)),
             (Some(p), _) => Ok(Some(p)),
+            // The key's bytes are already in the output: the runtime hashes those.
+            (None, Some(_)) if self.keys.partitions_by_serialized() => Ok(None),
             (None, Some(n)) => {
                 self.scratch.clear();
                 let keyed = self

@@ -671,6 +671,12 @@ impl Task {
         &self.core.outputs
     }
 
+    /// Moves the records sinks wrote since they were last taken into `to`, without copying
+    /// them (see [`Outputs::move_records_into`]): the runtime hands them to its sender.
+    pub fn move_outputs_into(&mut self, to: &mut Outputs) {
+        self.core.outputs.move_records_into(to);
+    }
+
     /// Forgets the records [`outputs`](Task::outputs) shows.
     pub fn clear_outputs(&mut self) {
         self.core.outputs.clear();

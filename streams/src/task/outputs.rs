@@ -208,6 +208,21 @@ impl Outputs {
         })
     }
 
+    /// How many topics the table names (ids are `0..topic_count()`).
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
+    /// Moves the records into `to` without copying them: `to` (emptied first, its room
+    /// reused) gets them and a copy of the topic table; this one keeps its table, so the
+    /// ids sinks hold stay valid, and takes `to`'s empty buffers.
+    pub fn move_records_into(&mut self, to: &mut Outputs) {
+        to.clear();
+        std::mem::swap(&mut self.entries, &mut to.entries);
+        std::mem::swap(&mut self.bytes, &mut to.bytes);
+        to.topics.clone_from(&self.topics);
+    }
+
     /// Forgets the records (keeping the buffers' room and the topic table).
     pub fn clear(&mut self) {
         self.entries.clear();
@@ -265,6 +280,25 @@ mod tests {
         assert_eq!(o.take(), written);
         assert!(o.is_empty());
         assert_eq!(o.intern("b"), 1);
+    }
+
+    #[test]
+    fn moved_records_keep_their_topics_and_the_ids_stay_valid() {
+        let mut o = Outputs::default();
+        o.push(record("a", Some(b"k1"), Some(b"v1")));
+        o.push(record("b", None, Some(b"v2")));
+        let mut to = Outputs::default();
+        to.push(record("z", Some(b"old"), None));
+        o.move_records_into(&mut to);
+        assert!(o.is_empty());
+        assert_eq!(
+            to.take(),
+            vec![
+                record("a", Some(b"k1"), Some(b"v1")),
+                record("b", None, Some(b"v2"))
+            ]
+        );
+        assert_eq!((o.intern("a"), o.intern("b"), o.topic_count()), (0, 1, 2));
     }
 
     #[test]
