@@ -654,7 +654,13 @@ impl State {
     fn route_outputs(&mut self, p: usize) -> Result<()> {
         let outputs = self.tasks[p].take_outputs();
         let mut to_run = BTreeSet::new();
-        for r in outputs {
+        let n = self.tasks.len() as u32;
+        for mut r in outputs {
+            // A sink that leaves the partition to the producer (`None`): the default
+            // partitioner on the key bytes, as the runtime's producer does (a null key: 0).
+            if r.partition.is_none() {
+                r.partition = r.key.as_deref().map(|k| partition_for_key(k, n));
+            }
             self.produced.insert(r.topic.clone());
             if self.global_topics.contains(&r.topic) {
                 // Written to a global topic: the global store reads it back, as in Kafka.
