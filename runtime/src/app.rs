@@ -243,9 +243,13 @@ impl<B: Broker> StreamsApp<B> {
             _lock: lock,
         }) as Arc<dyn Backend>;
         let local = local_tasks(&*backend);
+        // Reads and appends overlap processing only where a core is left for them: with a
+        // stream thread per core they would only add hand-overs (see `thread::fetch`).
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let shared = Arc::new(Shared {
             broker: self.broker.clone(),
             handle,
+            pipelined: cores > threads,
             config: self.config.clone(),
             topology: self.topology.clone(),
             partitions: Arc::new(plan.partitions.clone()),

@@ -61,8 +61,10 @@
 //! buffers pass `statestore.write.buffer.max.bytes` (checked between records, never inside
 //! one).
 //!
-//! Reads and appends overlap the processing, as Kafka's consumer and producer do on their
-//! own threads: when a task's buffer falls below `buffered.records.per.partition` the
+//! Where the machine has more cores than the app has stream threads, reads and appends
+//! overlap the processing, as Kafka's consumer and producer do on their own threads (with
+//! a stream thread per core they would only add hand-overs, and the threads do them
+//! inline): when a task's buffer falls below `buffered.records.per.partition` the
 //! thread sends its next fetch ahead on the io runtime and takes the records when they are
 //! read (kept only if the input still stands where the fetch started); and the outputs the
 //! tasks wrote change hands, uncopied, to an append job on the io runtime that places them

@@ -83,6 +83,9 @@ pub(crate) struct ThreadStatus {
 pub(crate) struct Shared<B: Broker> {
     pub(crate) broker: Arc<B>,
     pub(crate) handle: Handle,
+    /// Whether fetches and appends run on the io runtime while the threads process (there
+    /// are more cores than stream threads); else the threads do them inline.
+    pub(crate) pipelined: bool,
     pub(crate) config: StreamsConfig,
     pub(crate) topology: Topology,
     pub(crate) plan: Plan,

@@ -160,6 +160,10 @@ impl<B: Broker> StreamThread<B> {
         let outgoing = std::mem::take(&mut self.outgoing);
         self.outgoing_len = 0;
         self.start_sending(outgoing);
+        if !self.shared.pipelined {
+            // Appended inline: what it refused is seen to now, as the append's caller expects.
+            self.finish_sending()?;
+        }
         Ok(())
     }
 

@@ -7,8 +7,9 @@
 //! records) during processing, the thread starts a [`Prefetch`] of every input below that
 //! mark, each input getting its share of a poll's records; its next fetch takes the
 //! prefetched records (waiting only if the read is not done yet, or if an input has
-//! nothing left to process) instead of reading then. On one stream thread this moves the
-//! log reads off the thread that processes.
+//! nothing left to process) instead of reading then. This moves the log reads off the
+//! thread that processes, onto a core the stream threads leave free; without one
+//! (`Shared::pipelined` false: as many stream threads as cores) there is no prefetch.
 //!
 //! A prefetched partition's records are kept only if the input still stands where the
 //! prefetch started (the task may have been closed, reopened elsewhere or reset since);
@@ -79,7 +80,7 @@ impl<B: Broker> StreamThread<B> {
 
     /// Starts a prefetch of every input below the prefetch mark, unless one runs already.
     pub(super) fn prefetch(&mut self) {
-        if self.prefetch.is_some() || self.stopping() {
+        if !self.shared.pipelined || self.prefetch.is_some() || self.stopping() {
             return;
         }
         let positions = self.fetch_positions(self.prefetch_mark());

@@ -16,6 +16,9 @@
 //! batches the log refuses come back with it; the thread then asks again and hands what is
 //! still refused to the production exception handler, as it did when it appended itself.
 //! Any other failure fails the commit in progress.
+//!
+//! With as many stream threads as cores (`Shared::pipelined` false) the job runs inline,
+//! on the stream thread, and is seen to at once.
 
 use std::sync::Arc;
 
@@ -37,13 +40,14 @@ pub(super) struct Outgoing {
     pub(super) outputs: Outputs,
 }
 
-/// An append running on the app's runtime.
-pub(super) struct Sending<B: Broker> {
-    handle: JoinHandle<Sent<B>>,
+/// An append running on the app's runtime, or done inline (no core to spare for it).
+pub(super) enum Sending<B: Broker> {
+    Running(JoinHandle<Sent<B>>),
+    Done(Box<Sent<B>>),
 }
 
 /// What an append job gives back.
-struct Sent<B: Broker> {
+pub(super) struct Sent<B: Broker> {
     /// The transactional session it appended in (exactly-once).
     txn: Option<B::Transaction>,
     /// The batches, for refused ones and to reuse the room.
@@ -137,11 +141,12 @@ impl<B: Broker> StreamThread<B> {
         batches.add_topics_of(&self.out_topics);
         let broker = self.shared.broker.clone();
         let acks = self.shared.config.durability();
-        let handle = self
-            .shared
-            .handle
-            .spawn(send(broker, txn, batches, outgoing, acks));
-        self.sending = Some(Sending { handle });
+        let job = send(broker, txn, batches, outgoing, acks);
+        self.sending = Some(if self.shared.pipelined {
+            Sending::Running(self.shared.handle.spawn(job))
+        } else {
+            Sending::Done(Box::new(self.block_on(job)))
+        });
     }
 
     /// Waits for the append in progress, if any: gives the session back, and hands records
@@ -164,14 +169,17 @@ impl<B: Broker> StreamThread<B> {
         let Some(sending) = self.sending.take() else {
             return Ok(None);
         };
-        let mut sent = self.block_on(sending.handle).map_err(|e| {
-            // The job panicked or was cancelled (the runtime shut down): the session went
-            // with it, and the next use of one starts a new session, fencing it.
-            Error::ThreadFailed {
-                thread: self.index,
-                reason: format!("appending outputs did not finish: {e}"),
-            }
-        })?;
+        let mut sent = match sending {
+            Sending::Done(sent) => *sent,
+            Sending::Running(handle) => self.block_on(handle).map_err(|e| {
+                // The job panicked or was cancelled (the runtime shut down): the session
+                // went with it, and the next use of one starts a new session, fencing it.
+                Error::ThreadFailed {
+                    thread: self.index,
+                    reason: format!("appending outputs did not finish: {e}"),
+                }
+            })?,
+        };
         if sent.txn.is_some() {
             self.txn = sent.txn.take();
         }
