@@ -234,18 +234,7 @@ impl<B: Broker> GlobalThread<B> {
             ..FetchOptions::default()
         };
         let shared = self.shared.clone();
-        let fetched = self.block_on(async {
-            let notified = shared.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if shared.shutdown.load(Ordering::SeqCst) {
-                return Ok(Vec::new());
-            }
-            tokio::select! {
-                r = shared.broker.fetch(positions, &options) => r,
-                () = notified => Ok(Vec::new()),
-            }
-        });
+        let fetched = shared.fetch_until_closed(shared.broker.fetch(positions, &options));
         let fetched = match fetched {
             Ok(f) => f,
             Err(freshet_log::Error::OffsetOutOfRange {

@@ -129,6 +129,26 @@ impl<B: Broker> std::fmt::Debug for Shared<B> {
 }
 
 impl<B: Broker> Shared<B> {
+    /// Runs a fetch to its end, unless the app closes first (then: nothing fetched); a
+    /// thread's fetch may wait up to a poll interval for records.
+    pub(crate) fn fetch_until_closed<T>(
+        &self,
+        fetch: impl std::future::Future<Output = freshet_log::Result<Vec<T>>>,
+    ) -> freshet_log::Result<Vec<T>> {
+        self.handle.block_on(async {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shutdown.load(Ordering::SeqCst) {
+                return Ok(Vec::new());
+            }
+            tokio::select! {
+                r = fetch => r,
+                () = notified => Ok(Vec::new()),
+            }
+        })
+    }
+
     /// Bounded mode (someone waits until caught up): sources stop at their bounds, threads
     /// report whether they are caught up.
     pub(crate) fn is_bounded(&self) -> bool {

@@ -436,12 +436,16 @@ fn map_bound(b: &Bound<Vec<u8>>) -> Bound<Bytes> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_sled_apply_of_several_chunks_writes_everything_and_the_offset() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Corrupt {
+    fn test_io(e: std::io::Error) -> Error {
+        Error::Corrupt {
             store: "test".into(),
             reason: e.to_string(),
-        })?;
+        }
+    }
+
+    #[test]
+    fn a_sled_apply_of_several_chunks_writes_everything_and_the_offset() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(test_io)?;
         let backend = SledBackend::open(dir.path(), 1 << 20)?;
         let tree = backend.open_tree("t")?;
         let n = APPLY_CHUNK * 3 + 7;
@@ -466,10 +470,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_left_half_written_is_removed_and_the_data_kept() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Corrupt {
-            store: "test".into(),
-            reason: e.to_string(),
-        })?;
+        let dir = tempfile::tempdir().map_err(test_io)?;
         {
             let backend = SledBackend::open(dir.path(), 1 << 20)?;
             let tree = backend.open_tree("t")?;
@@ -478,10 +479,7 @@ mod tests {
         }
         // What a process killed while sled wrote a snapshot leaves behind.
         let partial = dir.path().join("snap.7FFFFFFFFFFFFFFF.generating");
-        std::fs::write(&partial, b"half a snapshot").map_err(|e| Error::Corrupt {
-            store: "test".into(),
-            reason: e.to_string(),
-        })?;
+        std::fs::write(&partial, b"half a snapshot").map_err(test_io)?;
         let backend = SledBackend::open(dir.path(), 1 << 20)?;
         assert!(!partial.exists());
         let tree = backend.open_tree("t")?;

@@ -17,7 +17,6 @@
 //! above `buffered.records.per.partition`, so a task holds at most the prefetch mark plus
 //! one share of a poll.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use freshet_log::{Broker, FetchOptions, FetchPosition, FetchedBatches, Isolation};
@@ -191,18 +190,7 @@ impl<B: Broker> StreamThread<B> {
             ..FetchOptions::default()
         };
         let shared = self.shared.clone();
-        let fetched = self.block_on(async {
-            let notified = shared.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if shared.shutdown.load(Ordering::SeqCst) {
-                return Ok(Vec::new());
-            }
-            tokio::select! {
-                r = shared.broker.fetch_batches(&positions, &options) => r,
-                () = notified => Ok(Vec::new()),
-            }
-        });
+        let fetched = shared.fetch_until_closed(shared.broker.fetch_batches(&positions, &options));
         let fetched = match fetched {
             Ok(f) => f,
             Err(freshet_log::Error::OffsetOutOfRange {
