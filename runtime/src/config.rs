@@ -125,7 +125,7 @@ pub const STREAMS_CONFIG_KEYS: [&str; 21] = [
 /// | `production.exception.handler` | `fail` | as above, for an output the log refuses (too large for the topic, a topic or partition that does not exist); I/O errors still fail the commit |
 /// | `errors.dead.letter.queue.topic.name` | unset | when set, handlers not set explicitly send failed records there, inside the transaction |
 /// | `poll.ms` | 100 | how long an idle thread waits for records |
-/// | `buffered.records.per.partition` | 1000 | fetching a partition pauses past this |
+/// | `buffered.records.per.partition` | 1000 | fetching a partition pauses past this (a fetch sent ahead: past this plus 1000) |
 /// | `repartition.purge.interval.ms` | 30000 | how often repartition topics are purged below committed offsets |
 ///
 /// ```
@@ -511,7 +511,9 @@ impl StreamsConfig {
         self.poll_ms
     }
     /// `buffered.records.per.partition`: fetching a partition pauses past this many
-    /// buffered records.
+    /// buffered records. Where fetches are sent ahead while records are processed (more
+    /// cores than stream threads), a partition is fetched ahead while it holds fewer than
+    /// this plus one task turn (1000), so a task holds at most that plus one share of a poll.
     pub fn buffered_records_per_partition(&self) -> usize {
         self.buffered_records_per_partition
     }
