@@ -701,19 +701,13 @@ impl<B: Broker> StreamThread<B> {
         Ok(any)
     }
 
-    /// Whether task `ti` may process its next record: every input has a buffered record or
-    /// is caught up (SEMANTICS.md §3's rule for a single-process log), by the last stable
-    /// offsets last seen.
+    /// Whether task `ti`, of several inputs, may process its next record: every input has a
+    /// buffered record or is caught up (SEMANTICS.md §3's rule for a single-process log), by
+    /// the last stable offsets last seen.
     fn ready(&self, ti: usize) -> bool {
         let bounded = self.shared.is_bounded();
         let t = &self.tasks[ti];
-        let buffered = t.task.buffered();
-        if t.inputs.len() == 1 {
-            // Asked before every record: with one input, what is buffered is that input's
-            // (queues of topics the task has no partition of get no records).
-            return buffered > 0;
-        }
-        buffered > 0
+        t.task.buffered() > 0
             && t.inputs.iter().all(|i| {
                 i.position >= i.last_stable
                     || (bounded && i.bound.is_some_and(|b| i.position >= b))
@@ -726,8 +720,11 @@ impl<B: Broker> StreamThread<B> {
     fn process(&mut self) -> Result<()> {
         let max_buffer = self.shared.config.write_buffer_max_bytes();
         for ti in 0..self.tasks.len() {
+            // With one input, readiness is having a record, which `process_one` finds out
+            // itself: no sum over the queues per record.
+            let single = self.tasks[ti].inputs.len() == 1;
             let mut n = 0;
-            while n < RECORDS_PER_TASK_TURN && self.ready(ti) {
+            while n < RECORDS_PER_TASK_TURN && (single || self.ready(ti)) {
                 if n % WRITE_BUFFER_CHECK_EVERY == WRITE_BUFFER_CHECK_EVERY - 1
                     && self.write_buffer_bytes() > max_buffer
                 {

@@ -496,12 +496,47 @@ impl NamedCache {
             Err(e) => return Modified::Failed(e),
         };
         let size = entry_bytes(key.len(), Some(buf.len()));
+        if self.overwrite_dirty(i, buf, timestamp, size) {
+            return Modified::Done;
+        }
         let value = Stamped {
             value: Small::copy(buf),
             timestamp,
         };
         self.update(i, Some(value), true, size);
         Modified::Done
+    }
+
+    /// The usual update of an aggregation: a dirty entry whose inline value the new one
+    /// fits replaces its bytes where they are (a value built aside and moved in was stored
+    /// in pieces, then reloaded whole: a stall per update). Leaves the cache as
+    /// [`update`](Self::update) with a dirty value would; false if it does not apply.
+    fn overwrite_dirty(&mut self, i: usize, value: &[u8], timestamp: i64, size: usize) -> bool {
+        let Some(n) = self.nodes.slab.get_mut(i) else {
+            return false;
+        };
+        let Some(Stamped {
+            value: Small::Inline { len, bytes },
+            timestamp: ts,
+        }) = n.value.as_mut()
+        else {
+            return false;
+        };
+        let (Some(dst), Ok(new_len), true) = (
+            bytes.get_mut(..value.len()),
+            u8::try_from(value.len()),
+            n.dirty,
+        ) else {
+            return false;
+        };
+        dst.copy_from_slice(value);
+        *len = new_len;
+        *ts = timestamp;
+        self.size_bytes = self.size_bytes - n.size + size;
+        n.size = size;
+        self.nodes.move_to_back(Order::Update, i);
+        self.nodes.move_to_back(Order::Use, i);
+        true
     }
 
     fn update(&mut self, i: usize, value: Option<Stamped>, dirty: bool, size: usize) {

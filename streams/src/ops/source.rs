@@ -82,10 +82,9 @@ impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
         } else {
             raw.headers.to_vec()
         };
-        if !slot
-            .as_ref()
-            .is_some_and(|b| b.is::<Option<Record<K, V>>>())
-        {
+        // Only this decoder fills its queue's slot, so a slot it made has its type: one type
+        // check per record, below.
+        if slot.is_none() {
             *slot = Some(Box::new(None::<Record<K, V>>));
         }
         let Some(typed) = slot
