@@ -116,4 +116,8 @@ impl<K: Data, V: Data> Node for SourceNode<K, V> {
         let slot = input_slot::<K, V>(ctx, record)?;
         ctx.forward_slot(slot)
     }
+
+    fn forwards_unchanged(&self) -> bool {
+        true
+    }
 }

@@ -232,7 +232,9 @@ struct Head {
 /// One input partition of a task.
 struct PartitionQueue {
     topic: String,
-    source: usize,
+    /// The node a record of this queue goes to first: the source, or the source's only
+    /// child when the source passes records on unchanged (one hop less per record).
+    entry: usize,
     /// The source's decoder (held here: not looked up in the topology for every record).
     decoder: Arc<dyn SourceDecoder>,
     /// The records not processed yet, the head's first.
@@ -300,10 +302,19 @@ impl Task {
                 let spec = &inner.nodes[n];
                 nodes[n] = Some(TaskNode::new(&inner, n));
                 if let NodeKind::Source { topics, decoder } = &spec.kind {
+                    let entry = match &nodes[n] {
+                        Some(TaskNode { op, children }) if op.forwards_unchanged() => {
+                            match **children {
+                                [only] => only,
+                                _ => n,
+                            }
+                        }
+                        _ => n,
+                    };
                     for t in topics {
                         queues.push(PartitionQueue {
                             topic: t.resolve(&env.config.application_id),
-                            source: n,
+                            entry,
                             decoder: decoder.clone(),
                             raw: RawQueue::default(),
                             head: None,
@@ -496,7 +507,7 @@ impl Task {
         };
         q.partition_time = q.partition_time.max(head.timestamp);
         q.next_offset = Some(head.offset + 1);
-        let source = q.source;
+        let entry = q.entry;
         self.core.stream_time = self.core.stream_time.max(head.timestamp);
         self.core.metrics.records_in += 1;
         if self.meta_queue != Some(i) {
@@ -512,7 +523,7 @@ impl Task {
             &self.topology,
             &mut self.nodes,
             0,
-            source,
+            entry,
             |op, ctx| op.process(ctx, record),
         );
         self.core.in_record = false;
@@ -525,13 +536,16 @@ impl Task {
                 self.handle_processing_error(e, raw)?;
             }
         }
-        let now = self.core.stream_time;
-        self.core.punctuate(
-            &self.topology,
-            &mut self.nodes,
-            PunctuationType::StreamTime,
-            now,
-        )?;
+        // Most tasks schedule nothing: no call per record to find that out.
+        if !self.core.punctuations.schedules.is_empty() {
+            let now = self.core.stream_time;
+            self.core.punctuate(
+                &self.topology,
+                &mut self.nodes,
+                PunctuationType::StreamTime,
+                now,
+            )?;
+        }
         Ok(true)
     }
 

@@ -24,6 +24,12 @@ pub(crate) trait Node: Send {
     }
     /// Processes one record (`&mut Option<Record<K, V>>`).
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()>;
+    /// Whether [`process`](Node::process) only forwards the record, unchanged and in its
+    /// slot, to every child (a source): the task then hands records to the children
+    /// itself.
+    fn forwards_unchanged(&self) -> bool {
+        false
+    }
     /// Commit step 1: flush caches, forwarding what they held.
     fn flush(&mut self, _ctx: &mut NodeContext<'_>) -> Result<()> {
         Ok(())
