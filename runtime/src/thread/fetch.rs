@@ -133,22 +133,15 @@ impl<B: Broker> StreamThread<B> {
             }
         };
         let positions = std::mem::take(&mut prefetch.positions);
-        let mut kept = 0;
-        for f in fetched {
-            let started = positions
-                .iter()
-                .find(|(t, p, _)| *p == f.partition && *t == f.topic)
-                .map(|&(_, _, offset)| offset);
-            let Some(&(ti, ii)) = self.route.get(&(f.topic.clone(), f.partition)) else {
-                continue;
-            };
-            if started != Some(self.tasks[ti].inputs[ii].position) {
-                continue;
-            }
-            kept += 1;
+        let kept = still_wanted(&positions, fetched, |topic, partition| {
+            let &(ti, ii) = self.route.get(&(topic.to_string(), partition))?;
+            Some(self.tasks[ti].inputs[ii].position)
+        });
+        let any = !kept.is_empty();
+        for f in kept {
             self.add_fetched(f)?;
         }
-        Ok(kept > 0)
+        Ok(any)
     }
 
     /// Fetches records for the tasks' inputs, waiting up to `wait` when none are there: the
@@ -253,5 +246,83 @@ impl<B: Broker> StreamThread<B> {
                 })?;
         }
         Ok(())
+    }
+}
+
+/// The prefetched partitions to keep: those whose input (`position_now`: `None` when the
+/// thread no longer has the partition) still stands where the prefetch started. An input
+/// that moved meanwhile (reset, or its task closed and reopened) is fetched again from where
+/// it stands now.
+fn still_wanted(
+    sent: &[FetchPosition],
+    fetched: Vec<FetchedBatches>,
+    position_now: impl Fn(&str, u32) -> Option<i64>,
+) -> Vec<FetchedBatches> {
+    fetched
+        .into_iter()
+        .filter(|f| {
+            let started = sent
+                .iter()
+                .find(|(t, p, _)| *p == f.partition && *t == f.topic)
+                .map(|&(_, _, offset)| offset);
+            started.is_some() && started == position_now(&f.topic, f.partition)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use freshet_log::RecordBatches;
+
+    use super::*;
+
+    fn fetched(topic: &str, partition: u32, next_offset: i64) -> FetchedBatches {
+        FetchedBatches {
+            topic: topic.to_string(),
+            partition,
+            records: RecordBatches::from(Vec::new()),
+            next_offset,
+        }
+    }
+
+    fn kept(
+        sent: &[FetchPosition],
+        fetched: Vec<FetchedBatches>,
+        now: &[FetchPosition],
+    ) -> Vec<(String, u32)> {
+        let position_now = |topic: &str, partition: u32| {
+            now.iter()
+                .find(|(t, p, _)| t == topic && *p == partition)
+                .map(|&(_, _, o)| o)
+        };
+        still_wanted(sent, fetched, position_now)
+            .into_iter()
+            .map(|f| (f.topic, f.partition))
+            .collect()
+    }
+
+    #[test]
+    fn prefetched_records_are_kept_only_where_the_input_has_not_moved() {
+        let sent = vec![("a".to_string(), 0, 10), ("a".to_string(), 1, 20)];
+        let all = || vec![fetched("a", 0, 15), fetched("a", 1, 25)];
+        // Nothing moved: both kept.
+        assert_eq!(
+            kept(&sent, all(), &sent),
+            vec![("a".to_string(), 0), ("a".to_string(), 1)]
+        );
+        // Partition 1 was reset to its start meanwhile: only partition 0 is kept.
+        let reset = vec![("a".to_string(), 0, 10), ("a".to_string(), 1, 0)];
+        assert_eq!(kept(&sent, all(), &reset), vec![("a".to_string(), 0)]);
+        // Partition 0's task was closed (no longer this thread's): dropped.
+        let revoked = vec![("a".to_string(), 1, 20)];
+        assert_eq!(kept(&sent, all(), &revoked), vec![("a".to_string(), 1)]);
+    }
+
+    #[test]
+    fn a_partition_the_prefetch_did_not_ask_for_is_dropped() {
+        let sent = vec![("a".to_string(), 0, 10)];
+        let now = vec![("a".to_string(), 0, 10), ("b".to_string(), 0, 10)];
+        let got = kept(&sent, vec![fetched("b", 0, 12), fetched("a", 0, 11)], &now);
+        assert_eq!(got, vec![("a".to_string(), 0)]);
     }
 }
