@@ -118,9 +118,10 @@
 //!    thread is idle, when they would pass the write-buffer limit, before tasks are revoked
 //!    or closed, and before the app reports caught up — since a sled write is the slowest
 //!    step; a crash before that only means a longer changelog replay at restart. Under
-//!    exactly-once the apply also runs on a thread of its own while the stream thread goes
-//!    on processing (reads see the batch in memory until sled has it); the thread waits for
-//!    it when idle, before reporting caught up, at a revocation and at close.
+//!    exactly-once the apply also runs on an apply worker (one thread per stream thread,
+//!    which takes its stores' applies in turn) while the stream thread goes on processing
+//!    (reads see the batch in memory until sled has it); the thread waits for it when
+//!    idle, before reporting caught up, at a revocation and at close.
 //!
 //! So sled only holds committed data. If steps 2–3 fail the transaction is aborted and the
 //! thread's tasks restart from committed state: their stores restore the committed

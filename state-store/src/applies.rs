@@ -10,22 +10,30 @@
 //! backend current (interactive queries after an idle commit, a caught-up report, a close)
 //! can wait for them: [`Applies::settle`].
 //!
-//! Each apply runs on a short-lived thread of its own: one per store per apply, which the
-//! runtime does about once a second per store. That is cheap next to sled's writes for the
-//! stores of a few tasks; an app with hundreds of stores per stream thread would be better
-//! served by one worker per stream thread taking applies from a queue (not built yet).
+//! The applies of one backend (the runtime gives each stream thread its own) run one at a
+//! time, in the order they were handed over, on one worker thread started with the first:
+//! however many stores a thread has, it adds one thread, and sled takes one batch at a time.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 
-/// The applies in flight against one backend, and the first failure among them.
+/// Work for the worker thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The applies in flight against one backend, the first failure among them, and the worker
+/// that runs them.
 #[derive(Debug, Default)]
 pub struct Applies {
     state: Mutex<State>,
     done: Condvar,
+    /// The worker's queue (`None` until the first apply). The worker stops once this is
+    /// dropped and the queue is empty.
+    worker: Mutex<Option<Sender<Job>>>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +75,95 @@ impl Applies {
     pub fn busy(&self) -> bool {
         self.state.lock().running > 0
     }
+
+    /// Hands `apply` (of `store`) to the worker, which is started if it is not running; it
+    /// counts as in flight until it has run. `None` when no worker thread can be started:
+    /// the caller applies inline.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        store: &str,
+        apply: impl FnOnce() -> Result<()> + Send + 'static,
+    ) -> Option<Applying> {
+        let outcome = Arc::new(Outcome::default());
+        let running = self.start();
+        let (store, done) = (store.to_string(), outcome.clone());
+        let job: Job = Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(apply)).unwrap_or_else(|_| {
+                Err(Error::Background {
+                    store: store.clone(),
+                    reason: "the apply panicked".into(),
+                })
+            });
+            if let Err(e) = &result {
+                running.failed(&store, e);
+            }
+            *done.result.lock() = Some(result);
+            done.ready.notify_all();
+            // `running` goes last: whoever `settle` woke finds the outcome set.
+            drop(running);
+        });
+        let mut worker = self.worker.lock();
+        let job = match worker.as_ref() {
+            Some(w) => match w.send(job) {
+                Ok(()) => return Some(Applying { outcome }),
+                // A worker that is gone is replaced (it stops only when its queue closes).
+                Err(unsent) => unsent.0,
+            },
+            None => job,
+        };
+        let (tx, rx) = channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("freshet-apply".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                // The receiver lives as long as the thread, which just started.
+                let sent = tx.send(job).is_ok();
+                *worker = Some(tx);
+                sent.then_some(Applying { outcome })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the apply worker");
+                // Dropping the job unrun ends its `Running`.
+                None
+            }
+        }
+    }
+}
+
+/// Where the worker leaves an apply's result.
+#[derive(Debug, Default)]
+struct Outcome {
+    result: Mutex<Option<Result<()>>>,
+    ready: Condvar,
+}
+
+/// An apply handed to the worker ([`Applies::submit`]).
+#[derive(Debug)]
+pub(crate) struct Applying {
+    outcome: Arc<Outcome>,
+}
+
+impl Applying {
+    /// Whether the apply has run.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.outcome.result.lock().is_some()
+    }
+
+    /// Waits until the apply has run; its result.
+    pub(crate) fn wait(self) -> Result<()> {
+        let mut result = self.outcome.result.lock();
+        loop {
+            if let Some(r) = result.take() {
+                return r;
+            }
+            self.outcome.ready.wait(&mut result);
+        }
+    }
 }
 
 /// One apply in flight (see [`Applies::start`]).
@@ -97,7 +194,66 @@ impl Drop for Running {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    #[test]
+    fn applies_run_one_at_a_time_in_order_on_one_worker() {
+        let applies = Applies::new();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (concurrent, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let jobs: Vec<Applying> = (0..20)
+            .map(|i| {
+                let (order, concurrent, most, threads) = (
+                    order.clone(),
+                    concurrent.clone(),
+                    most.clone(),
+                    threads.clone(),
+                );
+                applies
+                    .submit("s", move || {
+                        let now = concurrent.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        threads
+                            .lock()
+                            .insert(format!("{:?}", std::thread::current().id()));
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        order.lock().push(i);
+                        concurrent.fetch_sub(1, Ordering::SeqCst);
+                        if i == 7 {
+                            Err(Error::Poisoned { store: "s".into() })
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .expect("a worker starts")
+            })
+            .collect();
+        let results: Vec<bool> = jobs.into_iter().map(|j| j.wait().is_ok()).collect();
+        assert_eq!(*order.lock(), (0..20).collect::<Vec<_>>());
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert_eq!(threads.lock().len(), 1);
+        assert_eq!(results.iter().filter(|ok| !**ok).count(), 1);
+        assert!(!results[7]);
+        // The failure is reported by `settle` once, after every apply has run.
+        assert!(matches!(applies.settle(), Err(Error::Background { .. })));
+        assert!(applies.settle().is_ok());
+    }
+
+    #[test]
+    fn a_panicking_apply_is_a_failure_and_the_worker_goes_on() {
+        let applies = Applies::new();
+        let failed = applies
+            .submit("s", || panic!("boom"))
+            .expect("a worker starts");
+        let next = applies.submit("s", || Ok(())).expect("the worker goes on");
+        assert!(matches!(failed.wait(), Err(Error::Background { .. })));
+        assert!(next.wait().is_ok());
+        assert!(applies.settle().is_err());
+        assert!(!applies.busy());
+    }
 
     #[test]
     fn settle_waits_for_every_apply_and_reports_a_failure_once() {

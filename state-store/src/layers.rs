@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::applies::Applies;
+use crate::applies::{Applies, Applying};
 use crate::backend::{Backend, Tree, TreeIter, Write};
 use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogRecord, ChangelogSink};
 use crate::error::{Error, Result};
@@ -193,7 +193,7 @@ pub(crate) struct Layers {
     /// Where background applies register (`None`: apply inline).
     applies: Option<Arc<Applies>>,
     /// The apply running in the background, if any.
-    job: Option<std::thread::JoinHandle<Result<()>>>,
+    job: Option<Applying>,
     /// A background apply that failed, found done by `committed` and kept for the next
     /// call that joins (which poisons the store and returns the error).
     failed: Option<Result<()>>,
@@ -423,8 +423,8 @@ impl Layers {
     /// Commit step 4: one backend batch per tree with that tree's changelog offset, then the
     /// store's applied offset.
     ///
-    /// With a backend that takes background applies (sled), the batches are written by a
-    /// thread of their own while the caller goes on; the overlay stays readable as the
+    /// With a backend that takes background applies (sled), the batches are written by the
+    /// backend's apply worker while the caller goes on; the overlay stays readable as the
     /// `applying` layer until then. The next apply, a tree drop, a restore and dropping the
     /// store wait for it; [`Applies::settle`] waits for all of a backend's.
     pub(crate) fn apply(&mut self) -> Result<()> {
@@ -443,27 +443,17 @@ impl Layers {
             return Ok(());
         }
         if let Some(applies) = &self.applies {
-            let (store, meta, running) = (self.store.clone(), self.meta.clone(), applies.start());
+            let (store, meta) = (self.store.clone(), self.meta.clone());
             let (batches, applied) = (batches.clone(), applied.clone());
-            let spawned = std::thread::Builder::new()
-                .name("freshet-apply".into())
-                .spawn(move || {
-                    let result = apply_batches(&store, &batches, &*meta, applied);
-                    if let Err(e) = &result {
-                        running.failed(&store, e);
-                    }
-                    result
-                });
-            match spawned {
-                Ok(handle) => {
-                    self.job = Some(handle);
-                    return Ok(());
-                }
-                // Nothing ran: the batches are applied here instead.
-                Err(e) => {
-                    tracing::warn!(store = %self.store, error = %e, "cannot start a background apply; applying inline")
-                }
+            let job = applies.submit(&self.store, move || {
+                apply_batches(&store, &batches, &*meta, applied)
+            });
+            if let Some(job) = job {
+                self.job = Some(job);
+                return Ok(());
             }
+            // Nothing ran: the batches are applied here instead.
+            tracing::warn!(store = %self.store, "no background apply; applying inline");
         }
         let result = apply_batches(&self.store, &batches, &*self.meta, applied);
         drop(batches);
@@ -480,14 +470,9 @@ impl Layers {
         self.finish(result)
     }
 
-    /// What a background apply's thread returned.
-    fn wait(&self, job: std::thread::JoinHandle<Result<()>>) -> Result<()> {
-        job.join().unwrap_or_else(|_| {
-            Err(Error::Background {
-                store: self.store.clone(),
-                reason: "the apply thread panicked".into(),
-            })
-        })
+    /// What a background apply returned.
+    fn wait(&self, job: Applying) -> Result<()> {
+        job.wait()
     }
 
     /// After an apply: the backend has the `applying` layers, which go. If it failed they
