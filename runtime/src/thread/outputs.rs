@@ -4,9 +4,14 @@
 //! into the batch of their partition, chosen right then (on the sender, off the stream
 //! thread; see `sender`); the append encodes each batch
 //! straight from its bytes. Topics are small ids (the thread's, mapped from each task's
-//! once), the batches keep their room from one commit to the next, so a record costs no
+//! once), the buffers keep their room from one commit to the next, so a record costs no
 //! allocation here: no topic name, no key or value handle, no regrouping by name at the
 //! append.
+//!
+//! Every record's bytes and slot go into one buffer each, in the order taken; a batch is
+//! the list of its records' slots. The copy is then one sequential write, not one per
+//! partition (keys spread records evenly over the partitions, so those were written in
+//! lockstep), and a thread keeps two growing buffers rather than two per partition.
 
 use std::collections::HashMap;
 
@@ -60,18 +65,28 @@ struct Slot {
     headers: Headers,
 }
 
-/// The records waiting for one partition, in the order taken.
+/// The records waiting for one partition, in the order taken: indexes of their slots in
+/// the [`OutputBatches`]' buffer.
 #[derive(Debug, Default)]
 pub(super) struct PartitionBatch {
-    slots: Vec<Slot>,
-    bytes: Vec<u8>,
+    slots: Vec<usize>,
 }
 
 impl PartitionBatch {
     pub(super) fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
+}
 
+/// Every record waiting, of all batches, in the order taken.
+#[derive(Debug, Default)]
+struct Records {
+    slots: Vec<Slot>,
+    bytes: Vec<u8>,
+}
+
+impl Records {
+    /// Adds a record; its slot's index.
     fn push(
         &mut self,
         task: TaskId,
@@ -79,7 +94,7 @@ impl PartitionBatch {
         value: Option<&[u8]>,
         timestamp: i64,
         headers: Headers,
-    ) {
+    ) -> usize {
         let key = Field::write(&mut self.bytes, key);
         let value = Field::write(&mut self.bytes, value);
         self.slots.push(Slot {
@@ -89,35 +104,15 @@ impl PartitionBatch {
             timestamp,
             headers,
         });
+        self.slots.len() - 1
     }
 
-    /// The records, borrowed, to append.
-    pub(super) fn refs(&self) -> Vec<RecordRef<'_>> {
-        self.slots
-            .iter()
-            .map(|s| RecordRef {
-                key: s.key.get(&self.bytes),
-                value: s.value.get(&self.bytes),
-                timestamp: Some(s.timestamp),
-                headers: &s.headers,
-            })
-            .collect()
-    }
-
-    /// The records, owned, with the task of each (for a batch the log refused).
-    pub(super) fn records(&self) -> (Vec<TaskId>, Vec<Record>) {
-        self.slots
-            .iter()
-            .map(|s| {
-                let record = Record {
-                    key: s.key.get(&self.bytes).map(Bytes::copy_from_slice),
-                    value: s.value.get(&self.bytes).map(Bytes::copy_from_slice),
-                    timestamp: Some(s.timestamp),
-                    headers: s.headers.clone(),
-                };
-                (s.task, record)
-            })
-            .unzip()
+    /// The slots of `batch`.
+    fn of<'a, 'b>(&'a self, batch: &'b PartitionBatch) -> impl Iterator<Item = &'a Slot> + 'b
+    where
+        'a: 'b,
+    {
+        batch.slots.iter().filter_map(|&i| self.slots.get(i))
     }
 
     fn clear(&mut self) {
@@ -145,6 +140,7 @@ pub(super) struct TopicBatches {
 pub(super) struct OutputBatches {
     topics: Vec<TopicBatches>,
     by_name: HashMap<String, usize>,
+    records: Records,
 }
 
 impl OutputBatches {
@@ -213,7 +209,39 @@ impl OutputBatches {
         if parts.len() <= p {
             parts.resize_with(p + 1, PartitionBatch::default);
         }
-        parts[p].push(task, key, value, timestamp, headers);
+        let slot = self.records.push(task, key, value, timestamp, headers);
+        parts[p].slots.push(slot);
+    }
+
+    /// The records of `batch`, borrowed, to append.
+    pub(super) fn refs(&self, batch: &PartitionBatch) -> Vec<RecordRef<'_>> {
+        let bytes = &self.records.bytes;
+        self.records
+            .of(batch)
+            .map(|s| RecordRef {
+                key: s.key.get(bytes),
+                value: s.value.get(bytes),
+                timestamp: Some(s.timestamp),
+                headers: &s.headers,
+            })
+            .collect()
+    }
+
+    /// The records of `batch`, owned, with the task of each (for a batch the log refused).
+    pub(super) fn records(&self, batch: &PartitionBatch) -> (Vec<TaskId>, Vec<Record>) {
+        let bytes = &self.records.bytes;
+        self.records
+            .of(batch)
+            .map(|s| {
+                let record = Record {
+                    key: s.key.get(bytes).map(Bytes::copy_from_slice),
+                    value: s.value.get(bytes).map(Bytes::copy_from_slice),
+                    timestamp: Some(s.timestamp),
+                    headers: s.headers.clone(),
+                };
+                (s.task, record)
+            })
+            .unzip()
     }
 
     /// The topic ids in name order (the order batches are appended in).
@@ -231,13 +259,14 @@ impl OutputBatches {
         }
     }
 
-    /// Forgets every record, keeping the batches' room.
+    /// Forgets every record, keeping the buffers' room.
     pub(super) fn clear(&mut self) {
         for t in &mut self.topics {
             for p in &mut t.partitions {
-                p.clear();
+                p.slots.clear();
             }
         }
+        self.records.clear();
     }
 }
 
@@ -273,17 +302,23 @@ mod tests {
         assert!(b.push(t, task, &output(None, None)).is_ok());
         assert!(b.push(t, task, &output(None, Some(4))).is_err());
         let parts = &b.topic(t).partitions;
-        let count = |parts: &[PartitionBatch]| parts.iter().map(|p| p.refs().len()).sum::<usize>();
-        assert_eq!(count(parts), 4);
-        assert_eq!(parts[keyed].refs()[0].key, Some(key));
+        let count = |b: &OutputBatches| {
+            b.topic(t)
+                .partitions
+                .iter()
+                .map(|p| b.refs(p).len())
+                .sum::<usize>()
+        };
+        assert_eq!(count(&b), 4);
+        assert_eq!(b.refs(&parts[keyed])[0].key, Some(key));
         // Round robin from partition 0.
-        assert_eq!(parts[0].refs().last().map(|r| r.key), Some(None));
-        assert_eq!(parts[1].refs().last().map(|r| r.key), Some(None));
-        let (tasks, records) = parts[2].records();
+        assert_eq!(b.refs(&parts[0]).last().map(|r| r.key), Some(None));
+        assert_eq!(b.refs(&parts[1]).last().map(|r| r.key), Some(None));
+        let (tasks, records) = b.records(&parts[2]);
         assert_eq!(tasks, vec![task]);
         assert_eq!(records[0].value.as_deref(), Some(&b"v"[..]));
         assert_eq!(records[0].timestamp, Some(5));
         b.clear();
-        assert_eq!(count(&b.topic(t).partitions), 0);
+        assert_eq!(count(&b), 0);
     }
 }

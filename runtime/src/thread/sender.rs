@@ -97,7 +97,7 @@ async fn send<B: Broker>(
             }
             wrote_internal |= topic.internal;
             let p = p as u32;
-            let refs = batch.refs();
+            let refs = batches.refs(batch);
             let appended = match txn.as_mut() {
                 Some(txn) => txn.append_refs(&topic.name, p, &refs).await,
                 None => broker.append_refs(&topic.name, p, &refs, acks).await,
@@ -200,7 +200,7 @@ impl<B: Broker> StreamThread<B> {
         let mut dead = Vec::new();
         for (id, p, e) in refused {
             let topic = batches.topic(id);
-            let (tasks, records) = topic.partitions[p as usize].records();
+            let (tasks, records) = batches.records(&topic.partitions[p as usize]);
             let name = topic.name.clone();
             self.append_refused(&name, p, tasks, records, e, &mut dead)?;
         }
