@@ -1,123 +1,47 @@
 //! The sender's batches: one per (topic, partition), filled from the tasks' outputs.
 //!
-//! A task's records are read in place from its output buffer ([`Outputs`]) and copied
-//! into the batch of their partition, chosen right then (on the sender, off the stream
-//! thread; see `sender`); the append encodes each batch
-//! straight from its bytes. Topics are small ids (the thread's, mapped from each task's
-//! once), the buffers keep their room from one commit to the next, so a record costs no
-//! allocation here: no topic name, no key or value handle, no regrouping by name at the
-//! append.
+//! A task's records stay where its sinks wrote them, in the output buffers ([`Outputs`])
+//! the sender took over; a batch is the list of its records' places there (which taken
+//! buffer, which record), chosen on the sender, off the stream thread (see `sender`). The
+//! append reads each batch's records in place, so a record is neither copied nor
+//! allocated for here: no topic name, no key or value handle, no regrouping by name at the
+//! append. The taken buffers go back to the thread once the batches are appended and the
+//! refused ones handled.
 //!
-//! Every record's bytes and slot go into one buffer each, in the order taken; a batch is
-//! the list of its records' slots. The copy is then one sequential write, not one per
-//! partition (keys spread records evenly over the partitions, so those were written in
-//! lockstep), and a thread keeps two growing buffers rather than two per partition.
+//! [`Outputs`]: freshet_streams::Outputs
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use freshet_log::{Record, RecordRef};
-use freshet_streams::{Headers, Output, TaskId};
+use freshet_streams::{Output, TaskId};
 
-/// A key or value in a batch's bytes: `start..end`, or null.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Field {
-    start: usize,
-    end: usize,
-}
+use super::sender::Outgoing;
 
-impl Field {
-    const NULL: Field = Field {
-        start: usize::MAX,
-        end: usize::MAX,
-    };
-
-    fn write(bytes: &mut Vec<u8>, field: Option<&[u8]>) -> Field {
-        match field {
-            None => Field::NULL,
-            Some(b) => {
-                let start = bytes.len();
-                bytes.extend_from_slice(b);
-                Field {
-                    start,
-                    end: bytes.len(),
-                }
-            }
-        }
-    }
-
-    fn get(self, bytes: &[u8]) -> Option<&[u8]> {
-        if self == Field::NULL {
-            None
-        } else {
-            bytes.get(self.start..self.end)
-        }
-    }
-}
-
-/// One record of a batch.
-#[derive(Debug)]
-struct Slot {
-    task: TaskId,
-    key: Field,
-    value: Field,
-    timestamp: i64,
-    headers: Headers,
-}
-
-/// The records waiting for one partition, in the order taken: indexes of their slots in
-/// the [`OutputBatches`]' buffer.
+/// The records waiting for one partition, in the order taken: where each lies, as (index
+/// of the taken outputs in the job, index of the record in them).
 #[derive(Debug, Default)]
 pub(super) struct PartitionBatch {
-    slots: Vec<usize>,
+    records: Vec<(u32, u32)>,
 }
 
 impl PartitionBatch {
     pub(super) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-}
-
-/// Every record waiting, of all batches, in the order taken.
-#[derive(Debug, Default)]
-struct Records {
-    slots: Vec<Slot>,
-    bytes: Vec<u8>,
-}
-
-impl Records {
-    /// Adds a record; its slot's index.
-    fn push(
-        &mut self,
-        task: TaskId,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        timestamp: i64,
-        headers: Headers,
-    ) -> usize {
-        let key = Field::write(&mut self.bytes, key);
-        let value = Field::write(&mut self.bytes, value);
-        self.slots.push(Slot {
-            task,
-            key,
-            value,
-            timestamp,
-            headers,
-        });
-        self.slots.len() - 1
+        self.records.is_empty()
     }
 
-    /// The slots of `batch`.
-    fn of<'a, 'b>(&'a self, batch: &'b PartitionBatch) -> impl Iterator<Item = &'a Slot> + 'b
+    /// The records, read where they lie in `taken`.
+    fn outputs<'a, 'b>(
+        &'b self,
+        taken: &'a [Outgoing],
+    ) -> impl Iterator<Item = (TaskId, Output<'a>)> + 'b
     where
         'a: 'b,
     {
-        batch.slots.iter().filter_map(|&i| self.slots.get(i))
-    }
-
-    fn clear(&mut self) {
-        self.slots.clear();
-        self.bytes.clear();
+        self.records.iter().filter_map(|&(t, r)| {
+            let from = taken.get(t as usize)?;
+            Some((from.task, from.outputs.get(r as usize)?))
+        })
     }
 }
 
@@ -140,7 +64,6 @@ pub(super) struct TopicBatches {
 pub(super) struct OutputBatches {
     topics: Vec<TopicBatches>,
     by_name: HashMap<String, usize>,
-    records: Records,
 }
 
 impl OutputBatches {
@@ -165,10 +88,11 @@ impl OutputBatches {
         &self.topics[id]
     }
 
-    /// Adds output `o` of `task` to topic `topic`'s batches. Its partition: the sink's
-    /// choice, else murmur2 of the key bytes, else round robin for a null key. A choice out
-    /// of range refuses the record (`Err`: the caller keeps it).
-    pub(super) fn push(&mut self, topic: usize, task: TaskId, o: &Output<'_>) -> Result<(), ()> {
+    /// Adds output `o`, record `at.1` of the taken outputs `at.0`, to topic `topic`'s
+    /// batches. Its partition: the sink's choice, else murmur2 of the key bytes, else round
+    /// robin for a null key. A choice out of range refuses the record (`Err`: the caller
+    /// keeps it).
+    pub(super) fn push(&mut self, topic: usize, at: (u32, u32), o: &Output<'_>) -> Result<(), ()> {
         let t = &mut self.topics[topic];
         let p = match (o.partition, o.key) {
             (Some(p), _) if p < t.count => p,
@@ -180,66 +104,43 @@ impl OutputBatches {
                 p
             }
         };
-        self.push_to(
-            topic,
-            p,
-            task,
-            o.key,
-            o.value,
-            o.timestamp,
-            o.headers.to_vec(),
-        );
-        Ok(())
-    }
-
-    /// Adds a record to partition `p` of topic `topic`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn push_to(
-        &mut self,
-        topic: usize,
-        p: u32,
-        task: TaskId,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        timestamp: i64,
-        headers: Headers,
-    ) {
-        let parts = &mut self.topics[topic].partitions;
+        let parts = &mut t.partitions;
         let p = p as usize;
         if parts.len() <= p {
             parts.resize_with(p + 1, PartitionBatch::default);
         }
-        let slot = self.records.push(task, key, value, timestamp, headers);
-        parts[p].slots.push(slot);
+        parts[p].records.push(at);
+        Ok(())
     }
 
-    /// The records of `batch`, borrowed, to append.
-    pub(super) fn refs(&self, batch: &PartitionBatch) -> Vec<RecordRef<'_>> {
-        let bytes = &self.records.bytes;
-        self.records
-            .of(batch)
-            .map(|s| RecordRef {
-                key: s.key.get(bytes),
-                value: s.value.get(bytes),
-                timestamp: Some(s.timestamp),
-                headers: &s.headers,
+    /// The records of `batch`, borrowed from `taken`, to append.
+    pub(super) fn refs<'a>(batch: &PartitionBatch, taken: &'a [Outgoing]) -> Vec<RecordRef<'a>> {
+        batch
+            .outputs(taken)
+            .map(|(_, o)| RecordRef {
+                key: o.key,
+                value: o.value,
+                timestamp: Some(o.timestamp),
+                headers: o.headers,
             })
             .collect()
     }
 
     /// The records of `batch`, owned, with the task of each (for a batch the log refused).
-    pub(super) fn records(&self, batch: &PartitionBatch) -> (Vec<TaskId>, Vec<Record>) {
-        let bytes = &self.records.bytes;
-        self.records
-            .of(batch)
-            .map(|s| {
+    pub(super) fn records(
+        batch: &PartitionBatch,
+        taken: &[Outgoing],
+    ) -> (Vec<TaskId>, Vec<Record>) {
+        batch
+            .outputs(taken)
+            .map(|(task, o)| {
                 let record = Record {
-                    key: s.key.get(bytes).map(Bytes::copy_from_slice),
-                    value: s.value.get(bytes).map(Bytes::copy_from_slice),
-                    timestamp: Some(s.timestamp),
-                    headers: s.headers.clone(),
+                    key: o.key.map(Bytes::copy_from_slice),
+                    value: o.value.map(Bytes::copy_from_slice),
+                    timestamp: Some(o.timestamp),
+                    headers: o.headers.to_vec(),
                 };
-                (s.task, record)
+                (task, record)
             })
             .unzip()
     }
@@ -259,29 +160,30 @@ impl OutputBatches {
         }
     }
 
-    /// Forgets every record, keeping the buffers' room.
+    /// Forgets every record, keeping the batches' room.
     pub(super) fn clear(&mut self) {
         for t in &mut self.topics {
             for p in &mut t.partitions {
-                p.slots.clear();
+                p.records.clear();
             }
         }
-        self.records.clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use freshet_streams::{Outputs, SinkRecord};
+
     use super::*;
 
-    fn output<'a>(key: Option<&'a [u8]>, partition: Option<u32>) -> Output<'a> {
-        Output {
-            topic: 0,
+    fn record(key: Option<&'static [u8]>, partition: Option<u32>) -> SinkRecord {
+        SinkRecord {
+            topic: "out".into(),
             partition,
-            key,
-            value: Some(b"v"),
+            key: key.map(Bytes::from_static),
+            value: Some(Bytes::from_static(b"v")),
             timestamp: 5,
-            headers: &[],
+            headers: Vec::new(),
         }
     }
 
@@ -291,30 +193,48 @@ mod tests {
             subtopology: 0,
             partition: 1,
         };
+        let key: &'static [u8] = b"k";
+        let mut outputs = Outputs::default();
+        for r in [
+            record(Some(key), None),
+            record(None, Some(2)),
+            record(None, None),
+            record(None, None),
+            record(None, Some(4)),
+        ] {
+            outputs.push(r);
+        }
+        let taken = vec![Outgoing {
+            task,
+            topics: vec![Some(0)],
+            outputs,
+        }];
         let mut b = OutputBatches::default();
         let t = b.topic_id("out", 4, false);
         assert_eq!(b.topic_id("out", 4, false), t);
-        let key: &[u8] = b"k";
         let keyed = freshet_streams::partition_for_key(key, 4) as usize;
-        assert!(b.push(t, task, &output(Some(key), None)).is_ok());
-        assert!(b.push(t, task, &output(None, Some(2))).is_ok());
-        assert!(b.push(t, task, &output(None, None)).is_ok());
-        assert!(b.push(t, task, &output(None, None)).is_ok());
-        assert!(b.push(t, task, &output(None, Some(4))).is_err());
+        let placed: Vec<bool> = (0..5u32)
+            .map(|i| {
+                let o = taken[0].outputs.get(i as usize).expect("written");
+                b.push(t, (0, i), &o).is_ok()
+            })
+            .collect();
+        assert_eq!(placed, vec![true, true, true, true, false]);
         let parts = &b.topic(t).partitions;
         let count = |b: &OutputBatches| {
             b.topic(t)
                 .partitions
                 .iter()
-                .map(|p| b.refs(p).len())
+                .map(|p| OutputBatches::refs(p, &taken).len())
                 .sum::<usize>()
         };
         assert_eq!(count(&b), 4);
-        assert_eq!(b.refs(&parts[keyed])[0].key, Some(key));
+        assert_eq!(OutputBatches::refs(&parts[keyed], &taken)[0].key, Some(key));
         // Round robin from partition 0.
-        assert_eq!(b.refs(&parts[0]).last().map(|r| r.key), Some(None));
-        assert_eq!(b.refs(&parts[1]).last().map(|r| r.key), Some(None));
-        let (tasks, records) = b.records(&parts[2]);
+        let last_key = |p: usize| OutputBatches::refs(&parts[p], &taken).last().map(|r| r.key);
+        assert_eq!(last_key(0), Some(None));
+        assert_eq!(last_key(1), Some(None));
+        let (tasks, records) = OutputBatches::records(&parts[2], &taken);
         assert_eq!(tasks, vec![task]);
         assert_eq!(records[0].value.as_deref(), Some(&b"v"[..]));
         assert_eq!(records[0].timestamp, Some(5));

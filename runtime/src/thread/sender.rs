@@ -52,8 +52,9 @@ pub(super) struct Sent<B: Broker> {
     txn: Option<B::Transaction>,
     /// The batches, for refused ones and to reuse the room.
     batches: OutputBatches,
-    /// The taken outputs, emptied, to reuse.
-    emptied: Vec<Outputs>,
+    /// The taken outputs, which the batches read (refused ones too); emptied and reused
+    /// once those are handled.
+    outgoing: Vec<Outgoing>,
     /// Records that fit no partition.
     unplaced: Vec<(TaskId, SinkRecord)>,
     /// Batches the log refused: (topic id, partition, why).
@@ -74,17 +75,15 @@ async fn send<B: Broker>(
     acks: Acks,
 ) -> Sent<B> {
     let mut unplaced = Vec::new();
-    let mut emptied = Vec::with_capacity(outgoing.len());
-    for mut taken in outgoing {
-        for o in taken.outputs.iter() {
+    for (ti, taken) in outgoing.iter().enumerate() {
+        for (ri, o) in taken.outputs.iter().enumerate() {
             let topic = taken.topics.get(o.topic as usize).copied().flatten();
-            let placed = topic.map_or(Err(()), |t| batches.push(t, taken.task, &o));
+            let at = (ti as u32, ri as u32);
+            let placed = topic.map_or(Err(()), |t| batches.push(t, at, &o));
             if placed.is_err() {
                 unplaced.push((taken.task, taken.outputs.sink_record(&o)));
             }
         }
-        taken.outputs.clear();
-        emptied.push(taken.outputs);
     }
     let mut refused = Vec::new();
     let mut failed = None;
@@ -97,7 +96,7 @@ async fn send<B: Broker>(
             }
             wrote_internal |= topic.internal;
             let p = p as u32;
-            let refs = batches.refs(batch);
+            let refs = OutputBatches::refs(batch, &outgoing);
             let appended = match txn.as_mut() {
                 Some(txn) => txn.append_refs(&topic.name, p, &refs).await,
                 None => broker.append_refs(&topic.name, p, &refs, acks).await,
@@ -115,7 +114,7 @@ async fn send<B: Broker>(
     Sent {
         txn,
         batches,
-        emptied,
+        outgoing,
         unplaced,
         refused,
         wrote_internal,
@@ -158,9 +157,16 @@ impl<B: Broker> StreamThread<B> {
         };
         self.wrote_internal |= sent.wrote_internal;
         let mut batches = sent.batches;
-        let result = self.handle_sent(&batches, sent.unplaced, sent.refused, sent.failed);
+        let result = self.handle_sent(
+            &batches,
+            &sent.outgoing,
+            sent.unplaced,
+            sent.refused,
+            sent.failed,
+        );
         batches.clear();
         self.batches = Some(batches);
+        self.reuse(sent.outgoing);
         result
     }
 
@@ -183,13 +189,13 @@ impl<B: Broker> StreamThread<B> {
         if sent.txn.is_some() {
             self.txn = sent.txn.take();
         }
-        self.spare_outputs.append(&mut sent.emptied);
         Ok(Some(sent))
     }
 
     fn handle_sent(
         &mut self,
         batches: &OutputBatches,
+        taken: &[Outgoing],
         unplaced: Vec<(TaskId, SinkRecord)>,
         refused: Vec<(usize, u32, Error)>,
         failed: Option<Error>,
@@ -200,7 +206,7 @@ impl<B: Broker> StreamThread<B> {
         let mut dead = Vec::new();
         for (id, p, e) in refused {
             let topic = batches.topic(id);
-            let (tasks, records) = batches.records(&topic.partitions[p as usize]);
+            let (tasks, records) = OutputBatches::records(&topic.partitions[p as usize], taken);
             let name = topic.name.clone();
             self.append_refused(&name, p, tasks, records, e, &mut dead)?;
         }
@@ -219,6 +225,7 @@ impl<B: Broker> StreamThread<B> {
                 let mut batches = sent.batches;
                 batches.clear();
                 self.batches = Some(batches);
+                self.reuse(sent.outgoing);
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "appending outputs did not finish"),
@@ -227,10 +234,17 @@ impl<B: Broker> StreamThread<B> {
 
     /// Forgets the outputs not handed to the sender yet (an abort), keeping their room.
     pub(super) fn drop_outgoing(&mut self) {
-        for mut taken in self.outgoing.drain(..) {
-            taken.outputs.clear();
-            self.spare_outputs.push(taken.outputs);
-        }
+        let mut outgoing = std::mem::take(&mut self.outgoing);
+        self.reuse(outgoing.drain(..));
+        self.outgoing = outgoing;
         self.outgoing_len = 0;
+    }
+
+    /// Empties taken outputs and keeps them for the tasks to write into again.
+    fn reuse(&mut self, taken: impl IntoIterator<Item = Outgoing>) {
+        for mut t in taken {
+            t.outputs.clear();
+            self.spare_outputs.push(t.outputs);
+        }
     }
 }

@@ -178,8 +178,9 @@ impl Outputs {
         });
     }
 
-    /// Adds a record given as a [`SinkRecord`] (late records, dead letters).
-    pub(crate) fn push(&mut self, r: SinkRecord) {
+    /// Adds a record given as a [`SinkRecord`] (late records, dead letters; a caller's own
+    /// records, in tests).
+    pub fn push(&mut self, r: SinkRecord) {
         let topic = self.intern(&r.topic);
         let mut p = self.begin();
         let copy = |b: Option<Bytes>| {
@@ -198,14 +199,23 @@ impl Outputs {
 
     /// The records in the order written.
     pub fn iter(&self) -> impl Iterator<Item = Output<'_>> + '_ {
-        self.entries.iter().map(|e| Output {
+        self.entries.iter().map(|e| self.output(e))
+    }
+
+    /// Record `i` in the order written (`None` past the last).
+    pub fn get(&self, i: usize) -> Option<Output<'_>> {
+        self.entries.get(i).map(|e| self.output(e))
+    }
+
+    fn output<'a>(&'a self, e: &'a Entry) -> Output<'a> {
+        Output {
             topic: e.topic,
             partition: e.partition,
             key: e.key.get(&self.bytes),
             value: e.value.get(&self.bytes),
             timestamp: e.timestamp,
             headers: &e.headers,
-        })
+        }
     }
 
     /// How many topics the table names (ids are `0..topic_count()`).
