@@ -22,7 +22,7 @@ use super::sender::Outgoing;
 /// of the taken outputs in the job, index of the record in them).
 #[derive(Debug, Default)]
 pub(super) struct PartitionBatch {
-    records: Vec<(u32, u32)>,
+    records: Vec<(usize, usize)>,
 }
 
 impl PartitionBatch {
@@ -39,8 +39,8 @@ impl PartitionBatch {
         'a: 'b,
     {
         self.records.iter().filter_map(|&(t, r)| {
-            let from = taken.get(t as usize)?;
-            Some((from.task, from.outputs.get(r as usize)?))
+            let from = taken.get(t)?;
+            Some((from.task, from.outputs.get(r)?))
         })
     }
 }
@@ -92,7 +92,12 @@ impl OutputBatches {
     /// batches. Its partition: the sink's choice, else murmur2 of the key bytes, else round
     /// robin for a null key. A choice out of range refuses the record (`Err`: the caller
     /// keeps it).
-    pub(super) fn push(&mut self, topic: usize, at: (u32, u32), o: &Output<'_>) -> Result<(), ()> {
+    pub(super) fn push(
+        &mut self,
+        topic: usize,
+        at: (usize, usize),
+        o: &Output<'_>,
+    ) -> Result<(), ()> {
         let t = &mut self.topics[topic];
         let p = match (o.partition, o.key) {
             (Some(p), _) if p < t.count => p,
@@ -213,9 +218,9 @@ mod tests {
         let t = b.topic_id("out", 4, false);
         assert_eq!(b.topic_id("out", 4, false), t);
         let keyed = freshet_streams::partition_for_key(key, 4) as usize;
-        let placed: Vec<bool> = (0..5u32)
+        let placed: Vec<bool> = (0..5)
             .map(|i| {
-                let o = taken[0].outputs.get(i as usize).expect("written");
+                let o = taken[0].outputs.get(i).expect("written");
                 b.push(t, (0, i), &o).is_ok()
             })
             .collect();

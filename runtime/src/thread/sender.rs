@@ -78,8 +78,7 @@ async fn send<B: Broker>(
     for (ti, taken) in outgoing.iter().enumerate() {
         for (ri, o) in taken.outputs.iter().enumerate() {
             let topic = taken.topics.get(o.topic as usize).copied().flatten();
-            let at = (ti as u32, ri as u32);
-            let placed = topic.map_or(Err(()), |t| batches.push(t, at, &o));
+            let placed = topic.map_or(Err(()), |t| batches.push(t, (ti, ri), &o));
             if placed.is_err() {
                 unplaced.push((taken.task, taken.outputs.sink_record(&o)));
             }
