@@ -84,28 +84,20 @@ impl Applies {
         store: &str,
         apply: impl FnOnce() -> Result<()> + Send + 'static,
     ) -> Option<Applying> {
-        let outcome = Arc::new(Outcome::default());
-        let running = self.start();
-        let (store, done) = (store.to_string(), outcome.clone());
+        let (completion, applying) = self.completion(store);
         let job: Job = Box::new(move || {
             let result = catch_unwind(AssertUnwindSafe(apply)).unwrap_or_else(|_| {
                 Err(Error::Background {
-                    store: store.clone(),
+                    store: completion.store.clone(),
                     reason: "the apply panicked".into(),
                 })
             });
-            if let Err(e) = &result {
-                running.failed(&store, e);
-            }
-            *done.result.lock() = Some(result);
-            done.ready.notify_all();
-            // `running` goes last: whoever `settle` woke finds the outcome set.
-            drop(running);
+            completion.finish(result);
         });
         let mut worker = self.worker.lock();
         let job = match worker.as_ref() {
             Some(w) => match w.send(job) {
-                Ok(()) => return Some(Applying { outcome }),
+                Ok(()) => return Some(applying),
                 // A worker that is gone is replaced (it stops only when its queue closes).
                 Err(unsent) => unsent.0,
             },
@@ -124,11 +116,12 @@ impl Applies {
                 // The receiver lives as long as the thread, which just started.
                 let sent = tx.send(job).is_ok();
                 *worker = Some(tx);
-                sent.then_some(Applying { outcome })
+                sent.then_some(applying)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start the apply worker");
-                // Dropping the job unrun ends its `Running`.
+                // The job is dropped unrun: its completion ends it (the caller applies
+                // inline and does not wait for it).
                 None
             }
         }
@@ -140,6 +133,60 @@ impl Applies {
 struct Outcome {
     result: Mutex<Option<Result<()>>>,
     ready: Condvar,
+}
+
+impl Applies {
+    /// A new apply of `store`, in flight until its completion is finished or dropped, and
+    /// the handle that waits for it.
+    fn completion(self: &Arc<Self>, store: &str) -> (Completion, Applying) {
+        let outcome = Arc::new(Outcome::default());
+        let completion = Completion {
+            outcome: outcome.clone(),
+            store: store.to_string(),
+            running: self.start(),
+        };
+        (completion, Applying { outcome })
+    }
+}
+
+/// The worker's side of an apply: sets its outcome. Dropped without
+/// [`finish`](Completion::finish) (a job that never ran), it sets a failure, so that no
+/// one waits for it forever.
+struct Completion {
+    outcome: Arc<Outcome>,
+    store: String,
+    /// Dropped after the outcome is set: whoever `settle` wakes finds it set.
+    running: Running,
+}
+
+impl Completion {
+    /// The apply ran: its result for the waiter, and a failure for `settle` too.
+    fn finish(self, result: Result<()>) {
+        if let Err(e) = &result {
+            self.running.failed(&self.store, e);
+        }
+        self.set(result);
+    }
+
+    fn set(&self, result: Result<()>) {
+        let mut slot = self.outcome.result.lock();
+        if slot.is_none() {
+            *slot = Some(result);
+            self.outcome.ready.notify_all();
+        }
+    }
+}
+
+impl Drop for Completion {
+    /// A job dropped unrun fails its waiter only (it poisons its store); nothing was
+    /// written, so `settle` has nothing to report, and a caller that applied inline instead
+    /// (no worker could start) is not told of a failure that did not happen.
+    fn drop(&mut self) {
+        self.set(Err(Error::Background {
+            store: self.store.clone(),
+            reason: "the apply was dropped before it ran".into(),
+        }));
+    }
 }
 
 /// An apply handed to the worker ([`Applies::submit`]).
@@ -239,6 +286,18 @@ mod tests {
         assert!(!results[7]);
         // The failure is reported by `settle` once, after every apply has run.
         assert!(matches!(applies.settle(), Err(Error::Background { .. })));
+        assert!(applies.settle().is_ok());
+    }
+
+    #[test]
+    fn an_apply_dropped_unrun_fails_instead_of_being_waited_for_forever() {
+        let applies = Applies::new();
+        let (completion, applying) = applies.completion("s");
+        assert!(applies.busy());
+        drop(completion);
+        assert!(applying.is_finished());
+        assert!(matches!(applying.wait(), Err(Error::Background { .. })));
+        assert!(!applies.busy());
         assert!(applies.settle().is_ok());
     }
 
