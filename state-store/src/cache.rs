@@ -170,7 +170,11 @@ impl State {
             Modified::Done => {
                 self.stats.hits += 1;
                 self.stats.puts += 1;
-                self.maybe_evict(id).map(Rmw::Done)
+                // Within budget (nearly always): nothing to evict, nothing to hand back.
+                if self.size_bytes <= self.max_bytes {
+                    return Ok(Rmw::Done);
+                }
+                self.maybe_evict(id).map(Rmw::Evicted)
             }
             Modified::Failed(e) => {
                 self.stats.hits += 1;
@@ -186,9 +190,11 @@ impl State {
 
 /// What a read-modify-write through the cache did ([`Registration::modify`]).
 enum Rmw<F, E> {
-    /// The key was cached and holds its new value, dirty; what an eviction flushed must
-    /// go down now.
-    Done(Vec<Flushed>),
+    /// The key was cached and holds its new value, dirty; nothing was evicted.
+    Done,
+    /// As `Done`, and the cache went over budget: what the eviction flushed must go down
+    /// now. (A variant of its own so that the common case hands back no vector.)
+    Evicted(Vec<Flushed>),
     /// The function failed: nothing was put.
     Failed(E),
     /// The key is not cached (counted as a miss): the caller reads the store, calls the

@@ -127,7 +127,8 @@ impl<S: KeyValueStore> CachingKvStore<S> {
     ) -> Result<std::result::Result<(), E>> {
         let f = match &self.reg {
             Some(reg) => match reg.modify(key, buf, f)? {
-                Rmw::Done(flushed) => {
+                Rmw::Done => return Ok(Ok(())),
+                Rmw::Evicted(flushed) => {
                     self.write_down(flushed)?;
                     return Ok(Ok(()));
                 }

@@ -212,7 +212,11 @@ impl<S: WindowStore> CachingWindowStore<S> {
         {
             let cache_key = self.core.layout.window_cache_key(key, window_start);
             match self.core.modify(&cache_key, buf, f)? {
-                Rmw::Done(flushed) => {
+                Rmw::Done => {
+                    self.core.admit(store_time, window_start);
+                    return Ok(Ok(()));
+                }
+                Rmw::Evicted(flushed) => {
                     self.core.admit(store_time, window_start);
                     self.core.write_down(flushed, &mut Down(&mut self.inner))?;
                     return Ok(Ok(()));
