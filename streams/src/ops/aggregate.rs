@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::serde::SerdeRef;
 use crate::store::StoreRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{input_ref, Data, Node, NodeContext};
 
 /// Folds a value into the key's aggregate (`None`: the key's first value).
 pub(crate) type Aggregator<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
@@ -221,7 +221,8 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
     }
 
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
-        let r: Record<K, V> = take_record(ctx.name(), record)?;
+        // Borrowed where it lies: moving it out of its slot was a copy per record.
+        let r: &Record<K, V> = input_ref(ctx, record)?;
         let Some(st) = self.store.as_mut() else {
             return Err(Error::InvalidArgument("aggregate used before init".into()));
         };
@@ -250,7 +251,7 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
         // the record and the old aggregate, and nothing is forwarded before the put.
         let updated = store.with_kv(|s| {
             s.update(key_buf, value_buf, |old, buf| {
-                aggregate(&r, old, values, aggregator, what, buf)
+                aggregate(r, old, values, aggregator, what, buf)
             })
         })?;
         updated?;

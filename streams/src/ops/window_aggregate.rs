@@ -53,7 +53,7 @@ use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
 use crate::serde::{compact_bytes, SerdeRef, Window, Windowed};
 use crate::store::StoreRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{input_ref, Data, Node, NodeContext};
 use crate::topology::TopicName;
 use crate::window::TimeWindows;
 
@@ -128,8 +128,9 @@ pub(crate) struct WindowedCore<K, V, VA> {
 
 /// The record being processed, with its key's bytes (serialized once per record, not once
 /// per window).
-pub(crate) struct Current<K, V> {
-    pub(crate) record: Record<K, V>,
+pub(crate) struct Current<'r, K, V> {
+    /// Borrowed where it lies in the input slot (moving it out was a copy per record).
+    pub(crate) record: &'r Record<K, V>,
     pub(crate) key: Vec<u8>,
 }
 
@@ -209,17 +210,17 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         Ok(())
     }
 
-    /// Takes the record and its key bytes; `None` (counted as dropped) for a null key, or,
+    /// The record (borrowed in its slot) and its key bytes; `None` (counted as dropped) for a null key, or,
     /// with `null_values` (sliding windows), for a null value (detected with `values`
     /// when the value serde is known).
-    pub(crate) fn take(
+    pub(crate) fn take<'r>(
         &mut self,
         ctx: &mut NodeContext<'_>,
-        record: &mut dyn Any,
+        record: &'r mut dyn Any,
         null_values: bool,
         values: Option<&SerdeRef<V>>,
-    ) -> Result<Option<Current<K, V>>> {
-        let r: Record<K, V> = take_record(ctx.name(), record)?;
+    ) -> Result<Option<Current<'r, K, V>>> {
+        let r: &Record<K, V> = input_ref(ctx, record)?;
         let mut key = std::mem::take(&mut self.key_buf);
         key.clear();
         let not_null = match self.keys.serialize_nullable_into(&r.key, &mut key) {
