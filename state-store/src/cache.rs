@@ -327,12 +327,17 @@ impl ThreadCache {
     /// Bytes counted per entry on top of its key and value (see the module docs).
     pub const ENTRY_OVERHEAD_BYTES: usize = 64;
 
-    /// A cache of `max_bytes` (this thread's share; 0 disables caching: every update is
-    /// written down and forwarded at once).
+    /// The largest budget (about 137 GB per thread); a larger one is capped to it. It keeps
+    /// a named cache's entry count under `u32::MAX / 2`, so that its hash table can index
+    /// entries with 32 bits (half the memory a lookup misses on).
+    pub const MAX_BYTES: usize = (u32::MAX as usize / 2).saturating_mul(Self::ENTRY_OVERHEAD_BYTES);
+
+    /// A cache of `max_bytes` (this thread's share, at most [`MAX_BYTES`](Self::MAX_BYTES);
+    /// 0 disables caching: every update is written down and forwarded at once).
     pub fn new(max_bytes: usize) -> ThreadCache {
         ThreadCache {
             state: Arc::new(Mutex::new(State {
-                max_bytes,
+                max_bytes: max_bytes.min(Self::MAX_BYTES),
                 size_bytes: 0,
                 caches: Slab::new(),
                 names: BTreeMap::new(),
@@ -373,7 +378,7 @@ impl ThreadCache {
     /// flushes writes them down and forwards them at its next call.
     pub fn resize(&self, max_bytes: usize) {
         let mut s = self.state.lock();
-        s.max_bytes = max_bytes;
+        s.max_bytes = max_bytes.min(Self::MAX_BYTES);
         s.evict_round_robin();
     }
 

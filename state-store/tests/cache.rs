@@ -571,3 +571,22 @@ proptest! {
         run_model(budget, &ops).map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
 }
+
+#[test]
+fn a_budget_past_the_largest_is_capped_to_it() -> TestResult {
+    // The cap keeps every named cache's slot indexes within 32 bits.
+    let cache = ThreadCache::new(usize::MAX);
+    assert_eq!(cache.max_bytes(), ThreadCache::MAX_BYTES);
+    cache.resize(ThreadCache::MAX_BYTES + 1);
+    assert_eq!(cache.max_bytes(), ThreadCache::MAX_BYTES);
+    cache.resize(1 << 20);
+    assert_eq!(cache.max_bytes(), 1 << 20);
+    assert!(ThreadCache::MAX_BYTES / ThreadCache::ENTRY_OVERHEAD_BYTES < u32::MAX as usize);
+    // A cache that large still caches and forwards as any other.
+    let (mut store, seen) = caching(&cache, "capped", false)?;
+    store.put(Bytes::from("k"), v("1", 1))?;
+    store.put(Bytes::from("k"), v("2", 2))?;
+    store.flush()?;
+    assert_eq!(take(&seen), vec![fwd("k", Some(("2", 2)), None)]);
+    Ok(())
+}

@@ -256,6 +256,24 @@ impl CacheKey for KeyBuf {
 /// No slot: the end of a list. `Slab::get` answers `None` for it.
 const NIL: usize = usize::MAX;
 
+/// A slot's index as the hash table keeps it: half the width of a `usize`, so that the
+/// table's slot array (the lookup's one memory miss on a large cache) is half the size and
+/// more of it stays in the CPU's caches. A named cache never holds more entries than its
+/// thread cache's budget allows ([`ThreadCache::MAX_BYTES`](super::ThreadCache::MAX_BYTES)
+/// keeps that under `u32::MAX`), and the slab reuses freed slots, so every index fits.
+type Slot = u32;
+
+/// `i` as the hash table keeps it (an index that does not fit becomes one no slot has:
+/// lookups then miss; it cannot happen within the budget, see [`Slot`]).
+fn slot(i: usize) -> Slot {
+    Slot::try_from(i).unwrap_or(Slot::MAX)
+}
+
+/// The slab index of a table entry.
+fn slot_index(s: Slot) -> usize {
+    s as usize
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Link {
     prev: usize,
@@ -394,8 +412,8 @@ pub(super) enum Modified<F, E> {
 pub(super) struct NamedCache {
     pub(super) name: String,
     nodes: Nodes,
-    /// Slots by key hash.
-    index: HashTable<usize>,
+    /// Slots by key hash, as `u32` (see [`Slot`]).
+    index: HashTable<Slot>,
     hasher: foldhash::fast::RandomState,
     /// Slots by key, once the store has scanned.
     ordered: Option<BTreeMap<Bytes, usize>>,
@@ -450,9 +468,10 @@ impl NamedCache {
         let slab = &self.nodes.slab;
         self.index
             .find(hash, |&i| {
-                slab.get(i).is_some_and(|n| n.key.as_slice() == key)
+                slab.get(slot_index(i))
+                    .is_some_and(|n| n.key.as_slice() == key)
             })
-            .copied()
+            .map(|&i| slot_index(i))
     }
 
     /// Caches `value` under `key`, the most recently used entry and, when `dirty`, the
@@ -585,8 +604,9 @@ impl NamedCache {
             stored: Prior::Unknown,
         });
         let slab = &self.nodes.slab;
-        self.index
-            .insert_unique(hash, i, |&j| slab.get(j).map_or(0, |n| n.hash));
+        self.index.insert_unique(hash, slot(i), |&j| {
+            slab.get(slot_index(j)).map_or(0, |n| n.hash)
+        });
         if let (Some(ordered), Some(key)) = (&mut self.ordered, ordered_key) {
             ordered.insert(key, i);
         }
@@ -603,7 +623,7 @@ impl NamedCache {
         if dirty {
             self.nodes.unlink(Order::Update, i);
         }
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+        if let Ok(entry) = self.index.find_entry(hash, |&j| slot_index(j) == i) {
             entry.remove();
         }
         let node = self.nodes.slab.try_remove(i)?;
