@@ -158,12 +158,18 @@ impl State {
     /// [`NamedCache::modify`] with the counters of a get and, when it puts, a put, then
     /// Kafka's `maybeEvict`; entries parked in the named cache send the caller the slow
     /// way first (`Rmw::Parked`).
-    fn modify<F, E>(&mut self, id: usize, key: &[u8], buf: &mut Vec<u8>, f: F) -> Result<Rmw<F, E>>
+    fn modify<F, E>(
+        &mut self,
+        id: usize,
+        key: &[u8],
+        buf: &mut Vec<u8>,
+        f: &mut Option<F>,
+    ) -> Result<Rmw<E>>
     where
         F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     {
         if !self.named(id)?.parked.is_empty() {
-            return Ok(Rmw::Parked(f));
+            return Ok(Rmw::Parked);
         }
         self.stats.gets += 1;
         match self.with_named(id, |c| c.modify(key, buf, f))? {
@@ -180,16 +186,18 @@ impl State {
                 self.stats.hits += 1;
                 Ok(Rmw::Failed(e))
             }
-            Modified::Miss(f) => {
+            Modified::Miss => {
                 self.stats.misses += 1;
-                Ok(Rmw::Miss(f))
+                Ok(Rmw::Miss)
             }
         }
     }
 }
 
-/// What a read-modify-write through the cache did ([`Registration::modify`]).
-enum Rmw<F, E> {
+/// What a read-modify-write through the cache did ([`Registration::modify`]). The
+/// function stays with the caller (in an option it is taken from when called): a result
+/// that carried it back was a large value to move on every update.
+enum Rmw<E> {
     /// The key was cached and holds its new value, dirty; nothing was evicted.
     Done,
     /// As `Done`, and the cache went over budget: what the eviction flushed must go down
@@ -199,10 +207,10 @@ enum Rmw<F, E> {
     Failed(E),
     /// The key is not cached (counted as a miss): the caller reads the store, calls the
     /// function and puts.
-    Miss(F),
+    Miss,
     /// Entries flushed by another store wait to be written down: the caller takes the
     /// ordinary read-then-put way, which writes them down first (nothing counted).
-    Parked(F),
+    Parked,
 }
 
 /// One stream thread's record cache: a byte budget shared by the named caches of every
@@ -480,13 +488,13 @@ impl Registration {
 
     /// A read-modify-write of `key` under one lock and one lookup (see [`Rmw`]); with a
     /// budget of 0, `Rmw::Parked`: the caller takes the ordinary way.
-    fn modify<F, E>(&self, key: &[u8], buf: &mut Vec<u8>, f: F) -> Result<Rmw<F, E>>
+    fn modify<F, E>(&self, key: &[u8], buf: &mut Vec<u8>, f: &mut Option<F>) -> Result<Rmw<E>>
     where
         F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     {
         let mut s = self.cache.state.lock();
         if s.max_bytes == 0 {
-            return Ok(Rmw::Parked(f));
+            return Ok(Rmw::Parked);
         }
         s.modify(self.id, key, buf, f)
     }
@@ -586,21 +594,32 @@ fn old_value(
 
 /// An aggregation's update where the cache could not do it in place: `f` over the value
 /// found (borrowed) writes the new value into `buf` and returns its timestamp; the result is
-/// the value to put (`Err`: `f`'s error, nothing to put).
+/// the value to put (`Err`: `f`'s error, nothing to put). `f` comes in the option a
+/// [`Rmw::Miss`] or [`Rmw::Parked`] left it in (`store` names the store if it is gone).
 fn computed<E>(
+    store: &str,
     found: Option<Timestamped>,
     buf: &mut Vec<u8>,
-    f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
-) -> std::result::Result<Timestamped, E> {
+    f: Option<impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>>,
+) -> Result<std::result::Result<Timestamped, E>> {
+    let Some(f) = f else {
+        return Err(Error::InvalidArgument {
+            store: store.to_string(),
+            reason: "a read-modify-write lost its function before calling it".into(),
+        });
+    };
     let borrowed = found.as_ref().map(|t| Timestamped {
         value: &t.value[..],
         timestamp: t.timestamp,
     });
-    let timestamp = f(borrowed, buf)?;
-    Ok(Timestamped {
+    let timestamp = match f(borrowed, buf) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(Timestamped {
         value: crate::serde::compact_bytes(buf),
         timestamp,
-    })
+    }))
 }
 
 fn empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {

@@ -1003,3 +1003,94 @@ fn emit_final_restart_does_not_reopen_closed_windows() -> Result<()> {
     assert_eq!(t.forwarded()?, vec![out("A", 25, 35, "0+1", 30)]);
     Ok(())
 }
+
+/// A value serde that refuses to serialize strings longer than 5 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Short;
+
+impl freshet_state_store::Serde<String> for Short {
+    fn serialize(&self, value: &String) -> std::result::Result<Vec<u8>, String> {
+        if value.len() > 5 {
+            return Err(format!("{value:?} is longer than 5 bytes"));
+        }
+        Ok(value.as_bytes().to_vec())
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> std::result::Result<String, String> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
+    }
+}
+
+/// An aggregate the store cannot take fails the record with an error naming the store,
+/// whether the update goes through the cache or straight to the store; the windows before
+/// it keep their aggregates.
+#[test]
+fn an_aggregate_that_does_not_serialize_fails_the_record_naming_the_store() -> Result<()> {
+    for (emit, cache) in COMBOS {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("topic1")
+            .group_by_key()
+            .windowed_by(TimeWindows::of_size_and_grace(ms(10), ms(100))?)
+            .emit_strategy(emit)
+            .aggregate_with(
+                || "0".to_string(),
+                |_, v, agg| format!("{agg}+{v}"),
+                cached(
+                    Materialized::named("short-agg").with_value_serde(Short),
+                    cache,
+                ),
+            )
+            .to_stream()
+            .to("out");
+        let driver = TopologyTestDriver::new(builder.build()?)?;
+        let input = driver.input::<String, String>("topic1");
+        input.pipe("A".into(), "1".into(), 0)?; // "0+1"
+        input.pipe("A".into(), "2".into(), 1)?; // "0+1+2"
+        let err = input
+            .pipe("A".into(), "3".into(), 2) // "0+1+2+3": too long
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("short-agg") && e.contains("longer")),
+            "{emit:?}/{cache}: {err:?}"
+        );
+    }
+    Ok(())
+}
+
+/// The same for the key-value aggregation.
+#[test]
+fn a_key_value_aggregate_that_does_not_serialize_fails_the_record_naming_the_store() -> Result<()> {
+    for cache in [true, false] {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("topic1")
+            .group_by_key()
+            .aggregate_with(
+                || "0".to_string(),
+                |_, v, agg| format!("{agg}+{v}"),
+                cached(
+                    Materialized::named("short-kv").with_value_serde(Short),
+                    cache,
+                ),
+            )
+            .to_stream()
+            .to("out");
+        let driver = TopologyTestDriver::new(builder.build()?)?;
+        let input = driver.input::<String, String>("topic1");
+        input.pipe("A".into(), "1".into(), 0)?;
+        input.pipe("A".into(), "2".into(), 1)?;
+        let err = input
+            .pipe("A".into(), "3".into(), 2)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("short-kv") && e.contains("longer")),
+            "cache {cache}: {err:?}"
+        );
+    }
+    Ok(())
+}

@@ -125,15 +125,16 @@ impl<S: KeyValueStore> CachingKvStore<S> {
         buf: &mut Vec<u8>,
         f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     ) -> Result<std::result::Result<(), E>> {
-        let f = match &self.reg {
-            Some(reg) => match reg.modify(key, buf, f)? {
+        let mut f = Some(f);
+        if let Some(reg) = &self.reg {
+            match reg.modify(key, buf, &mut f)? {
                 Rmw::Done => return Ok(Ok(())),
                 Rmw::Evicted(flushed) => {
                     self.write_down(flushed)?;
                     return Ok(Ok(()));
                 }
                 Rmw::Failed(e) => return Ok(Err(e)),
-                Rmw::Miss(f) => {
+                Rmw::Miss => {
                     // `get`'s miss: the store's value, cached clean (the miss is counted).
                     let found = self.inner.get(key)?;
                     if let (Some(v), Some(reg)) = (&found, &self.reg) {
@@ -142,10 +143,9 @@ impl<S: KeyValueStore> CachingKvStore<S> {
                     }
                     return self.put_computed(key, found, buf, f);
                 }
-                Rmw::Parked(f) => f,
-            },
-            None => f,
-        };
+                Rmw::Parked => {}
+            }
+        }
         let found = self.get(key)?;
         self.put_computed(key, found, buf, f)
     }
@@ -156,9 +156,11 @@ impl<S: KeyValueStore> CachingKvStore<S> {
         key: &[u8],
         found: Option<Timestamped>,
         buf: &mut Vec<u8>,
-        f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+        f: Option<
+            impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+        >,
     ) -> Result<std::result::Result<(), E>> {
-        let value = match super::computed(found, buf, f) {
+        let value = match super::computed(self.inner.name(), found, buf, f)? {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };

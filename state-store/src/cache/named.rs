@@ -398,13 +398,13 @@ impl Nodes {
 }
 
 /// What a read-modify-write of one key did in the named cache.
-pub(super) enum Modified<F, E> {
+pub(super) enum Modified<E> {
     /// The key was cached: `f` saw its value and the new value is in, dirty.
     Done,
     /// `f` failed: nothing was put.
     Failed(E),
-    /// The key is not cached: `f` was not called.
-    Miss(F),
+    /// The key is not cached (or there was no `f`): `f` was not called and is still there.
+    Miss,
 }
 
 /// One store's entries in the thread cache (see the module docs).
@@ -496,13 +496,27 @@ impl NamedCache {
     /// its timestamp; the new value replaces the old as a dirty entry, exactly as a
     /// [`get`](Self::get) then a dirty [`put`](Self::put) would leave the cache. Parked
     /// entries are not looked at: the caller sees to them first.
-    pub(super) fn modify<F, E>(&mut self, key: &[u8], buf: &mut Vec<u8>, f: F) -> Modified<F, E>
+    ///
+    /// `f` is taken out of its option only when called, so that a miss leaves it with the
+    /// caller without handing it back in the (then much larger) result.
+    pub(super) fn modify<F, E>(
+        &mut self,
+        key: &[u8],
+        buf: &mut Vec<u8>,
+        f: &mut Option<F>,
+    ) -> Modified<E>
     where
         F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> Result<i64, E>,
     {
+        if f.is_none() {
+            return Modified::Miss;
+        }
         let hash = self.hasher.hash_one(key);
         let Some(i) = self.find(hash, key) else {
-            return Modified::Miss(f);
+            return Modified::Miss;
+        };
+        let Some(f) = f.take() else {
+            return Modified::Miss;
         };
         self.nodes.move_to_back(Order::Use, i);
         let found = self

@@ -216,13 +216,18 @@ impl Core {
 
     /// A read-modify-write of a cache key in the cache (see [`Rmw`]; not caching: `Parked`,
     /// the ordinary way).
-    pub(super) fn modify<F, E>(&self, key: &KeyBuf, buf: &mut Vec<u8>, f: F) -> Result<Rmw<F, E>>
+    pub(super) fn modify<F, E>(
+        &self,
+        key: &KeyBuf,
+        buf: &mut Vec<u8>,
+        f: &mut Option<F>,
+    ) -> Result<Rmw<E>>
     where
         F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     {
         match &self.reg {
             Some(reg) => reg.modify(key.as_ref(), buf, f),
-            None => Ok(Rmw::Parked(f)),
+            None => Ok(Rmw::Parked),
         }
     }
 

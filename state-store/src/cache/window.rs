@@ -206,12 +206,13 @@ impl<S: WindowStore> CachingWindowStore<S> {
         f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     ) -> Result<std::result::Result<(), E>> {
         let store_time = self.inner.observed_stream_time();
-        let f = if !self.retain_duplicates
+        let mut f = Some(f);
+        if !self.retain_duplicates
             && window_start >= 0
             && self.core.would_admit(store_time, window_start)
         {
             let cache_key = self.core.layout.window_cache_key(key, window_start);
-            match self.core.modify(&cache_key, buf, f)? {
+            match self.core.modify(&cache_key, buf, &mut f)? {
                 Rmw::Done => {
                     self.core.admit(store_time, window_start);
                     return Ok(Ok(()));
@@ -222,16 +223,14 @@ impl<S: WindowStore> CachingWindowStore<S> {
                     return Ok(Ok(()));
                 }
                 Rmw::Failed(e) => return Ok(Err(e)),
-                Rmw::Miss(f) => {
+                Rmw::Miss => {
                     // `fetch_one`'s miss: the store's value (the miss is counted).
                     let found = self.inner.fetch_one(key, window_start)?;
                     return self.put_computed(key, window_start, found, buf, f);
                 }
-                Rmw::Parked(f) => f,
+                Rmw::Parked => {}
             }
-        } else {
-            f
-        };
+        }
         let found = self.fetch_one(key, window_start)?;
         self.put_computed(key, window_start, found, buf, f)
     }
@@ -243,9 +242,11 @@ impl<S: WindowStore> CachingWindowStore<S> {
         window_start: i64,
         found: Option<Timestamped>,
         buf: &mut Vec<u8>,
-        f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+        f: Option<
+            impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
+        >,
     ) -> Result<std::result::Result<(), E>> {
-        let value = match super::computed(found, buf, f) {
+        let value = match super::computed(self.inner.name(), found, buf, f)? {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };

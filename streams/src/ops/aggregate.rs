@@ -248,13 +248,21 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
         }
         let (values, aggregator) = (&self.values, &self.aggregator);
         // Read, aggregate and write under one lock: the aggregator is a pure function of
-        // the record and the old aggregate, and nothing is forwarded before the put.
+        // the record and the old aggregate, and nothing is forwarded before the put. Its
+        // error waits in `failed`, so that the update's result stays a flag (a large value
+        // moved back through the store's layers on every update was a stall).
+        let mut failed = None;
         let updated = store.with_kv(|s| {
             s.update(key_buf, value_buf, |old, buf| {
-                aggregate(r, old, values, aggregator, what, buf)
+                aggregate(r, old, values, aggregator, what, buf).map_err(|e| failed = Some(e))
             })
+            .map(|r| r.is_ok())
         })?;
-        updated?;
+        if !updated {
+            return Err(failed.unwrap_or_else(|| {
+                Error::InvalidArgument(format!("aggregate over {what} failed without an error"))
+            }));
+        }
         forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)
     }
 

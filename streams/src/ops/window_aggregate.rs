@@ -181,6 +181,15 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         self.store.as_ref().ok_or_else(|| self.not_initialized())
     }
 
+    /// An aggregation reported failed without its error (cannot happen: the closure sets
+    /// it before failing).
+    fn lost_failure(&self) -> Error {
+        Error::InvalidArgument(format!(
+            "window aggregation over {} failed without an error",
+            self.store_name
+        ))
+    }
+
     fn not_initialized(&self) -> Error {
         Error::InvalidArgument(format!(
             "window aggregation over {} used before init",
@@ -346,35 +355,44 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         let (values, what, value_buf) = (&self.values, self.what.as_str(), &mut self.value_buf);
         let (initializer, aggregator) = (&self.initializer, &self.aggregator);
         let mut out = None;
+        // The aggregation's error waits here: the update's result stays a flag, not a
+        // large value moved back through every layer of the store on every update.
+        let mut failed = None;
         let updated = store.with_window(|s| {
             s.update(
                 &cur.key,
                 window.start,
                 value_buf,
-                |found, buf| -> Result<i64> {
-                    let (old, new_ts) = match found {
-                        Some(t) => (Some(decode(values, t.value, what)?), ts.max(t.timestamp)),
-                        None => (initializer(), ts),
+                |found, buf| -> std::result::Result<i64, ()> {
+                    let fold = || -> Result<i64> {
+                        let (old, new_ts) = match found {
+                            Some(t) => (Some(decode(values, t.value, what)?), ts.max(t.timestamp)),
+                            None => (initializer(), ts),
+                        };
+                        let (input, kept) = if forward_old {
+                            (old.clone(), old)
+                        } else {
+                            (old, None)
+                        };
+                        let new = aggregator(&cur.record.key, &cur.record.value, input);
+                        buf.clear();
+                        values
+                            .serialize_into(&new, buf)
+                            .map_err(|reason| Error::Serde {
+                                context: what.to_string(),
+                                reason,
+                            })?;
+                        out = Some((kept, new, new_ts));
+                        Ok(new_ts)
                     };
-                    let (input, kept) = if forward_old {
-                        (old.clone(), old)
-                    } else {
-                        (old, None)
-                    };
-                    let new = aggregator(&cur.record.key, &cur.record.value, input);
-                    buf.clear();
-                    values
-                        .serialize_into(&new, buf)
-                        .map_err(|reason| Error::Serde {
-                            context: what.to_string(),
-                            reason,
-                        })?;
-                    out = Some((kept, new, new_ts));
-                    Ok(new_ts)
+                    fold().map_err(|e| failed = Some(e))
                 },
             )
+            .map(|r| r.is_ok())
         })?;
-        updated?;
+        if !updated {
+            return Err(failed.unwrap_or_else(|| self.lost_failure()));
+        }
         let Some((kept, new, new_ts)) = out else {
             return Err(Error::InvalidArgument(format!(
                 "store {} put a window without aggregating it",
