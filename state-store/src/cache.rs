@@ -164,6 +164,7 @@ impl State {
         key: &[u8],
         buf: &mut Vec<u8>,
         f: &mut Option<F>,
+        evicted: &mut Vec<Flushed>,
     ) -> Result<Rmw<E>>
     where
         F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
@@ -180,7 +181,8 @@ impl State {
                 if self.size_bytes <= self.max_bytes {
                     return Ok(Rmw::Done);
                 }
-                self.maybe_evict(id).map(Rmw::Evicted)
+                *evicted = self.maybe_evict(id)?;
+                Ok(Rmw::Evicted)
             }
             Modified::Failed(e) => {
                 self.stats.hits += 1;
@@ -200,9 +202,9 @@ impl State {
 enum Rmw<E> {
     /// The key was cached and holds its new value, dirty; nothing was evicted.
     Done,
-    /// As `Done`, and the cache went over budget: what the eviction flushed must go down
-    /// now. (A variant of its own so that the common case hands back no vector.)
-    Evicted(Vec<Flushed>),
+    /// As `Done`, and the cache went over budget: what the eviction flushed (in the
+    /// caller's `evicted` vector, so that no result carries a vector) must go down now.
+    Evicted,
     /// The function failed: nothing was put.
     Failed(E),
     /// The key is not cached (counted as a miss): the caller reads the store, calls the
@@ -488,7 +490,13 @@ impl Registration {
 
     /// A read-modify-write of `key` under one lock and one lookup (see [`Rmw`]); with a
     /// budget of 0, `Rmw::Parked`: the caller takes the ordinary way.
-    fn modify<F, E>(&self, key: &[u8], buf: &mut Vec<u8>, f: &mut Option<F>) -> Result<Rmw<E>>
+    fn modify<F, E>(
+        &self,
+        key: &[u8],
+        buf: &mut Vec<u8>,
+        f: &mut Option<F>,
+        evicted: &mut Vec<Flushed>,
+    ) -> Result<Rmw<E>>
     where
         F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     {
@@ -496,7 +504,7 @@ impl Registration {
         if s.max_bytes == 0 {
             return Ok(Rmw::Parked);
         }
-        s.modify(self.id, key, buf, f)
+        s.modify(self.id, key, buf, f, evicted)
     }
 
     /// One piece of a flush into `out` (empty: the flush is done): parked entries, then

@@ -126,11 +126,12 @@ impl<S: KeyValueStore> CachingKvStore<S> {
         f: impl FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     ) -> Result<std::result::Result<(), E>> {
         let mut f = Some(f);
+        let mut evicted = Vec::new();
         if let Some(reg) = &self.reg {
-            match reg.modify(key, buf, &mut f)? {
+            match reg.modify(key, buf, &mut f, &mut evicted)? {
                 Rmw::Done => return Ok(Ok(())),
-                Rmw::Evicted(flushed) => {
-                    self.write_down(flushed)?;
+                Rmw::Evicted => {
+                    self.write_down(evicted)?;
                     return Ok(Ok(()));
                 }
                 Rmw::Failed(e) => return Ok(Err(e)),

@@ -211,19 +211,41 @@ pub(super) enum KeyBuf {
 impl KeyBuf {
     /// The concatenation of `parts`.
     pub(super) fn concat<const N: usize>(parts: [&[u8]; N]) -> KeyBuf {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len > INLINE {
-            return KeyBuf::Heap(parts.concat());
+        let mut k = KeyBuf::default();
+        k.set(parts);
+        k
+    }
+
+    /// Makes this the concatenation of `parts`, in place.
+    pub(super) fn set<const N: usize>(&mut self, parts: [&[u8]; N]) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > INLINE {
+            *self = KeyBuf::Heap(parts.concat());
+            return;
         }
-        let mut bytes = [0u8; INLINE];
-        let mut at = 0;
-        for part in parts {
-            if let Some(dst) = bytes.get_mut(at..at + part.len()) {
-                dst.copy_from_slice(part);
+        if matches!(self, KeyBuf::Heap(_)) {
+            *self = KeyBuf::default();
+        }
+        if let KeyBuf::Inline { len, bytes } = self {
+            let mut at = 0;
+            for part in parts {
+                if let Some(dst) = bytes.get_mut(at..at + part.len()) {
+                    dst.copy_from_slice(part);
+                }
+                at += part.len();
             }
-            at += part.len();
+            *len = total;
         }
-        KeyBuf::Inline { len, bytes }
+    }
+}
+
+impl Default for KeyBuf {
+    /// Empty, inline.
+    fn default() -> KeyBuf {
+        KeyBuf::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        }
     }
 }
 

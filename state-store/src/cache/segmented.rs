@@ -45,14 +45,22 @@ impl Layout {
     /// The cache key of a window (sequence number 0) without building its binary key
     /// first: `[segment id][key][start][seq]` (the layout of `Schema::Window`).
     pub(super) fn window_cache_key(&self, key: &[u8], start: i64) -> KeyBuf {
-        let k = KeyBuf::concat([
+        let mut k = KeyBuf::default();
+        self.set_window_cache_key(&mut k, key, start);
+        k
+    }
+
+    /// [`window_cache_key`](Self::window_cache_key) written into `k` where it lies: a key
+    /// built aside and returned was copied whole right after its parts were stored, a
+    /// stall on every update.
+    pub(super) fn set_window_cache_key(&self, k: &mut KeyBuf, key: &[u8], start: i64) {
+        k.set([
             &segment_id(start, self.interval).to_be_bytes(),
             key,
             &start.to_be_bytes(),
             &0u32.to_be_bytes(),
         ]);
         debug_assert_eq!(k.as_ref(), &self.cache_key(&window_key(key, start, 0))[..]);
-        k
     }
 
     /// The cache key of a session: `[segment id][key][end][start]` (the layout of
@@ -221,12 +229,13 @@ impl Core {
         key: &KeyBuf,
         buf: &mut Vec<u8>,
         f: &mut Option<F>,
+        evicted: &mut Vec<Flushed>,
     ) -> Result<Rmw<E>>
     where
         F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> std::result::Result<i64, E>,
     {
         match &self.reg {
-            Some(reg) => reg.modify(key.as_ref(), buf, f),
+            Some(reg) => reg.modify(key.as_ref(), buf, f, evicted),
             None => Ok(Rmw::Parked),
         }
     }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use super::named::KeyBuf;
 use super::segmented::{Core, Layout, Target};
 use super::{Rmw, ThreadCache};
 use crate::changelog::{ChangelogReader, ChangelogSink};
@@ -207,19 +208,21 @@ impl<S: WindowStore> CachingWindowStore<S> {
     ) -> Result<std::result::Result<(), E>> {
         let store_time = self.inner.observed_stream_time();
         let mut f = Some(f);
+        let mut evicted = Vec::new();
         if !self.retain_duplicates
             && window_start >= 0
             && self.core.would_admit(store_time, window_start)
         {
-            let cache_key = self.core.layout.window_cache_key(key, window_start);
-            match self.core.modify(&cache_key, buf, &mut f)? {
+            let mut cache_key = KeyBuf::default();
+            (self.core.layout).set_window_cache_key(&mut cache_key, key, window_start);
+            match self.core.modify(&cache_key, buf, &mut f, &mut evicted)? {
                 Rmw::Done => {
                     self.core.admit(store_time, window_start);
                     return Ok(Ok(()));
                 }
-                Rmw::Evicted(flushed) => {
+                Rmw::Evicted => {
                     self.core.admit(store_time, window_start);
-                    self.core.write_down(flushed, &mut Down(&mut self.inner))?;
+                    self.core.write_down(evicted, &mut Down(&mut self.inner))?;
                     return Ok(Ok(()));
                 }
                 Rmw::Failed(e) => return Ok(Err(e)),
