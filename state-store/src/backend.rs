@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 
 use crate::applies::Applies;
 use crate::error::{Error, Result};
+use crate::serde::compact_bytes;
 
 /// A key and its new stored bytes (`None` deletes it).
 pub type Write = (Bytes, Option<Bytes>);
@@ -153,7 +154,10 @@ impl Tree for MemoryTree {
         for (k, v) in writes {
             match v {
                 Some(v) => {
-                    data.0.insert(k.clone(), v.clone());
+                    // Copies, not clones: a write's bytes may be a slice of a buffer shared
+                    // with many others (a flush piece, an apply batch), which a clone kept
+                    // here would pin for as long as the key lives.
+                    data.0.insert(compact_bytes(k), compact_bytes(v));
                 }
                 None => {
                     data.0.remove(k);
@@ -441,6 +445,17 @@ mod tests {
             store: "test".into(),
             reason: e.to_string(),
         }
+    }
+
+    #[test]
+    fn the_memory_backend_keeps_copies_not_slices_of_a_shared_buffer() -> Result<()> {
+        let shared = Bytes::from(vec![7u8; 4096]);
+        let tree = MemoryBackend::new().open_tree("t")?;
+        tree.apply(&[(shared.slice(0..4), Some(shared.slice(4..12)))], Some(1))?;
+        assert_eq!(tree.get(&[7u8; 4])?, Some(shared.slice(4..12)));
+        // Nothing the tree keeps refers to the 4 KiB buffer any more.
+        assert!(shared.is_unique());
+        Ok(())
     }
 
     #[test]

