@@ -222,6 +222,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     /// The record (borrowed in its slot) and its key bytes; `None` (counted as dropped) for a null key, or,
     /// with `null_values` (sliding windows), for a null value (detected with `values`
     /// when the value serde is known).
+    #[inline]
     pub(crate) fn take<'r>(
         &mut self,
         ctx: &mut NodeContext<'_>,
@@ -717,6 +718,7 @@ struct WindowsFor {
 }
 
 impl WindowsFor {
+    #[inline]
     fn new(windows: TimeWindows, timestamp: i64) -> WindowsFor {
         let (size, advance) = (windows.size(), windows.advance());
         let first = match timestamp
@@ -748,6 +750,7 @@ impl WindowsFor {
 impl Iterator for WindowsFor {
     type Item = (i64, Window);
 
+    #[inline]
     fn next(&mut self) -> Option<(i64, Window)> {
         let start = self.next.filter(|&s| s <= self.timestamp)?;
         self.next = start.checked_add(self.advance);
