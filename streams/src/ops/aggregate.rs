@@ -59,6 +59,12 @@ impl<T> Pending<T> {
         self.0.any.store(true, Ordering::Release);
     }
 
+    /// Whether anything waits (no lock taken).
+    #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.0.any.load(Ordering::Acquire)
+    }
+
     /// Moves what waits into `out` (empty: its buffer is kept for the next time); false
     /// when nothing waited.
     pub(crate) fn take_into(&self, out: &mut Vec<T>) -> bool {

@@ -419,6 +419,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     }
 
     /// Forwards an update at once when the store has no cache (emit on update only).
+    #[inline]
     pub(crate) fn forward_update(
         &mut self,
         ctx: &mut NodeContext<'_>,
@@ -444,10 +445,17 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     }
 
     /// Forwards what the store's cache released (flush or eviction), as table changes.
+    /// Checked after every update, nearly always with nothing waiting: that check is
+    /// inlined, the forwarding is not.
+    #[inline]
     fn forward_flushed(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
-        if !self.caching {
+        if !self.caching || !self.queue.any() {
             return Ok(());
         }
+        self.forward_waiting(ctx)
+    }
+
+    fn forward_waiting(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
         let mut flushed = std::mem::take(&mut self.spare);
         if !self.queue.take_into(&mut flushed) {
             self.spare = flushed;
