@@ -179,6 +179,24 @@ pub(crate) struct AggregateStore {
     value_buf: Vec<u8>,
 }
 
+/// What a key-value aggregation's update works with, reached through one reference: a
+/// closure that captured each part by reference was built in pieces by its caller and
+/// copied whole by its callee, a stall on every record.
+struct Fold<'a, K, V, VA> {
+    key: &'a [u8],
+    value_buf: &'a mut Vec<u8>,
+    with: FoldWith<'a, K, V, VA>,
+}
+
+/// What the aggregating function itself reads, and where it leaves its error.
+struct FoldWith<'a, K, V, VA> {
+    record: &'a Record<K, V>,
+    values: &'a SerdeRef<VA>,
+    aggregator: &'a Aggregator<K, V, VA>,
+    what: &'a str,
+    failed: Option<Error>,
+}
+
 /// Folds `r` into the key's old aggregate: the new aggregate, serialized into
 /// `value_buf` (the store's new value); returns its timestamp, the larger of the two.
 fn aggregate<K, V, VA>(
@@ -252,24 +270,52 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
                 })
             }
         }
-        let (values, aggregator) = (&self.values, &self.aggregator);
         // Read, aggregate and write under one lock: the aggregator is a pure function of
         // the record and the old aggregate, and nothing is forwarded before the put. Its
-        // error waits in `failed`, so that the update's result stays a flag (a large value
-        // moved back through the store's layers on every update was a stall).
-        let mut failed = None;
-        let updated = store.with_kv(|s| {
-            s.update(key_buf, value_buf, |old, buf| {
-                aggregate(r, old, values, aggregator, what, buf).map_err(|e| failed = Some(e))
+        // error waits in `fold.failed`, so that the update's result stays a flag (a large
+        // value moved back through the store's layers on every update was a stall), and
+        // each closure holds one reference (see [`Fold`]).
+        let mut fold = Fold {
+            key: key_buf,
+            value_buf,
+            with: FoldWith {
+                record: r,
+                values: &self.values,
+                aggregator: &self.aggregator,
+                what,
+                failed: None,
+            },
+        };
+        let folding = &mut fold;
+        let updated = store.with_kv(move |s| {
+            let Fold {
+                key,
+                value_buf,
+                with,
+            } = folding;
+            s.update(key, value_buf, move |old, buf| {
+                aggregate(
+                    with.record,
+                    old,
+                    with.values,
+                    with.aggregator,
+                    with.what,
+                    buf,
+                )
+                .map_err(|e| with.failed = Some(e))
             })
             .map(|r| r.is_ok())
         })?;
         if !updated {
-            return Err(failed.unwrap_or_else(|| {
+            let what = fold.with.what;
+            return Err(fold.with.failed.take().unwrap_or_else(|| {
                 Error::InvalidArgument(format!("aggregate over {what} failed without an error"))
             }));
         }
-        forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)
+        if self.queue.0.any() {
+            forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {

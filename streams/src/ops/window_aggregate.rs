@@ -126,6 +126,59 @@ pub(crate) struct WindowedCore<K, V, VA> {
     value_buf: Vec<u8>,
 }
 
+/// What a window aggregation's update works with, reached through one reference: a
+/// closure that captured each part by reference was built in pieces by its caller and
+/// copied whole by its callee, a stall on every window update.
+struct WindowFold<'a, 'r, K, V, VA> {
+    value_buf: &'a mut Vec<u8>,
+    with: WindowFoldWith<'a, 'r, K, V, VA>,
+}
+
+/// What folding a record into a window reads, and what it leaves: the forwarded parts
+/// (`out`) or its error.
+struct WindowFoldWith<'a, 'r, K, V, VA> {
+    cur: &'a Current<'r, K, V>,
+    values: &'a SerdeRef<VA>,
+    what: &'a str,
+    initializer: &'a Initializer<VA>,
+    aggregator: &'a Aggregator<K, V, VA>,
+    forward_old: bool,
+    /// `(old aggregate kept for forwarding, new aggregate, its timestamp)`.
+    out: Option<(Option<VA>, VA, i64)>,
+    failed: Option<Error>,
+}
+
+impl<K: Data, V: Data, VA: Data> WindowFoldWith<'_, '_, K, V, VA> {
+    /// Folds the record into the window's aggregate `found` (`None`: the initializer's, at
+    /// the record's timestamp), writes the new aggregate into `buf` and returns its
+    /// timestamp.
+    fn fold(&mut self, found: Option<Timestamped<&[u8]>>, buf: &mut Vec<u8>) -> Result<i64> {
+        let ts = self.cur.record.timestamp;
+        let (old, new_ts) = match found {
+            Some(t) => (
+                Some(decode(self.values, t.value, self.what)?),
+                ts.max(t.timestamp),
+            ),
+            None => ((self.initializer)(), ts),
+        };
+        let (input, kept) = if self.forward_old {
+            (old.clone(), old)
+        } else {
+            (old, None)
+        };
+        let new = (self.aggregator)(&self.cur.record.key, &self.cur.record.value, input);
+        buf.clear();
+        self.values
+            .serialize_into(&new, buf)
+            .map_err(|reason| Error::Serde {
+                context: self.what.to_string(),
+                reason,
+            })?;
+        self.out = Some((kept, new, new_ts));
+        Ok(new_ts)
+    }
+}
+
 /// The record being processed, with its key's bytes (serialized once per record, not once
 /// per window).
 pub(crate) struct Current<'r, K, V> {
@@ -347,50 +400,42 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         cur: &Current<K, V>,
         window: Window,
     ) -> Result<()> {
-        let ts = cur.record.timestamp;
         let forward_old =
             self.sending_old && !self.caching && self.emit == EmitStrategy::OnWindowUpdate;
         let Some(store) = self.store.as_ref() else {
             return Err(self.not_initialized());
         };
-        let (values, what, value_buf) = (&self.values, self.what.as_str(), &mut self.value_buf);
-        let (initializer, aggregator) = (&self.initializer, &self.aggregator);
-        let mut out = None;
-        // The aggregation's error waits here: the update's result stays a flag, not a
-        // large value moved back through every layer of the store on every update.
-        let mut failed = None;
-        let updated = store.with_window(|s| {
+        // The aggregation's error waits in `fold.failed`: the update's result stays a flag,
+        // not a large value moved back through every layer of the store on every update.
+        // Each closure holds one reference (see `WindowFold`).
+        let mut fold = WindowFold {
+            value_buf: &mut self.value_buf,
+            with: WindowFoldWith {
+                cur,
+                values: &self.values,
+                what: self.what.as_str(),
+                initializer: &self.initializer,
+                aggregator: &self.aggregator,
+                forward_old,
+                out: None,
+                failed: None,
+            },
+        };
+        let folding = &mut fold;
+        let start = window.start;
+        let updated = store.with_window(move |s| {
+            let WindowFold { value_buf, with } = folding;
             s.update(
-                &cur.key,
-                window.start,
+                &with.cur.key,
+                start,
                 value_buf,
-                |found, buf| -> std::result::Result<i64, ()> {
-                    let fold = || -> Result<i64> {
-                        let (old, new_ts) = match found {
-                            Some(t) => (Some(decode(values, t.value, what)?), ts.max(t.timestamp)),
-                            None => (initializer(), ts),
-                        };
-                        let (input, kept) = if forward_old {
-                            (old.clone(), old)
-                        } else {
-                            (old, None)
-                        };
-                        let new = aggregator(&cur.record.key, &cur.record.value, input);
-                        buf.clear();
-                        values
-                            .serialize_into(&new, buf)
-                            .map_err(|reason| Error::Serde {
-                                context: what.to_string(),
-                                reason,
-                            })?;
-                        out = Some((kept, new, new_ts));
-                        Ok(new_ts)
-                    };
-                    fold().map_err(|e| failed = Some(e))
+                move |found, buf| -> std::result::Result<i64, ()> {
+                    with.fold(found, buf).map_err(|e| with.failed = Some(e))
                 },
             )
             .map(|r| r.is_ok())
         })?;
+        let WindowFoldWith { out, failed, .. } = fold.with;
         if !updated {
             return Err(failed.unwrap_or_else(|| self.lost_failure()));
         }
