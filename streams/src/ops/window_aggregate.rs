@@ -275,7 +275,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     /// The record (borrowed in its slot) and its key bytes; `None` (counted as dropped) for a null key, or,
     /// with `null_values` (sliding windows), for a null value (detected with `values`
     /// when the value serde is known).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take<'r>(
         &mut self,
         ctx: &mut NodeContext<'_>,
