@@ -277,7 +277,8 @@ enum Rmw<E> {
 /// Aggregations read a key and put its new value right away; `update` on the caching
 /// stores does both with one cache key, one lookup and one lock of the thread cache, with
 /// exactly the effects of the read then the put. A flush hands its entries to the
-/// write-down in pieces of 256, in order, through one small buffer.
+/// write-down in pieces of 256, in order, through one small buffer; a piece's short keys
+/// and values share one allocation.
 ///
 /// A write-down that forwards old values (`send_old_values`, or a deletion) needs the
 /// store's value before the write. A clean entry's value *is* the store's value, so an
