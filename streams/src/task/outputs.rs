@@ -110,6 +110,7 @@ impl Outputs {
     }
 
     /// Starts a record: its key and value are written next.
+    #[inline]
     pub(crate) fn begin(&self) -> Pending {
         Pending {
             start: self.bytes.len(),
@@ -159,7 +160,10 @@ impl Outputs {
         self.bytes.truncate(p.start);
     }
 
-    /// Adds the record `p` was written for.
+    /// Adds the record `p` was written for. Inlined: the entry is then built where the
+    /// sink's values are, not from a `Pending` stored in pieces and reloaded whole (a
+    /// stall per output record).
+    #[inline]
     pub(crate) fn commit(
         &mut self,
         p: Pending,
