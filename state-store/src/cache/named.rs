@@ -728,7 +728,12 @@ impl NamedCache {
     /// longer copies them (the in-memory backend does) so that no piece stays pinned.
     pub(super) fn flush_dirty_upto(&mut self, out: &mut Vec<Flushed>, max: usize) {
         let mut i = self.nodes.dirty.head;
-        let mut arena = BytesMut::with_capacity(max.min(self.nodes.slab.len()) * ARENA_ENTRY);
+        // Allocated only when there is something to flush (a flush's last call finds
+        // nothing).
+        let mut arena = BytesMut::new();
+        if self.nodes.slab.contains(i) {
+            arena.reserve(max.min(self.nodes.slab.len()) * ARENA_ENTRY);
+        }
         for _ in 0..max {
             let Some(n) = self.nodes.slab.get_mut(i) else {
                 break;
