@@ -214,7 +214,9 @@ impl<S: WindowStore> CachingWindowStore<S> {
             && self.core.would_admit(store_time, window_start)
         {
             let mut cache_key = KeyBuf::default();
-            (self.core.layout).set_window_cache_key(&mut cache_key, key, window_start);
+            self.core
+                .layout
+                .set_window_cache_key(&mut cache_key, key, window_start);
             match self.core.modify(&cache_key, buf, &mut f, &mut evicted)? {
                 Rmw::Done => {
                     self.core.admit(store_time, window_start);
