@@ -1021,6 +1021,19 @@ impl freshet_state_store::Serde<String> for Short {
     }
 }
 
+/// Pipes three values of key `A` into `topic1` of `builder`'s topology: the aggregates
+/// "0+1" and "0+1+2" fit [`Short`], "0+1+2+3" does not. The third record's error.
+fn third_aggregate_fails(builder: StreamsBuilder) -> Result<Option<String>> {
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let input = driver.input::<String, String>("topic1");
+    input.pipe("A".into(), "1".into(), 0)?;
+    input.pipe("A".into(), "2".into(), 1)?;
+    Ok(input
+        .pipe("A".into(), "3".into(), 2)
+        .err()
+        .map(|e| e.to_string()))
+}
+
 /// An aggregate the store cannot take fails the record with an error naming the store,
 /// whether the update goes through the cache or straight to the store; the windows before
 /// it keep their aggregates.
@@ -1043,14 +1056,7 @@ fn an_aggregate_that_does_not_serialize_fails_the_record_naming_the_store() -> R
             )
             .to_stream()
             .to("out");
-        let driver = TopologyTestDriver::new(builder.build()?)?;
-        let input = driver.input::<String, String>("topic1");
-        input.pipe("A".into(), "1".into(), 0)?; // "0+1"
-        input.pipe("A".into(), "2".into(), 1)?; // "0+1+2"
-        let err = input
-            .pipe("A".into(), "3".into(), 2) // "0+1+2+3": too long
-            .err()
-            .map(|e| e.to_string());
+        let err = third_aggregate_fails(builder)?;
         assert!(
             err.as_deref()
                 .is_some_and(|e| e.contains("short-agg") && e.contains("longer")),
@@ -1078,14 +1084,7 @@ fn a_key_value_aggregate_that_does_not_serialize_fails_the_record_naming_the_sto
             )
             .to_stream()
             .to("out");
-        let driver = TopologyTestDriver::new(builder.build()?)?;
-        let input = driver.input::<String, String>("topic1");
-        input.pipe("A".into(), "1".into(), 0)?;
-        input.pipe("A".into(), "2".into(), 1)?;
-        let err = input
-            .pipe("A".into(), "3".into(), 2)
-            .err()
-            .map(|e| e.to_string());
+        let err = third_aggregate_fails(builder)?;
         assert!(
             err.as_deref()
                 .is_some_and(|e| e.contains("short-kv") && e.contains("longer")),

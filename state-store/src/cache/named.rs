@@ -553,9 +553,6 @@ impl NamedCache {
     where
         F: FnOnce(Option<Timestamped<&[u8]>>, &mut Vec<u8>) -> Result<i64, E>,
     {
-        if f.is_none() {
-            return Modified::Miss;
-        }
         let hash = self.hasher.hash_one(key);
         let Some(i) = self.find(hash, key) else {
             return Modified::Miss;

@@ -127,7 +127,24 @@ pub(crate) fn encode<T>(serde: &SerdeRef<T>, value: &T, what: &str) -> Result<By
 }
 
 /// Forwards what a KV store's cache released, as table changes.
+///
+/// Called after every record, nearly always with nothing waiting: that check (a flag) is
+/// inlined, the forwarding is not.
+#[inline]
 pub(crate) fn forward_kv_changes<K: Data, VA: Data>(
+    ctx: &mut NodeContext<'_>,
+    queue: &FlushQueue,
+    keys: &SerdeRef<K>,
+    values: &SerdeRef<VA>,
+    store: &str,
+) -> Result<()> {
+    if !queue.0.any() {
+        return Ok(());
+    }
+    forward_waiting_kv(ctx, queue, keys, values, store)
+}
+
+fn forward_waiting_kv<K: Data, VA: Data>(
     ctx: &mut NodeContext<'_>,
     queue: &FlushQueue,
     keys: &SerdeRef<K>,
@@ -312,10 +329,7 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
                 Error::InvalidArgument(format!("aggregate over {what} failed without an error"))
             }));
         }
-        if self.queue.0.any() {
-            forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)?;
-        }
-        Ok(())
+        forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)
     }
 
     fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
