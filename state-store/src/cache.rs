@@ -91,8 +91,10 @@ impl State {
         dirty: bool,
     ) -> Result<Vec<Flushed>> {
         self.stats.puts += 1;
-        self.with_named(id, |c| c.put(key, value, dirty))?;
-        self.maybe_evict(id)
+        let through = self.with_named(id, |c| c.put(key, value, dirty))?;
+        let mut out = self.maybe_evict(id)?;
+        out.extend(through);
+        Ok(out)
     }
 
     /// Kafka's `maybeEvict`: evicts from the written named cache while over budget.

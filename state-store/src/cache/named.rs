@@ -298,31 +298,27 @@ impl CacheKey for KeyBuf {
     }
 }
 
-/// No slot: the end of a list. `Slab::get` answers `None` for it.
-const NIL: usize = usize::MAX;
-
-/// A slot's index as the hash table keeps it: half the width of a `usize`, so that the
-/// table's slot array (the lookup's one memory miss on a large cache) is half the size and
-/// more of it stays in the CPU's caches. A named cache never holds more entries than its
-/// thread cache's budget allows ([`ThreadCache::MAX_BYTES`](super::ThreadCache::MAX_BYTES)
-/// keeps that under `u32::MAX`), and the slab reuses freed slots, so every index fits.
+/// A slot's index as the hash table and the lists keep it: half the width of a `usize`,
+/// so that the table's slot array and the slots themselves (a lookup's memory misses on a
+/// large cache) are smaller and more of them stay in the CPU's caches. A named cache never
+/// holds more entries than its thread cache's budget allows
+/// ([`ThreadCache::MAX_BYTES`](super::ThreadCache::MAX_BYTES) keeps that far under
+/// `u32::MAX`), and the slab reuses freed slots, so every index fits; an entry whose index
+/// would not is not cached but goes straight down (see [`NamedCache::put`]).
 type Slot = u32;
 
-/// `i` as the hash table keeps it (an index that does not fit becomes one no slot has:
-/// lookups then miss; it cannot happen within the budget, see [`Slot`]).
-fn slot(i: usize) -> Slot {
-    Slot::try_from(i).unwrap_or(Slot::MAX)
-}
+/// No slot: the end of a list. `Slab::get` answers `None` for it (no slot gets this index).
+const NIL: Slot = Slot::MAX;
 
-/// The slab index of a table entry.
+/// The slab index of a slot.
 fn slot_index(s: Slot) -> usize {
     s as usize
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Link {
-    prev: usize,
-    next: usize,
+    prev: Slot,
+    next: Slot,
 }
 
 impl Link {
@@ -343,8 +339,8 @@ enum Order {
 
 #[derive(Debug, Clone, Copy)]
 struct List {
-    head: usize,
-    tail: usize,
+    head: Slot,
+    tail: Slot,
 }
 
 impl List {
@@ -354,20 +350,18 @@ impl List {
     };
 }
 
-/// One entry. What a lookup reads (hash, key, value) comes first; short keys and values
-/// are kept in the slot itself.
+/// One entry: what a lookup reads (key, value) first; short keys and values are kept in
+/// the slot itself. Only what every update touches is here (112 bytes): the key's hash is
+/// recomputed when the table grows, the counted size from the lengths, and what the store
+/// holds under a dirty entry lives beside the slots ([`NamedCache::stored`]), touched once
+/// per flush. A slot half the size was a W3 update's memory misses halved.
 #[derive(Debug)]
 struct Node {
-    hash: u64,
     key: SlotKey,
     value: Option<Stamped>,
     used: Link,
     updated: Link,
-    /// The bytes counted for this entry.
-    size: usize,
     dirty: bool,
-    /// For a dirty entry, what the store holds (a clean entry's store holds `value`).
-    stored: Prior,
 }
 
 impl Node {
@@ -403,15 +397,15 @@ impl Nodes {
         }
     }
 
-    fn push_back(&mut self, order: Order, i: usize) {
+    fn push_back(&mut self, order: Order, i: Slot) {
         let tail = self.list(order).tail;
-        if let Some(n) = self.slab.get_mut(i) {
+        if let Some(n) = self.slab.get_mut(slot_index(i)) {
             *n.link(order) = Link {
                 prev: tail,
                 next: NIL,
             };
         }
-        match self.slab.get_mut(tail) {
+        match self.slab.get_mut(slot_index(tail)) {
             Some(t) => t.link(order).next = i,
             None => self.list(order).head = i,
         }
@@ -419,22 +413,22 @@ impl Nodes {
     }
 
     /// Takes slot `i` out of a list it is in.
-    fn unlink(&mut self, order: Order, i: usize) {
-        let Some(n) = self.slab.get_mut(i) else {
+    fn unlink(&mut self, order: Order, i: Slot) {
+        let Some(n) = self.slab.get_mut(slot_index(i)) else {
             return;
         };
         let Link { prev, next } = std::mem::replace(n.link(order), Link::DETACHED);
-        match self.slab.get_mut(prev) {
+        match self.slab.get_mut(slot_index(prev)) {
             Some(p) => p.link(order).next = next,
             None => self.list(order).head = next,
         }
-        match self.slab.get_mut(next) {
+        match self.slab.get_mut(slot_index(next)) {
             Some(n) => n.link(order).prev = prev,
             None => self.list(order).tail = prev,
         }
     }
 
-    fn move_to_back(&mut self, order: Order, i: usize) {
+    fn move_to_back(&mut self, order: Order, i: Slot) {
         if self.list(order).tail != i {
             self.unlink(order, i);
             self.push_back(order, i);
@@ -457,6 +451,10 @@ pub(super) enum Modified<E> {
 pub(super) struct NamedCache {
     pub(super) name: String,
     nodes: Nodes,
+    /// For a dirty entry, what the store holds (a clean entry's store holds its value), by
+    /// slot index: kept beside the slots, which every update touches, as it is touched only
+    /// when an entry turns dirty and when it is flushed.
+    stored: Vec<Prior>,
     /// Slots by key hash, as `u32` (see [`Slot`]).
     index: HashTable<Slot>,
     hasher: foldhash::fast::RandomState,
@@ -478,6 +476,7 @@ impl NamedCache {
                 lru: List::EMPTY,
                 dirty: List::EMPTY,
             },
+            stored: Vec::new(),
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             ordered: None,
@@ -509,30 +508,41 @@ impl NamedCache {
         self.nodes.slab.iter().map(|(_, n)| n.size()).sum()
     }
 
-    fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
         let slab = &self.nodes.slab;
         self.index
             .find(hash, |&i| {
                 slab.get(slot_index(i))
                     .is_some_and(|n| n.key.as_slice() == key)
             })
-            .map(|&i| slot_index(i))
+            .copied()
     }
 
     /// Caches `value` under `key`, the most recently used entry and, when `dirty`, the
-    /// most recently updated one.
-    pub(super) fn put(&mut self, key: impl CacheKey, value: Option<Timestamped>, dirty: bool) {
-        let size = entry_bytes(key.as_ref().len(), value.as_ref().map(|v| v.value.len()));
+    /// most recently updated one. An entry the cache has no slot index for (see [`Slot`];
+    /// it cannot happen within the budget) is not cached: a dirty one comes back, to be
+    /// written down at once as an entry larger than the budget would be.
+    pub(super) fn put(
+        &mut self,
+        key: impl CacheKey,
+        value: Option<Timestamped>,
+        dirty: bool,
+    ) -> Option<Flushed> {
         let value = value.map(Stamped::from_timestamped);
         // A read-modify-write puts the key its read just used, the LRU tail: no hashing.
         let tail = self.nodes.lru.tail;
-        if (self.nodes.slab.get(tail)).is_some_and(|n| n.key.as_slice() == key.as_ref()) {
-            return self.update(tail, value, dirty, size);
+        let cached = |n: &Node| n.key.as_slice() == key.as_ref();
+        if (self.nodes.slab.get(slot_index(tail))).is_some_and(cached) {
+            self.update(tail, value, dirty);
+            return None;
         }
         let hash = self.hasher.hash_one(key.as_ref());
         match self.find(hash, key.as_ref()) {
-            Some(i) => self.update(i, value, dirty, size),
-            None => self.insert(hash, key.into_slot(), value, dirty, size),
+            Some(i) => {
+                self.update(i, value, dirty);
+                None
+            }
+            None => self.insert(hash, key.into_slot(), value, dirty),
         }
     }
 
@@ -564,21 +574,20 @@ impl NamedCache {
         let found = self
             .nodes
             .slab
-            .get(i)
+            .get(slot_index(i))
             .and_then(|n| n.value.as_ref().map(Stamped::borrowed));
         let timestamp = match f(found, buf) {
             Ok(t) => t,
             Err(e) => return Modified::Failed(e),
         };
-        let size = entry_bytes(key.len(), Some(buf.len()));
-        if self.overwrite_dirty(i, buf, timestamp, size) {
+        if self.overwrite_dirty(i, buf, timestamp) {
             return Modified::Done;
         }
         let value = Stamped {
             value: Small::copy(buf),
             timestamp,
         };
-        self.update(i, Some(value), true, size);
+        self.update(i, Some(value), true);
         Modified::Done
     }
 
@@ -586,8 +595,8 @@ impl NamedCache {
     /// fits replaces its bytes where they are (a value built aside and moved in was stored
     /// in pieces, then reloaded whole: a stall per update). Leaves the cache as
     /// [`update`](Self::update) with a dirty value would; false if it does not apply.
-    fn overwrite_dirty(&mut self, i: usize, value: &[u8], timestamp: i64, size: usize) -> bool {
-        let Some(n) = self.nodes.slab.get_mut(i) else {
+    fn overwrite_dirty(&mut self, i: Slot, value: &[u8], timestamp: i64) -> bool {
+        let Some(n) = self.nodes.slab.get_mut(slot_index(i)) else {
             return false;
         };
         let Some(Stamped {
@@ -604,32 +613,41 @@ impl NamedCache {
         ) else {
             return false;
         };
+        // The key stays: the counted size moves by the value's change of length.
+        self.size_bytes = self.size_bytes - usize::from(*len) + value.len();
         dst.copy_from_slice(value);
         *len = new_len;
         *ts = timestamp;
-        self.size_bytes = self.size_bytes - n.size + size;
-        n.size = size;
         self.nodes.move_to_back(Order::Update, i);
         self.nodes.move_to_back(Order::Use, i);
         true
     }
 
-    fn update(&mut self, i: usize, value: Option<Stamped>, dirty: bool, size: usize) {
-        let Some(n) = self.nodes.slab.get_mut(i) else {
+    /// What the store holds under slot `i`'s entry, as kept beside the slots.
+    fn stored_mut(&mut self, i: Slot) -> Option<&mut Prior> {
+        self.stored.get_mut(slot_index(i))
+    }
+
+    fn update(&mut self, i: Slot, value: Option<Stamped>, dirty: bool) {
+        let Some(n) = self.nodes.slab.get_mut(slot_index(i)) else {
             return;
         };
         // A clean put never replaces a dirty entry: stores cache clean values only after a
         // miss.
         debug_assert!(dirty || !n.dirty, "clean put over a dirty entry");
-        self.size_bytes = self.size_bytes - n.size + size;
-        n.size = size;
+        let before = n.size();
         let old = std::mem::replace(&mut n.value, value);
         let was_dirty = std::mem::replace(&mut n.dirty, dirty);
+        self.size_bytes = self.size_bytes - before + n.size();
         if !dirty {
-            n.stored = Prior::Unknown;
+            if let Some(s) = self.stored_mut(i) {
+                *s = Prior::Unknown;
+            }
         } else if !was_dirty {
             // The clean value was the store's.
-            n.stored = Prior::Known(old);
+            if let Some(s) = self.stored_mut(i) {
+                *s = Prior::Known(old);
+            }
         }
         if was_dirty {
             self.nodes.unlink(Order::Update, i);
@@ -640,54 +658,68 @@ impl NamedCache {
         self.nodes.move_to_back(Order::Use, i);
     }
 
+    /// Caches a new entry; see [`put`](Self::put) for the one that comes back.
     fn insert(
         &mut self,
         hash: u64,
         key: SlotKey,
         value: Option<Stamped>,
         dirty: bool,
-        size: usize,
-    ) {
+    ) -> Option<Flushed> {
+        let i = match Slot::try_from(self.nodes.slab.vacant_key()) {
+            Ok(i) if i != NIL => i,
+            _ => {
+                let value = value.map(Stamped::into_timestamped);
+                return dirty.then(|| Flushed::through(key.into_bytes(), value));
+            }
+        };
         let ordered_key = self.ordered.is_some().then(|| key.to_bytes());
-        let i = self.nodes.slab.insert(Node {
-            hash,
+        let node = Node {
             key,
             value,
             used: Link::DETACHED,
             updated: Link::DETACHED,
-            size,
             dirty,
-            stored: Prior::Unknown,
-        });
-        let slab = &self.nodes.slab;
-        self.index.insert_unique(hash, slot(i), |&j| {
-            slab.get(slot_index(j)).map_or(0, |n| n.hash)
+        };
+        self.size_bytes += node.size();
+        self.nodes.slab.insert(node);
+        match self.stored.get_mut(slot_index(i)) {
+            Some(s) => *s = Prior::Unknown,
+            None => self.stored.resize_with(slot_index(i) + 1, Prior::default),
+        }
+        let (slab, hasher) = (&self.nodes.slab, &self.hasher);
+        self.index.insert_unique(hash, i, |&j| {
+            slab.get(slot_index(j))
+                .map_or(0, |n| hasher.hash_one(n.key.as_slice()))
         });
         if let (Some(ordered), Some(key)) = (&mut self.ordered, ordered_key) {
-            ordered.insert(key, i);
+            ordered.insert(key, slot_index(i));
         }
         self.nodes.push_back(Order::Use, i);
         if dirty {
             self.nodes.push_back(Order::Update, i);
         }
-        self.size_bytes += size;
+        None
     }
 
-    fn remove(&mut self, i: usize) -> Option<Node> {
-        let (hash, dirty) = self.nodes.slab.get(i).map(|n| (n.hash, n.dirty))?;
+    /// Takes slot `i`'s entry out of the cache, with what the store holds under it.
+    fn remove(&mut self, i: Slot) -> Option<(Node, Stored)> {
+        let n = self.nodes.slab.get(slot_index(i))?;
+        let (hash, dirty) = (self.hasher.hash_one(n.key.as_slice()), n.dirty);
         self.nodes.unlink(Order::Use, i);
         if dirty {
             self.nodes.unlink(Order::Update, i);
         }
-        if let Ok(entry) = self.index.find_entry(hash, |&j| slot_index(j) == i) {
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
-        let node = self.nodes.slab.try_remove(i)?;
+        let node = self.nodes.slab.try_remove(slot_index(i))?;
         if let Some(ordered) = &mut self.ordered {
             ordered.remove(node.key.as_slice());
         }
-        self.size_bytes -= node.size;
-        Some(node)
+        self.size_bytes -= node.size();
+        let stored = self.stored_mut(i).map(std::mem::take).unwrap_or_default();
+        Some((node, stored.into_stored()))
     }
 
     /// The cached value of `key` (`Some(None)`: a cached deletion), which counts as a use;
@@ -699,7 +731,7 @@ impl NamedCache {
                 self.nodes.move_to_back(Order::Use, i);
                 self.nodes
                     .slab
-                    .get(i)
+                    .get(slot_index(i))
                     .map(|n| n.value.as_ref().map(Stamped::to_timestamped))
             }
             None => self
@@ -728,24 +760,28 @@ impl NamedCache {
         // Allocated only when there is something to flush (a flush's last call finds
         // nothing).
         let mut arena = BytesMut::new();
-        if self.nodes.slab.contains(i) {
+        if self.nodes.slab.contains(slot_index(i)) {
             arena.reserve(max.min(self.nodes.slab.len()) * ARENA_ENTRY);
         }
         for _ in 0..max {
-            let Some(n) = self.nodes.slab.get_mut(i) else {
+            let Some(n) = self.nodes.slab.get_mut(slot_index(i)) else {
                 break;
             };
             let next = n.updated.next;
             n.updated = Link::DETACHED;
             n.dirty = false;
-            let stored = std::mem::take(&mut n.stored).into_stored();
             if let Some(value) = &n.value {
+                let (key, value) = (
+                    n.key.to_bytes_in(&mut arena),
+                    value.to_timestamped_in(&mut arena),
+                );
+                let stored = self.stored_mut(i).map(std::mem::take).unwrap_or_default();
                 out.push(Flushed {
-                    key: n.key.to_bytes_in(&mut arena),
-                    value: Some(value.to_timestamped_in(&mut arena)),
-                    stored,
+                    key,
+                    value: Some(value),
+                    stored: stored.into_stored(),
                 });
-            } else if let Some(node) = self.remove(i) {
+            } else if let Some((node, stored)) = self.remove(i) {
                 out.push(Flushed {
                     key: node.key.into_bytes(),
                     value: None,
@@ -756,7 +792,7 @@ impl NamedCache {
         }
         // `i` heads what is still dirty (`NIL`: nothing).
         self.nodes.dirty.head = i;
-        match self.nodes.slab.get_mut(i) {
+        match self.nodes.slab.get_mut(slot_index(i)) {
             Some(n) => n.updated.prev = NIL,
             None => self.nodes.dirty = List::EMPTY,
         }
@@ -766,14 +802,14 @@ impl NamedCache {
     /// flushed into `out`, the evicted entry first. Returns false when there was nothing to
     /// evict.
     pub(super) fn evict_one(&mut self, out: &mut Vec<Flushed>) -> bool {
-        let Some(node) = self.remove(self.nodes.lru.head) else {
+        let Some((node, stored)) = self.remove(self.nodes.lru.head) else {
             return false;
         };
         if node.dirty {
             out.push(Flushed {
                 key: node.key.into_bytes(),
                 value: node.value.map(Stamped::into_timestamped),
-                stored: node.stored.into_stored(),
+                stored,
             });
             self.flush_dirty(out);
         }
