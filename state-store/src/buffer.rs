@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use hashbrown::HashMap;
 
 use crate::backend::Backend;
 use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogRecord, ChangelogSink};
@@ -36,6 +36,26 @@ pub struct BufferState {
 
 /// A key's entry: its buffer time and value.
 type Entry = (i64, Timestamped);
+
+/// What the buffer keeps for a key: its entry, and what the next changelog send and the
+/// next commit or abort need of it. All in one place, so that an update is one lookup.
+#[derive(Debug)]
+struct Slot {
+    /// `None`: not buffered; such a slot stays only while it is unsent or undoable.
+    entry: Option<Entry>,
+    /// Changed since the last `send_changelog` (and listed in `BufferStore::unsent`).
+    unsent: bool,
+    /// `Some(entry then)`: changed since the last commit (and listed in
+    /// `BufferStore::changed`); what an abort puts back.
+    undo: Option<Option<Entry>>,
+}
+
+impl Slot {
+    /// Neither buffered nor needed by the next send, commit or abort.
+    fn spent(&self) -> bool {
+        self.entry.is_none() && !self.unsent && self.undo.is_none()
+    }
+}
 
 /// Bytes counted for an entry: buffer time and timestamp (8 each), key and value (Kafka
 /// counts the buffer time, the key and its estimate of the buffered value).
@@ -103,18 +123,21 @@ fn record_size(key_len: usize, value_len: usize) -> u64 {
 pub struct BufferStore {
     name: String,
     changelog: Option<ChangelogPartition>,
-    entries: HashMap<Bytes, Entry>,
+    /// Every buffered key, and keys removed since the last send or commit.
+    slots: HashMap<Bytes, Slot, foldhash::fast::RandomState>,
+    /// Buffered keys.
+    len: usize,
     /// `(buffer time, key)`: the eviction order.
     order: BTreeSet<(i64, Bytes)>,
     /// Bytes counted for the entries (see [`record_size`]).
     bytes: u64,
-    /// Keys changed since the last `send_changelog` (sent in key order).
-    unsent: HashSet<Bytes>,
+    /// Keys changed since the last `send_changelog` (sent in key order), each once.
+    unsent: Vec<Bytes>,
     /// Bytes of the unsent changes (the runtime commits early past its write-buffer limit).
     unsent_bytes: usize,
-    /// Each key changed since the last commit, with its entry then (`None`: not buffered):
-    /// what an abort puts back.
-    undo: HashMap<Bytes, Option<Entry>>,
+    /// Keys changed since the last commit, each once (their slots hold what an abort puts
+    /// back).
+    changed: Vec<Bytes>,
 }
 
 impl BufferStore {
@@ -134,77 +157,161 @@ impl BufferStore {
         Ok(BufferStore {
             name: name.to_string(),
             changelog,
-            entries: HashMap::new(),
+            slots: HashMap::default(),
+            len: 0,
             order: BTreeSet::new(),
             bytes: 0,
-            unsent: HashSet::new(),
+            unsent: Vec::new(),
             unsent_bytes: 0,
-            undo: HashMap::new(),
+            changed: Vec::new(),
         })
     }
 
-    /// Sets `key`'s entry (`None`: removes it), keeping the order and the counts in step.
-    fn set(&mut self, key: Bytes, entry: Option<Entry>) -> Option<Entry> {
-        // The common update: a buffered key keeps its time, so its place in the order.
-        if let (Some(slot), Some((time, v))) = (self.entries.get_mut(&key), &entry) {
-            if slot.0 == *time {
-                self.bytes = self.bytes + v.value.len() as u64 - slot.1.value.len() as u64;
-                return entry.map(|e| std::mem::replace(slot, e));
-            }
-        }
-        let old = self.entries.remove(&key);
-        if let Some((time, v)) = &old {
-            self.bytes -= record_size(key.len(), v.value.len());
-            self.order.remove(&(*time, key.clone()));
-        }
-        if let Some((time, v)) = entry {
-            self.bytes += record_size(key.len(), v.value.len());
-            self.order.insert((time, key.clone()));
-            self.entries.insert(key, (time, v));
-        }
-        old
+    /// The entry of `key`, if buffered.
+    fn entry(&self, key: &[u8]) -> Option<&Entry> {
+        self.slots.get(key).and_then(|s| s.entry.as_ref())
     }
 
-    /// A change made by the operator: remembered for the changelog and for an abort.
-    fn change(&mut self, key: Bytes, entry: Option<Entry>) {
+    /// Replaces `slot`'s entry by `entry`, keeping the order and the counts in step;
+    /// returns the old entry. A buffered key whose time stays keeps its place in the order
+    /// (the common update: nothing but the value changes).
+    fn replace(
+        order: &mut BTreeSet<(i64, Bytes)>,
+        counts: (&mut usize, &mut u64),
+        key: &Bytes,
+        slot: &mut Slot,
+        entry: Option<Entry>,
+    ) -> Option<Entry> {
+        let (len, bytes) = counts;
+        let size = |e: &Option<Entry>| {
+            e.as_ref()
+                .map(|(_, v)| record_size(key.len(), v.value.len()))
+        };
+        let (old_size, new_size) = (size(&slot.entry), size(&entry));
+        *bytes = *bytes + new_size.unwrap_or(0) - old_size.unwrap_or(0);
+        *len = *len + usize::from(new_size.is_some()) - usize::from(old_size.is_some());
+        let old_time = slot.entry.as_ref().map(|(t, _)| *t);
+        let new_time = entry.as_ref().map(|(t, _)| *t);
+        if old_time != new_time {
+            if let Some(t) = old_time {
+                order.remove(&(t, key.clone()));
+            }
+            if let Some(t) = new_time {
+                order.insert((t, key.clone()));
+            }
+        }
+        std::mem::replace(&mut slot.entry, entry)
+    }
+
+    /// Sets `key`'s entry (`None`: removes it) without remembering the change (restore).
+    fn set(&mut self, key: Bytes, entry: Option<Entry>) {
+        let slot = self.slots.entry(key.clone()).or_insert(Slot {
+            entry: None,
+            unsent: false,
+            undo: None,
+        });
+        Self::replace(
+            &mut self.order,
+            (&mut self.len, &mut self.bytes),
+            &key,
+            slot,
+            entry,
+        );
+        if slot.spent() {
+            self.slots.remove(&key);
+        }
+    }
+
+    /// A change made by the operator, `f` computing the new entry from the old one:
+    /// remembered for the changelog and for an abort, in one lookup of the key.
+    fn change<E>(
+        &mut self,
+        key: &[u8],
+        f: impl FnOnce(Option<&Entry>) -> Result<Option<Entry>, E>,
+    ) -> Result<(), E> {
+        let (key, slot) = match self.slots.get_key_value_mut(key) {
+            Some((k, slot)) => (k.clone(), slot),
+            None => {
+                let key = crate::serde::compact_bytes(key);
+                let slot = self.slots.entry(key.clone()).or_insert(Slot {
+                    entry: None,
+                    unsent: false,
+                    undo: None,
+                });
+                (key, slot)
+            }
+        };
+        let entry = match f(slot.entry.as_ref()) {
+            Ok(entry) => entry,
+            Err(e) => {
+                if slot.spent() {
+                    self.slots.remove(&key);
+                }
+                return Err(e);
+            }
+        };
         self.unsent_bytes += key.len() + entry.as_ref().map_or(0, |(_, v)| v.value.len()) + 48;
-        self.unsent.insert(key.clone());
-        let old = self.set(key.clone(), entry);
-        self.undo.entry(key).or_insert(old);
+        let old = Self::replace(
+            &mut self.order,
+            (&mut self.len, &mut self.bytes),
+            &key,
+            slot,
+            entry,
+        );
+        if slot.undo.is_none() {
+            slot.undo = Some(old);
+            self.changed.push(key.clone());
+        }
+        if !slot.unsent {
+            slot.unsent = true;
+            self.unsent.push(key);
+        }
+        Ok(())
     }
 
     /// Buffers `value` for `key`. A key already buffered keeps its buffer time (and its place
     /// in the order); only its value changes. A new key is buffered at `buffer_time`.
     pub fn put(&mut self, buffer_time: i64, key: Bytes, value: Timestamped) -> Result<()> {
-        let time = self.entries.get(&key).map_or(buffer_time, |(t, _)| *t);
-        self.change(key, Some((time, value)));
-        Ok(())
+        self.update(buffer_time, &key, |_| Ok(value))
+    }
+
+    /// [`put`](Self::put) of the value `f` makes from the one buffered for `key` (`None`:
+    /// not buffered), in one lookup; an error from `f` leaves the buffer as it was.
+    pub fn update<E>(
+        &mut self,
+        buffer_time: i64,
+        key: &[u8],
+        f: impl FnOnce(Option<&Timestamped>) -> Result<Timestamped, E>,
+    ) -> Result<(), E> {
+        self.change(key, |old| {
+            let time = old.map_or(buffer_time, |(t, _)| *t);
+            Ok(Some((time, f(old.map(|(_, v)| v))?)))
+        })
     }
 
     /// The value buffered for `key`, borrowed (no copy of the entry, as [`get`](Self::get)
     /// makes).
     pub fn value_of(&self, key: &[u8]) -> Option<&Timestamped> {
-        self.entries.get(key).map(|(_, value)| value)
+        self.entry(key).map(|(_, value)| value)
     }
 
     /// The entry of `key`.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<BufferedRecord>> {
-        Ok(self
-            .entries
-            .get_key_value(key)
-            .map(|(k, (time, value))| BufferedRecord {
+        Ok(self.slots.get_key_value(key).and_then(|(k, slot)| {
+            slot.entry.as_ref().map(|(time, value)| BufferedRecord {
                 key: k.clone(),
                 value: value.clone(),
                 buffer_time: *time,
-            }))
+            })
+        }))
     }
 
     /// Removes `key`'s entry; returns whether there was one.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool> {
-        let Some((key, _)) = self.entries.get_key_value(key) else {
+        if self.entry(key).is_none() {
             return Ok(false);
-        };
-        self.change(key.clone(), None);
+        }
+        self.change(key, |_| Ok::<_, Error>(None))?;
         Ok(true)
     }
 
@@ -223,13 +330,13 @@ impl BufferStore {
         while let Some((time, key)) = self.order.first().cloned() {
             let state = BufferState {
                 min_timestamp: time,
-                num_records: self.entries.len(),
+                num_records: self.len,
                 buffer_size_bytes: self.bytes,
             };
             if !predicate(&state) {
                 break;
             }
-            let Some((_, value)) = self.entries.get(&key) else {
+            let Some((_, value)) = self.entry(&key) else {
                 return Err(Error::Corrupt {
                     store: self.name.clone(),
                     reason: format!("{} is ordered but not buffered", show_key(&key)),
@@ -241,7 +348,7 @@ impl BufferStore {
                 value: value.clone(),
                 buffer_time: time,
             })?;
-            self.change(key, None);
+            self.change(&key, |_| Ok::<_, Error>(None))?;
             evicted += 1;
         }
         Ok(evicted)
@@ -255,7 +362,7 @@ impl BufferStore {
 
     /// Entries in the buffer.
     pub fn num_records(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     /// Bytes counted for the entries: per entry 16 (buffer time and timestamp) + key +
@@ -270,7 +377,7 @@ impl BufferStore {
             .order
             .iter()
             .filter_map(|(time, key)| {
-                self.entries.get(key).map(|(_, value)| BufferedRecord {
+                self.entry(key).map(|(_, value)| BufferedRecord {
                     key: key.clone(),
                     value: value.clone(),
                     buffer_time: *time,
@@ -324,7 +431,15 @@ impl StateStore for BufferStore {
     }
 
     fn send_changelog(&mut self, sink: &mut dyn ChangelogSink) -> Result<usize> {
-        let mut keys: Vec<Bytes> = self.unsent.drain().collect();
+        let mut keys = std::mem::take(&mut self.unsent);
+        for key in &keys {
+            if let Some(slot) = self.slots.get_mut(key) {
+                slot.unsent = false;
+                if slot.spent() {
+                    self.slots.remove(key);
+                }
+            }
+        }
         keys.sort_unstable();
         self.unsent_bytes = 0;
         let Some(cl) = self.changelog.clone() else {
@@ -336,13 +451,13 @@ impl StateStore for BufferStore {
         // The values (buffer time + entry) are slices of one buffer, not an allocation each.
         let size = keys
             .iter()
-            .filter_map(|k| self.entries.get(k))
+            .filter_map(|k| self.entry(k))
             .map(|(_, v)| 8 + v.value.len())
             .sum();
         let mut values = BytesMut::with_capacity(size);
         let records: Vec<ChangelogRecord> = keys
             .into_iter()
-            .map(|key| match self.entries.get(&key) {
+            .map(|key| match self.entry(&key) {
                 Some((time, v)) => {
                     values.extend_from_slice(&time.to_be_bytes());
                     values.extend_from_slice(&v.value);
@@ -366,7 +481,14 @@ impl StateStore for BufferStore {
     }
 
     fn committed(&mut self) {
-        self.undo.clear();
+        for key in std::mem::take(&mut self.changed) {
+            if let Some(slot) = self.slots.get_mut(&key) {
+                slot.undo = None;
+                if slot.spent() {
+                    self.slots.remove(&key);
+                }
+            }
+        }
     }
 
     fn apply(&mut self) -> Result<()> {
@@ -374,23 +496,46 @@ impl StateStore for BufferStore {
     }
 
     fn abort(&mut self) {
-        for (key, entry) in std::mem::take(&mut self.undo) {
-            self.set(key, entry);
-        }
-        self.unsent.clear();
+        let (unsent, changed) = (
+            std::mem::take(&mut self.unsent),
+            std::mem::take(&mut self.changed),
+        );
         self.unsent_bytes = 0;
+        for key in &unsent {
+            if let Some(slot) = self.slots.get_mut(key) {
+                slot.unsent = false;
+            }
+        }
+        for key in &changed {
+            if let Some(slot) = self.slots.get_mut(key) {
+                let then = slot.undo.take().flatten();
+                Self::replace(
+                    &mut self.order,
+                    (&mut self.len, &mut self.bytes),
+                    key,
+                    slot,
+                    then,
+                );
+            }
+        }
+        for key in unsent.iter().chain(&changed) {
+            if self.slots.get(key).is_some_and(Slot::spent) {
+                self.slots.remove(key);
+            }
+        }
     }
 
     fn restore(&mut self, reader: &mut dyn ChangelogReader) -> Result<RestoreStats> {
         let Some(cl) = self.changelog.clone() else {
             return Ok(RestoreStats::default());
         };
-        self.entries.clear();
+        self.slots.clear();
+        self.len = 0;
         self.order.clear();
         self.bytes = 0;
         self.unsent.clear();
         self.unsent_bytes = 0;
-        self.undo.clear();
+        self.changed.clear();
         let (start, stable) = reader
             .bounds(&cl)
             .map_err(|e| self.changelog_error(&cl, e.to_string()))?;
@@ -422,5 +567,68 @@ impl StateStore for BufferStore {
 
     fn write_buffer_bytes(&self) -> usize {
         self.unsent_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MemoryBackend;
+
+    /// A changelog that takes everything and keeps nothing.
+    struct Discard;
+
+    impl ChangelogSink for Discard {
+        fn append(
+            &mut self,
+            _: &ChangelogPartition,
+            records: Vec<ChangelogRecord>,
+        ) -> Result<i64, crate::changelog::ChangelogError> {
+            Ok(records.len() as i64)
+        }
+    }
+
+    fn value(v: &'static str) -> Timestamped {
+        Timestamped {
+            value: Bytes::from(v),
+            timestamp: 0,
+        }
+    }
+
+    /// Removed keys stay only while the next send, commit or abort needs them: a buffer
+    /// whose keys come and go does not grow.
+    #[test]
+    fn removed_keys_leave_with_the_commit_or_abort_that_no_longer_needs_them() -> Result<()> {
+        let changelog = ChangelogPartition {
+            topic: "app-suppress-changelog".into(),
+            partition: 0,
+        };
+        let mut b = BufferStore::open("s", Arc::new(MemoryBackend::new()), Some(changelog))?;
+        b.put(1, Bytes::from("a"), value("1"))?;
+        b.put(1, Bytes::from("b"), value("1"))?;
+        b.send_changelog(&mut Discard)?;
+        b.committed();
+        assert_eq!(b.slots.len(), 2);
+        b.delete(b"a")?;
+        assert_eq!((b.num_records(), b.slots.len()), (1, 2));
+        b.send_changelog(&mut Discard)?;
+        assert_eq!(b.slots.len(), 2, "an abort may still put `a` back");
+        b.committed();
+        assert_eq!(b.slots.len(), 1);
+
+        b.put(2, Bytes::from("c"), value("1"))?;
+        b.delete(b"b")?;
+        b.abort();
+        assert_eq!(b.get(b"b")?.map(|r| r.value), Some(value("1")));
+        assert_eq!((b.num_records(), b.slots.len()), (1, 1));
+
+        // Committed without a send: the change stays unsent, then an abort drops it.
+        b.put(3, Bytes::from("d"), value("1"))?;
+        b.delete(b"d")?;
+        b.committed();
+        assert_eq!(b.slots.len(), 2);
+        b.abort();
+        assert_eq!((b.num_records(), b.slots.len()), (1, 1));
+        Ok(())
     }
 }

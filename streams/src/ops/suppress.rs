@@ -453,22 +453,22 @@ impl<K: Data, V: Data> SuppressNode<K, V> {
             None => (-1, -1, ""),
         };
         let time = (self.spec.buffer_time)(&record.key, record.timestamp);
-        // One visit to the buffer: the prior value is read where it lies and the entry
-        // replaced under the same lock.
+        // One lookup in the buffer: the prior value is read where it lies and the entry
+        // replaced in its place, under one lock.
         store.with_buffer(|buf| {
-            let prior = match buf.value_of(key).map(|found| EntryRef::parse(&found.value)) {
-                None => None,
-                Some(Ok(entry)) => Some(entry.prior),
-                Some(Err(reason)) => return Ok(Err(serde_error(reason))),
-            };
-            if let Err(reason) = self.write_entry(b, (offset, partition, topic), prior, &record) {
-                return Ok(Err(serde_error(reason)));
-            }
-            let value = Timestamped {
-                value: compact_bytes(b),
-                timestamp: record.timestamp,
-            };
-            buf.put(time, compact_bytes(key), value).map(Ok)
+            Ok(buf.update(time, key, |found| {
+                let prior = match found.map(|found| EntryRef::parse(&found.value)) {
+                    None => None,
+                    Some(Ok(entry)) => Some(entry.prior),
+                    Some(Err(reason)) => return Err(serde_error(reason)),
+                };
+                self.write_entry(b, (offset, partition, topic), prior, &record)
+                    .map_err(serde_error)?;
+                Ok(Timestamped {
+                    value: compact_bytes(b),
+                    timestamp: record.timestamp,
+                })
+            }))
         })?
     }
 
