@@ -569,12 +569,19 @@ impl Cursor<'_> {
     }
     #[inline(always)]
     fn varlong(&mut self) -> Result<i64, Malformed> {
-        // Most varints of a record (small deltas and lengths) are one byte.
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
+        // Most varints of a record (small deltas and lengths) are one byte; offset deltas
+        // past 63 (most of a full batch's) are two.
+        match self.buf.get(self.pos..self.pos + 2) {
+            Some(&[b, _]) if b < 0x80 => {
                 self.pos += 1;
                 return Ok(i64::from(b >> 1) ^ -i64::from(b & 1));
             }
+            Some(&[b0, b1]) if b1 < 0x80 => {
+                self.pos += 2;
+                let raw = u64::from(b0 & 0x7f) | u64::from(b1) << 7;
+                return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+            }
+            _ => {}
         }
         self.varlong_long()
     }
@@ -823,17 +830,26 @@ mod tests {
 
     #[test]
     fn varints_round_trip_extremes() {
-        for v in [0i64, 1, -1, 63, -64, 64, i64::MAX, i64::MIN] {
-            let mut b = Vec::new();
-            put_varlong(&mut b, v);
-            assert_eq!(b.len(), varint_len(v));
-            let bytes = Bytes::from(b);
-            let mut c = Cursor {
-                bytes: &bytes,
-                buf: &bytes,
-                pos: 0,
-            };
-            assert_eq!(c.varlong().unwrap(), v);
+        // Around the one- and two-byte boundaries (the decoder's fast paths), alone and
+        // followed by more bytes (each path looks two bytes ahead when it can).
+        let values = [
+            0i64, 1, -1, 63, -64, 64, -65, 300, -300, 8191, -8192, 8192, -8193,
+        ];
+        for v in values.into_iter().chain([i64::MAX, i64::MIN]) {
+            for trailing in [&[][..], &[0x00], &[0xff, 0x01]] {
+                let mut b = Vec::new();
+                put_varlong(&mut b, v);
+                assert_eq!(b.len(), varint_len(v));
+                b.extend_from_slice(trailing);
+                let bytes = Bytes::from(b);
+                let mut c = Cursor {
+                    bytes: &bytes,
+                    buf: &bytes,
+                    pos: 0,
+                };
+                assert_eq!(c.varlong().unwrap(), v, "{v} before {trailing:?}");
+                assert_eq!(c.pos, varint_len(v), "{v} before {trailing:?}");
+            }
         }
     }
 
