@@ -271,7 +271,10 @@ impl<K: Data, V: Data, VA: Data> Node for SlidingAggregateNode<K, V, VA> {
 
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
         let nulls = self.input_values.clone();
-        let Some(cur) = self.core.take(ctx, record, true, nulls.as_ref())? else {
+        let mut slot = None;
+        self.core
+            .take(ctx, record, true, nulls.as_ref(), &mut slot)?;
+        let Some(cur) = slot else {
             return Ok(());
         };
         let ts = cur.record.timestamp;

@@ -275,6 +275,10 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     /// The record (borrowed in its slot) and its key bytes; `None` (counted as dropped) for a null key, or,
     /// with `null_values` (sliding windows), for a null value (detected with `values`
     /// when the value serde is known).
+    ///
+    /// The key is serialized into the buffer where the returned `Current` already holds
+    /// it: a buffer moved after the serializer wrote its length was reloaded whole while
+    /// that write was still in flight, a stall per record.
     #[inline(always)]
     pub(crate) fn take<'r>(
         &mut self,
@@ -282,11 +286,15 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         record: &'r mut dyn Any,
         null_values: bool,
         values: Option<&SerdeRef<V>>,
-    ) -> Result<Option<Current<'r, K, V>>> {
+        cur: &mut Option<Current<'r, K, V>>,
+    ) -> Result<()> {
         let r: &Record<K, V> = input_ref(ctx, record)?;
-        let mut key = std::mem::take(&mut self.key_buf);
-        key.clear();
-        let not_null = match self.keys.serialize_nullable_into(&r.key, &mut key) {
+        let c = cur.insert(Current {
+            record: r,
+            key: std::mem::take(&mut self.key_buf),
+        });
+        c.key.clear();
+        let not_null = match self.keys.serialize_nullable_into(&r.key, &mut c.key) {
             Ok(not_null) => not_null,
             Err(reason) => {
                 return Err(Error::Serde {
@@ -299,20 +307,20 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             Some(v) if null_values => v.is_null(&r.value),
             _ => false,
         };
-        match not_null {
-            true if !null_value => Ok(Some(Current { record: r, key })),
-            _ => {
-                self.key_buf = key;
-                let what = if null_values {
-                    "null key or value"
-                } else {
-                    "null key"
-                };
-                let origin = origin(ctx);
-                ctx.record_dropped(&format!("Skipping record due to {what}. {origin}"));
-                Ok(None)
-            }
+        if not_null && !null_value {
+            return Ok(());
         }
+        if let Some(c) = cur.take() {
+            self.done(c);
+        }
+        let what = if null_values {
+            "null key or value"
+        } else {
+            "null key"
+        };
+        let origin = origin(ctx);
+        ctx.record_dropped(&format!("Skipping record due to {what}. {origin}"));
+        Ok(())
     }
 
     /// Hands the current record's key buffer back for the next record.
@@ -844,7 +852,9 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
     }
 
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
-        let Some(cur) = self.core.take(ctx, record, false, None)? else {
+        let mut slot = None;
+        self.core.take(ctx, record, false, None, &mut slot)?;
+        let Some(cur) = &slot else {
             return Ok(());
         };
         let ts = cur.record.timestamp;
@@ -864,28 +874,29 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
             .flatten();
         if let Some(max_start) = max_start {
             self.core
-                .emit_before_expiry(ctx, &cur, close, max_start, |last, close| {
+                .emit_before_expiry(ctx, cur, close, max_start, |last, close| {
                     Self::bounds(windows, last, close)
                 })?;
         }
         for (start, window) in record_windows {
             if window.end > close {
-                self.core.update(ctx, &cur, window)?;
+                self.core.update(ctx, cur, window)?;
             } else {
                 let reason = format!(
                     "window closed: window end {} <= stream time {} - grace {}",
                     window.end, self.core.observed, self.core.grace
                 );
                 let shown = format!("[{start},{})", window.end);
-                self.core.drop_late(ctx, &cur, &shown, close, reason);
+                self.core.drop_late(ctx, cur, &shown, close, reason);
             }
         }
-        self.core.send_late(ctx, &cur)?;
-        self.core
-            .maybe_emit_final(ctx, &cur, close, |last, close| {
-                Self::bounds(windows, last, close)
-            })?;
-        self.core.done(cur);
+        self.core.send_late(ctx, cur)?;
+        self.core.maybe_emit_final(ctx, cur, close, |last, close| {
+            Self::bounds(windows, last, close)
+        })?;
+        if let Some(cur) = slot {
+            self.core.done(cur);
+        }
         Ok(())
     }
 
