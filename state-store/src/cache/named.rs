@@ -351,10 +351,9 @@ impl List {
 }
 
 /// One entry: what a lookup reads (key, value) first; short keys and values are kept in
-/// the slot itself. Only what every update touches is here (112 bytes): the key's hash is
-/// recomputed when the table grows, the counted size from the lengths, and what the store
-/// holds under a dirty entry lives beside the slots ([`NamedCache::stored`]), touched once
-/// per flush. A slot half the size was a W3 update's memory misses halved.
+/// the slot itself. 160 bytes (192 before): the key's hash is recomputed when the table
+/// grows and the counted size from the lengths. What the store holds under a dirty entry
+/// stays here: kept beside the slots it was a second memory miss per flushed entry.
 #[derive(Debug)]
 struct Node {
     key: SlotKey,
@@ -362,6 +361,8 @@ struct Node {
     used: Link,
     updated: Link,
     dirty: bool,
+    /// For a dirty entry, what the store holds (a clean entry's store holds `value`).
+    stored: Prior,
 }
 
 impl Node {
@@ -451,10 +452,6 @@ pub(super) enum Modified<E> {
 pub(super) struct NamedCache {
     pub(super) name: String,
     nodes: Nodes,
-    /// For a dirty entry, what the store holds (a clean entry's store holds its value), by
-    /// slot index: kept beside the slots, which every update touches, as it is touched only
-    /// when an entry turns dirty and when it is flushed.
-    stored: Vec<Prior>,
     /// Slots by key hash, as `u32` (see [`Slot`]).
     index: HashTable<Slot>,
     hasher: foldhash::fast::RandomState,
@@ -476,7 +473,6 @@ impl NamedCache {
                 lru: List::EMPTY,
                 dirty: List::EMPTY,
             },
-            stored: Vec::new(),
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             ordered: None,
@@ -623,11 +619,6 @@ impl NamedCache {
         true
     }
 
-    /// What the store holds under slot `i`'s entry, as kept beside the slots.
-    fn stored_mut(&mut self, i: Slot) -> Option<&mut Prior> {
-        self.stored.get_mut(slot_index(i))
-    }
-
     fn update(&mut self, i: Slot, value: Option<Stamped>, dirty: bool) {
         let Some(n) = self.nodes.slab.get_mut(slot_index(i)) else {
             return;
@@ -640,14 +631,10 @@ impl NamedCache {
         let was_dirty = std::mem::replace(&mut n.dirty, dirty);
         self.size_bytes = self.size_bytes - before + n.size();
         if !dirty {
-            if let Some(s) = self.stored_mut(i) {
-                *s = Prior::Unknown;
-            }
+            n.stored = Prior::Unknown;
         } else if !was_dirty {
             // The clean value was the store's.
-            if let Some(s) = self.stored_mut(i) {
-                *s = Prior::Known(old);
-            }
+            n.stored = Prior::Known(old);
         }
         if was_dirty {
             self.nodes.unlink(Order::Update, i);
@@ -680,13 +667,10 @@ impl NamedCache {
             used: Link::DETACHED,
             updated: Link::DETACHED,
             dirty,
+            stored: Prior::Unknown,
         };
         self.size_bytes += node.size();
         self.nodes.slab.insert(node);
-        match self.stored.get_mut(slot_index(i)) {
-            Some(s) => *s = Prior::Unknown,
-            None => self.stored.resize_with(slot_index(i) + 1, Prior::default),
-        }
         let (slab, hasher) = (&self.nodes.slab, &self.hasher);
         self.index.insert_unique(hash, i, |&j| {
             slab.get(slot_index(j))
@@ -713,13 +697,13 @@ impl NamedCache {
         if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
             entry.remove();
         }
-        let node = self.nodes.slab.try_remove(slot_index(i))?;
+        let mut node = self.nodes.slab.try_remove(slot_index(i))?;
         if let Some(ordered) = &mut self.ordered {
             ordered.remove(node.key.as_slice());
         }
         self.size_bytes -= node.size();
-        let stored = self.stored_mut(i).map(std::mem::take).unwrap_or_default();
-        Some((node, stored.into_stored()))
+        let stored = std::mem::take(&mut node.stored).into_stored();
+        Some((node, stored))
     }
 
     /// The cached value of `key` (`Some(None)`: a cached deletion), which counts as a use;
@@ -770,18 +754,14 @@ impl NamedCache {
             let next = n.updated.next;
             n.updated = Link::DETACHED;
             n.dirty = false;
+            let stored = std::mem::take(&mut n.stored).into_stored();
             if let Some(value) = &n.value {
-                let (key, value) = (
-                    n.key.to_bytes_in(&mut arena),
-                    value.to_timestamped_in(&mut arena),
-                );
-                let stored = self.stored_mut(i).map(std::mem::take).unwrap_or_default();
                 out.push(Flushed {
-                    key,
-                    value: Some(value),
-                    stored: stored.into_stored(),
+                    key: n.key.to_bytes_in(&mut arena),
+                    value: Some(value.to_timestamped_in(&mut arena)),
+                    stored,
                 });
-            } else if let Some((node, stored)) = self.remove(i) {
+            } else if let Some((node, _)) = self.remove(i) {
                 out.push(Flushed {
                     key: node.key.into_bytes(),
                     value: None,
