@@ -454,6 +454,11 @@ impl Registration {
         self.cache.max_bytes() > 0
     }
 
+    /// The thread cache's budget.
+    fn max_bytes(&self) -> usize {
+        self.cache.max_bytes()
+    }
+
     /// Puts a dirty entry; returns what must go down now: the entry itself with a budget of
     /// 0, else what an eviction flushed.
     fn put(&self, key: impl CacheKey, value: Option<Timestamped>) -> Result<Vec<Flushed>> {

@@ -1093,3 +1093,60 @@ fn a_key_value_aggregate_that_does_not_serialize_fails_the_record_naming_the_sto
     }
     Ok(())
 }
+
+/// Reads the count of the record's 10 ms window from the store `counts` and forwards it.
+struct WindowReader;
+
+impl freshet_streams::Processor<String, String, String, i64> for WindowReader {
+    fn process(
+        &mut self,
+        ctx: &mut freshet_streams::ProcessorContext<'_, '_, String, i64>,
+        r: Record<String, String>,
+    ) -> Result<()> {
+        let store = ctx.window_store::<String, i64>("counts")?;
+        let start = r.timestamp - r.timestamp % 10;
+        let n = store
+            .fetch(&r.key, start, start)?
+            .first()
+            .map_or(0, |(_, n, _)| *n);
+        ctx.forward(r.with_value(n))
+    }
+}
+
+/// A processor connected to a windowed count's store sees each update of the record
+/// before it, as Kafka's caching store shows them: with another reader the count's updates
+/// go through the record cache one by one (its typed front cache stays off), and the
+/// cache's flushes still forward them.
+#[test]
+fn a_processor_connected_to_the_store_reads_every_update() -> Result<()> {
+    let builder = StreamsBuilder::new();
+    let input = builder.stream::<String, String>("in");
+    input
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_with_no_grace(ms(10))?)
+        .count_with(Materialized::named("counts").with_caching_enabled())
+        .to_stream()
+        .map(|k, v| (k.key.clone(), *v))
+        .to("counts-out");
+    input.process(|| WindowReader, &["counts"]).to("read");
+    let driver = TopologyTestDriver::new(builder.build()?)?;
+    let pipe = driver.input::<String, String>("in");
+    for (k, ts) in [("a", 1), ("a", 2), ("b", 3), ("a", 12), ("a", 14)] {
+        pipe.pipe(k.into(), "x".into(), ts)?;
+    }
+    let want: Vec<(String, i64)> = [("a", 1), ("a", 2), ("b", 1), ("a", 1), ("a", 2)]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect();
+    assert_eq!(
+        driver.output::<String, i64>("read").read_key_values()?,
+        want
+    );
+    assert_eq!(
+        driver
+            .output::<String, i64>("counts-out")
+            .read_key_values()?,
+        want
+    );
+    Ok(())
+}

@@ -164,6 +164,12 @@ impl<S: WindowStore> CachingWindowStore<S> {
         self.core.caching().is_some()
     }
 
+    /// The budget of the thread cache this store caches in (its share of
+    /// `statestore.cache.max.bytes`; 0 when puts are not cached).
+    pub fn cache_budget(&self) -> usize {
+        self.core.caching().map_or(0, |r| r.max_bytes())
+    }
+
     /// The store underneath (reads only: writing to it directly would bypass the cache).
     pub fn inner(&self) -> &S {
         &self.inner

@@ -4,6 +4,7 @@ pub(crate) mod aggregate;
 pub(crate) mod branch;
 pub(crate) mod fixed_key;
 pub(crate) mod fk_join;
+pub(crate) mod front;
 pub(crate) mod global;
 pub(crate) mod session_aggregate;
 pub(crate) mod sink;

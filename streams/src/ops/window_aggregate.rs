@@ -49,6 +49,7 @@ use crate::dsl::table::ValueGetter;
 use crate::dsl::windowed::EmitStrategy;
 use crate::error::{Error, Result};
 use crate::ops::aggregate::{decode, Aggregator, Pending};
+use crate::ops::front::Front;
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
 use crate::serde::{compact_bytes, SerdeRef, Window, Windowed};
@@ -124,6 +125,12 @@ pub(crate) struct WindowedCore<K, V, VA> {
     key_buf: Vec<u8>,
     /// Where aggregates are serialized before they are copied into the store's value.
     value_buf: Vec<u8>,
+    /// Time windows' updates since the last flush, typed, in front of the store's cache
+    /// (see [`crate::ops::front`]); used only when `front_budget` is not 0.
+    front: Front<VA>,
+    /// The thread cache's budget when the front is in use, else 0 (set at `init` and at
+    /// each flush).
+    front_budget: usize,
 }
 
 /// What a window aggregation's update works with, reached through one reference: a
@@ -223,6 +230,8 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
             late_reasons: Vec::new(),
             key_buf: Vec::new(),
             value_buf: Vec::new(),
+            front: Front::default(),
+            front_budget: 0,
         }
     }
 
@@ -268,8 +277,20 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
                 Ok(())
             })?;
         }
+        self.front_budget = self.budget_for_front(ctx, &store)?;
         self.store = Some(store);
         Ok(())
+    }
+
+    /// The front's budget: the thread cache's, when the front may be used — the store
+    /// caches (with a budget of 0 every update goes through at once) and no other node
+    /// reads it (a join reading the windowed table, a processor connected to the store
+    /// would not see the front's updates); else 0.
+    fn budget_for_front(&self, ctx: &NodeContext<'_>, store: &StoreRef) -> Result<usize> {
+        if !self.caching || ctx.store_shared(&self.store_name) {
+            return Ok(0);
+        }
+        store.with_window(|s| Ok(s.cache_budget()))
     }
 
     /// The record (borrowed in its slot) and its key bytes; `None` (counted as dropped) for a null key, or,
@@ -408,6 +429,9 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         cur: &Current<K, V>,
         window: Window,
     ) -> Result<()> {
+        if self.front_budget > 0 {
+            return self.update_front(ctx, cur, window);
+        }
         let forward_old =
             self.sending_old && !self.caching && self.emit == EmitStrategy::OnWindowUpdate;
         let Some(store) = self.store.as_ref() else {
@@ -455,6 +479,56 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         };
         self.forward_flushed(ctx)?;
         self.forward_update(ctx, cur, window, kept, new, new_ts)
+    }
+
+    /// [`update`](Self::update) through the front: the window's aggregate is the front's,
+    /// else the store's (read through its cache), else the initializer's. The new
+    /// aggregate is encoded here as the cache's update would: one that cannot be serialized
+    /// fails its own record, and the window keeps its aggregate.
+    fn update_front(
+        &mut self,
+        ctx: &mut NodeContext<'_>,
+        cur: &Current<K, V>,
+        window: Window,
+    ) -> Result<()> {
+        let (start, ts) = (window.start, cur.record.timestamp);
+        // Most updates: the window is in the front, updated in place in one lookup.
+        let (values, what, buf) = (&self.values, self.what.as_str(), &mut self.value_buf);
+        let aggregator = &self.aggregator;
+        let hit = self.front.update(&cur.key, start, |agg, t| {
+            let new = aggregator(&cur.record.key, &cur.record.value, Some(agg.clone()));
+            let len = encoded_len(values, &new, buf, what)?;
+            Ok::<_, Error>((new, ts.max(t), len))
+        });
+        match hit {
+            Some(done) => done?,
+            None => {
+                let found = self
+                    .store()?
+                    .with_window(|s| s.fetch_one(&cur.key, start))?;
+                let (old, new_ts) = match found {
+                    Some(t) => (Some(self.decode_value(&t.value)?), ts.max(t.timestamp)),
+                    None => ((self.initializer)(), ts),
+                };
+                let new = (self.aggregator)(&cur.record.key, &cur.record.value, old);
+                let len = encoded_len(&self.values, &new, &mut self.value_buf, &self.what)?;
+                self.front.put(&cur.key, start, new, new_ts, len);
+            }
+        }
+        if self.front.bytes() > self.front_budget {
+            self.write_back(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the front's windows to the store's cache, least recently updated first, and
+    /// forwards what the cache releases on the way.
+    fn write_back(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        for (key, start, e) in self.front.drain() {
+            let bytes = self.encode_value(&e.value)?;
+            self.put(ctx, &key, start, bytes, e.timestamp)?;
+        }
+        Ok(())
     }
 
     /// Puts an aggregate (already encoded) and forwards what the cache released.
@@ -695,6 +769,14 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
 
     /// Commit step 1: flushes the cache and forwards what it held.
     pub(crate) fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        if !self.front.is_empty() {
+            self.write_back(ctx)?;
+        }
+        if self.front_budget > 0 {
+            // The budget may have changed (threads added or removed).
+            let store = self.store()?.clone();
+            self.front_budget = store.with_window(|s| Ok(s.cache_budget()))?;
+        }
         if self.caching {
             self.store()?.with_window(|s| s.flush())?;
             self.forward_flushed(ctx)?;
@@ -757,6 +839,24 @@ impl<K: Data, VA: Data> ValueGetter<Windowed<K>, VA> for WindowValueGetter<K, VA
 }
 
 /// Where the record being processed came from, as Kafka logs it.
+/// The length of `value` encoded (in `buf`): the check a cached update makes, that an
+/// aggregate which cannot be serialized fails its own record.
+fn encoded_len<VA>(
+    values: &SerdeRef<VA>,
+    value: &VA,
+    buf: &mut Vec<u8>,
+    what: &str,
+) -> Result<usize> {
+    buf.clear();
+    values
+        .serialize_into(value, buf)
+        .map_err(|reason| Error::Serde {
+            context: what.to_string(),
+            reason,
+        })?;
+    Ok(buf.len())
+}
+
 fn origin(ctx: &NodeContext<'_>) -> String {
     match ctx.record_metadata() {
         Some(m) => format!(
