@@ -408,14 +408,8 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     /// An aggregate's bytes as the store keeps them: serialized in a reused buffer, then
     /// copied into one small allocation ([`compact_bytes`]).
     fn encode_value(&mut self, value: &VA) -> Result<Bytes> {
-        self.value_buf.clear();
-        match self.values.serialize_into(value, &mut self.value_buf) {
-            Ok(()) => Ok(compact_bytes(&self.value_buf)),
-            Err(reason) => Err(Error::Serde {
-                context: self.what.clone(),
-                reason,
-            }),
-        }
+        encoded_len(&self.values, value, &mut self.value_buf, &self.what)?;
+        Ok(compact_bytes(&self.value_buf))
     }
 
     /// Folds the current record into its window's aggregate (the initializer's for a window
