@@ -160,23 +160,21 @@ impl<VA> Front<VA> {
         );
     }
 
-    /// Takes every entry out, least recently updated first: `(key bytes, window start,
-    /// entry)`.
-    pub(crate) fn drain(&mut self) -> Vec<(Vec<u8>, i64, Entry<VA>)> {
-        let mut out: Vec<(Vec<u8>, i64, Entry<VA>)> = self
-            .entries
-            .drain()
-            .map(|(k, e)| {
-                let split = k.len().saturating_sub(8);
-                let (key, start) = k.split_at(split);
-                let start = <[u8; 8]>::try_from(start).map_or(i64::MIN, i64::from_be_bytes);
-                (key.to_vec(), start, e)
-            })
-            .collect();
-        out.sort_unstable_by_key(|(_, _, e)| e.seq);
+    /// Takes every entry out, least recently updated first, each under its front key
+    /// (split it with [`key_and_start`]).
+    pub(crate) fn drain(&mut self) -> Vec<(Box<[u8]>, Entry<VA>)> {
+        let mut out: Vec<(Box<[u8]>, Entry<VA>)> = self.entries.drain().collect();
+        out.sort_unstable_by_key(|(_, e)| e.seq);
         self.bytes = 0;
         out
     }
+}
+
+/// A front key's record-key bytes and window start.
+pub(crate) fn key_and_start(k: &[u8]) -> (&[u8], i64) {
+    let (key, start) = k.split_at(k.len().saturating_sub(8));
+    let start = <[u8; 8]>::try_from(start).map_or(i64::MIN, i64::from_be_bytes);
+    (key, start)
 }
 
 #[cfg(test)]
@@ -202,7 +200,10 @@ mod tests {
         let drained: Vec<(Vec<u8>, i64, i64)> = f
             .drain()
             .into_iter()
-            .map(|(k, s, e)| (k, s, e.value))
+            .map(|(k, e)| {
+                let (key, start) = key_and_start(&k);
+                (key.to_vec(), start, e.value)
+            })
             .collect();
         assert_eq!(
             drained,
@@ -222,7 +223,11 @@ mod tests {
         for start in [i64::MIN, -1, 0, i64::MAX] {
             f.put(b"k", start, start, 0, 8);
         }
-        let mut starts: Vec<i64> = f.drain().into_iter().map(|(_, s, _)| s).collect();
+        let mut starts: Vec<i64> = f
+            .drain()
+            .into_iter()
+            .map(|(k, _)| key_and_start(&k).1)
+            .collect();
         starts.sort_unstable();
         assert_eq!(starts, vec![i64::MIN, -1, 0, i64::MAX]);
     }

@@ -49,7 +49,7 @@ use crate::dsl::table::ValueGetter;
 use crate::dsl::windowed::EmitStrategy;
 use crate::error::{Error, Result};
 use crate::ops::aggregate::{decode, Aggregator, Pending};
-use crate::ops::front::Front;
+use crate::ops::front::{key_and_start, Front};
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
 use crate::serde::{compact_bytes, SerdeRef, Window, Windowed};
@@ -174,13 +174,7 @@ impl<K: Data, V: Data, VA: Data> WindowFoldWith<'_, '_, K, V, VA> {
             (old, None)
         };
         let new = (self.aggregator)(&self.cur.record.key, &self.cur.record.value, input);
-        buf.clear();
-        self.values
-            .serialize_into(&new, buf)
-            .map_err(|reason| Error::Serde {
-                context: self.what.to_string(),
-                reason,
-            })?;
+        encoded_len(self.values, &new, buf, self.what)?;
         self.out = Some((kept, new, new_ts));
         Ok(new_ts)
     }
@@ -518,9 +512,10 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     /// Hands the front's windows to the store's cache, least recently updated first, and
     /// forwards what the cache releases on the way.
     fn write_back(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
-        for (key, start, e) in self.front.drain() {
+        for (k, e) in self.front.drain() {
+            let (key, start) = key_and_start(&k);
             let bytes = self.encode_value(&e.value)?;
-            self.put(ctx, &key, start, bytes, e.timestamp)?;
+            self.put(ctx, key, start, bytes, e.timestamp)?;
         }
         Ok(())
     }
@@ -768,8 +763,8 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
         }
         if self.front_budget > 0 {
             // The budget may have changed (threads added or removed).
-            let store = self.store()?.clone();
-            self.front_budget = store.with_window(|s| Ok(s.cache_budget()))?;
+            let budget = self.store()?.with_window(|s| Ok(s.cache_budget()))?;
+            self.front_budget = budget;
         }
         if self.caching {
             self.store()?.with_window(|s| s.flush())?;
@@ -832,7 +827,6 @@ impl<K: Data, VA: Data> ValueGetter<Windowed<K>, VA> for WindowValueGetter<K, VA
     }
 }
 
-/// Where the record being processed came from, as Kafka logs it.
 /// The length of `value` encoded (in `buf`): the check a cached update makes, that an
 /// aggregate which cannot be serialized fails its own record.
 fn encoded_len<VA>(
@@ -851,6 +845,7 @@ fn encoded_len<VA>(
     Ok(buf.len())
 }
 
+/// Where the record being processed came from, as Kafka logs it.
 fn origin(ctx: &NodeContext<'_>) -> String {
     match ctx.record_metadata() {
         Some(m) => format!(
