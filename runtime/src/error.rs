@@ -116,6 +116,17 @@ pub enum Error {
         /// The error that stopped it.
         reason: String,
     },
+    /// Code running on a stream thread panicked — a user function of the topology, or a
+    /// bug of ours. The thread stops as it would on an error (its open transaction is
+    /// aborted, so under exactly-once nothing of it is committed) and the app goes to
+    /// `ERROR`, as Kafka Streams does with its default uncaught-exception handler.
+    #[error("{thread} panicked: {message}")]
+    Panicked {
+        /// The thread's name, e.g. `app-StreamThread-1`.
+        thread: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A task failed.
     #[error("task {task}: {source}")]
     Task {
@@ -158,4 +169,25 @@ impl Error {
     pub(crate) fn is_fenced(&self) -> bool {
         matches!(self, Error::Log(freshet_log::Error::ProducerFenced { .. }))
     }
+}
+
+/// Runs `f`, turning a panic into [`Error::Panicked`] named for the current thread. A thread
+/// that panicked must still report to the app, or the app would wait on it forever.
+pub(crate) fn catching_panics<T>(f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic without a message".to_string()
+        };
+        Error::Panicked {
+            thread: std::thread::current()
+                .name()
+                .unwrap_or("a stream thread")
+                .to_string(),
+            message,
+        }
+    })
 }

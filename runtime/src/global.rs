@@ -55,7 +55,9 @@ pub(crate) fn spawn_global<B: Broker>(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let name = format!("{}-GlobalStreamThread", shared.config.application_id());
     std::thread::Builder::new().name(name).spawn(move || {
-        let mut g = match GlobalThread::bootstrap(shared.clone()) {
+        let bootstrapped =
+            crate::error::catching_panics(|| GlobalThread::bootstrap(shared.clone()));
+        let mut g = match bootstrapped.and_then(|r| r) {
             Ok(g) => g,
             Err(e) => {
                 let _ = ready.send(Err(e));
@@ -63,7 +65,9 @@ pub(crate) fn spawn_global<B: Broker>(
             }
         };
         let _ = ready.send(Ok(()));
-        let result = g.run().and_then(|()| g.task.close().map_err(task_err));
+        let result = crate::error::catching_panics(|| g.run())
+            .and_then(|r| r)
+            .and_then(|()| g.task.close().map_err(task_err));
         if let Err(e) = result {
             shared.global_failed(&e);
         }

@@ -287,7 +287,9 @@ pub(crate) fn spawn<B: Broker>(
             failed_commits: 0,
             consecutive_failures: 0,
         };
-        let result = thread.run();
+        // `run` turns a panic of the loop into an error; this catches one of its cleanup,
+        // so the app always learns that the thread is gone.
+        let result = crate::error::catching_panics(|| thread.run()).and_then(|r| r);
         shared.thread_exited(index, result);
     })
 }
@@ -409,7 +411,9 @@ impl<B: Broker> StreamThread<B> {
         let session = self.block_on(self.shared.broker.transaction(&id, acks))?;
         self.txn = Some(session);
         self.publish();
-        let result = self.run_loop().and_then(|()| self.close_clean());
+        let result = crate::error::catching_panics(|| self.run_loop())
+            .and_then(|r| r)
+            .and_then(|()| self.close_clean());
         if result.is_err() {
             self.abort_quietly();
             for t in &self.tasks {

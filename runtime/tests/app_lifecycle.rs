@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use freshet_log::{Acks, Record, TopicConfig};
-use freshet_runtime::{AppState, Error, HandlerPolicy, StreamsApp, StreamsConfig};
+use freshet_runtime::{
+    AppState, Error, HandlerPolicy, ProcessingGuarantee, StreamsApp, StreamsConfig,
+};
 use freshet_streams::{JoinWindows, Materialized, StreamsBuilder, Topology};
 
 fn doubler() -> freshet_streams::Result<Topology> {
@@ -298,6 +300,47 @@ async fn a_failing_record_stops_the_app_in_error() -> TestResult {
     let closed = app.close().await;
     assert!(closed.is_err());
     assert_eq!(app.state(), AppState::Error);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_panic_in_user_code_stops_the_app_in_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = open_log(dir.path())?;
+    create(&log, "nums", 1)?;
+    put_nums(&log, 20, 0)?;
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, i64>("nums")
+        .map_values(|v| {
+            assert!(*v != 13, "no thirteens here");
+            v * 2
+        })
+        .to("doubled");
+    let config = StreamsConfig::new("panicking")
+        .with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2);
+    let mut app = StreamsApp::start(config, builder.build()?, log.clone()).await?;
+    // Without the panic caught, the thread would be gone without a word and this would
+    // wait forever.
+    let waited = tokio::time::timeout(Duration::from_secs(60), app.wait_until_caught_up()).await;
+    let e = waited
+        .map_err(|_| "the app never noticed its thread had died")?
+        .unwrap_err();
+    assert!(matches!(e, Error::ThreadFailed { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("panicking-StreamThread-1 panicked: no thirteens here"),
+        "{e}"
+    );
+    assert!(app.close().await.is_err());
+    assert_eq!(app.state(), AppState::Error);
+    let committed = read_all(&log, "doubled")?;
+    assert!(
+        committed[&0]
+            .iter()
+            .all(|r| r.key.as_deref() != Some(&b"k13"[..])),
+        "the failing record's output is not committed"
+    );
     Ok(())
 }
 
