@@ -11,6 +11,11 @@
 //! the same updates one by one: each entry's latest value, forwarded in latest-update
 //! order with the old value the store held.
 //!
+//! Entries are grouped by key, the key last looked up remembered: a hopping window's record
+//! updates its key's windows one after another, so that is one hash lookup per record
+//! rather than one per window (each a cache miss on a large front), and the windows'
+//! aggregates sit side by side.
+//!
 //! Only the aggregation's own updates may pass through the front: it is used only when no
 //! other node reads the store (no join reads the windowed table, no processor is connected
 //! to it), when the store caches (a budget of 0 writes every update through), and when
@@ -44,25 +49,41 @@ pub(crate) struct Entry<VA> {
     size: usize,
 }
 
+/// One key's windows in the front. A record of a hopping window updates several windows
+/// of one key in a row; keeping them together makes that one hash lookup, and their
+/// aggregates share cache lines.
+#[derive(Debug)]
+struct KeyWindows<VA> {
+    key: Box<[u8]>,
+    /// By window start, in the order they came (a key has a handful).
+    windows: Vec<(i64, Entry<VA>)>,
+}
+
 /// The windows updated since the last flush, by key bytes and window start.
 #[derive(Debug)]
 pub(crate) struct Front<VA> {
-    entries: HashMap<Box<[u8]>, Entry<VA>, foldhash::fast::RandomState>,
+    /// Key bytes → the key's place in `keys`.
+    index: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+    keys: Vec<KeyWindows<VA>>,
+    /// The place of the key looked up last: the next lookup is most often the same key's.
+    last: Option<usize>,
     /// Updates so far: each update's sequence number.
     seq: u64,
     /// Bytes counted for the entries.
     bytes: usize,
-    /// The key being looked up: key bytes, then the window start (big-endian).
-    scratch: Vec<u8>,
+    /// Windows in the front.
+    len: usize,
 }
 
 impl<VA> Default for Front<VA> {
     fn default() -> Self {
         Front {
-            entries: HashMap::default(),
+            index: HashMap::default(),
+            keys: Vec::new(),
+            last: None,
             seq: 0,
             bytes: 0,
-            scratch: Vec::new(),
+            len: 0,
         }
     }
 }
@@ -72,9 +93,26 @@ fn entry_bytes(key_len: usize, value_len: usize) -> usize {
     key_len + value_len + freshet_state_store::ThreadCache::ENTRY_OVERHEAD_BYTES
 }
 
+/// The front's windows in the order of their latest updates, as [`Front::drain`] hands
+/// them over.
+pub(crate) struct Drained<VA> {
+    keys: Vec<Box<[u8]>>,
+    /// (the key's place in `keys`, window start, entry), least recently updated first.
+    windows: Vec<(usize, i64, Entry<VA>)>,
+}
+
+impl<VA> Drained<VA> {
+    /// Each window's key bytes, start and entry, least recently updated first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], i64, &Entry<VA>)> {
+        self.windows
+            .iter()
+            .map(|(k, start, e)| (&self.keys[*k][..], *start, e))
+    }
+}
+
 impl<VA> Front<VA> {
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
     /// Bytes counted for the entries.
@@ -82,31 +120,41 @@ impl<VA> Front<VA> {
         self.bytes
     }
 
-    fn set_scratch(&mut self, key: &[u8], start: i64) {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(key);
-        self.scratch.extend_from_slice(&start.to_be_bytes());
+    /// The place of `key` in `keys`, if it has windows in the front.
+    fn find(&mut self, key: &[u8]) -> Option<usize> {
+        if let Some(i) = self.last {
+            if *self.keys[i].key == *key {
+                return Some(i);
+            }
+        }
+        let i = *self.index.get(key)?;
+        self.last = Some(i);
+        Some(i)
     }
 
     /// The entry of `key`'s window at `start`.
     #[cfg(test)]
     pub(crate) fn get(&mut self, key: &[u8], start: i64) -> Option<&Entry<VA>> {
-        self.set_scratch(key, start);
-        self.entries.get(&self.scratch[..])
+        let i = self.find(key)?;
+        self.keys[i]
+            .windows
+            .iter()
+            .find(|(s, _)| *s == start)
+            .map(|(_, e)| e)
     }
 
-    /// Updates the entry of `key`'s window at `start` in place, in one lookup: `f` gets its
-    /// aggregate and timestamp and gives the new ones and the new value's encoded length
-    /// (the latest update); `None` when the window is not in the front (`f` not called). An
-    /// error from `f` leaves the entry as it was.
+    /// Updates the entry of `key`'s window at `start` in place: `f` gets its aggregate and
+    /// timestamp and gives the new ones and the new value's encoded length (the latest
+    /// update); `None` when the window is not in the front (`f` not called). An error from
+    /// `f` leaves the entry as it was.
     pub(crate) fn update<E>(
         &mut self,
         key: &[u8],
         start: i64,
         f: impl FnOnce(&VA, i64) -> Result<(VA, i64, usize), E>,
     ) -> Option<Result<(), E>> {
-        self.set_scratch(key, start);
-        let e = self.entries.get_mut(&self.scratch[..])?;
+        let i = self.find(key)?;
+        let (_, e) = self.keys[i].windows.iter_mut().find(|(s, _)| *s == start)?;
         let (value, timestamp, value_len) = match f(&e.value, e.timestamp) {
             Ok(new) => new,
             Err(err) => return Some(Err(err)),
@@ -134,47 +182,52 @@ impl<VA> Front<VA> {
         value_len: usize,
     ) {
         self.seq += 1;
-        let seq = self.seq;
         let size = entry_bytes(key.len() + 8, value_len);
-        self.set_scratch(key, start);
-        if let Some(e) = self.entries.get_mut(&self.scratch[..]) {
+        let entry = Entry {
+            value,
+            timestamp,
+            seq: self.seq,
+            size,
+        };
+        let i = match self.find(key) {
+            Some(i) => i,
+            None => {
+                let i = self.keys.len();
+                self.keys.push(KeyWindows {
+                    key: key.into(),
+                    windows: Vec::with_capacity(2),
+                });
+                self.index.insert(key.into(), i);
+                self.last = Some(i);
+                i
+            }
+        };
+        let windows = &mut self.keys[i].windows;
+        if let Some((_, e)) = windows.iter_mut().find(|(s, _)| *s == start) {
             self.bytes = self.bytes - e.size + size;
-            *e = Entry {
-                value,
-                timestamp,
-                seq,
-                size,
-            };
-            return;
+            *e = entry;
+        } else {
+            self.bytes += size;
+            self.len += 1;
+            windows.push((start, entry));
         }
-        self.bytes += size;
-        let k = self.scratch.clone().into_boxed_slice();
-        self.entries.insert(
-            k,
-            Entry {
-                value,
-                timestamp,
-                seq,
-                size,
-            },
-        );
     }
 
-    /// Takes every entry out, least recently updated first, each under its front key
-    /// (split it with [`key_and_start`]).
-    pub(crate) fn drain(&mut self) -> Vec<(Box<[u8]>, Entry<VA>)> {
-        let mut out: Vec<(Box<[u8]>, Entry<VA>)> = self.entries.drain().collect();
-        out.sort_unstable_by_key(|(_, e)| e.seq);
+    /// Takes every entry out, least recently updated first.
+    pub(crate) fn drain(&mut self) -> Drained<VA> {
+        let mut windows = Vec::with_capacity(self.len);
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for (place, kw) in self.keys.drain(..).enumerate() {
+            keys.push(kw.key);
+            windows.extend(kw.windows.into_iter().map(|(s, e)| (place, s, e)));
+        }
+        windows.sort_unstable_by_key(|(_, _, e)| e.seq);
+        self.index.clear();
+        self.last = None;
         self.bytes = 0;
-        out
+        self.len = 0;
+        Drained { keys, windows }
     }
-}
-
-/// A front key's record-key bytes and window start.
-pub(crate) fn key_and_start(k: &[u8]) -> (&[u8], i64) {
-    let (key, start) = k.split_at(k.len().saturating_sub(8));
-    let start = <[u8; 8]>::try_from(start).map_or(i64::MIN, i64::from_be_bytes);
-    (key, start)
 }
 
 #[cfg(test)]
@@ -199,11 +252,8 @@ mod tests {
         assert_eq!(f.bytes(), 3 * one);
         let drained: Vec<(Vec<u8>, i64, i64)> = f
             .drain()
-            .into_iter()
-            .map(|(k, e)| {
-                let (key, start) = key_and_start(&k);
-                (key.to_vec(), start, e.value)
-            })
+            .iter()
+            .map(|(key, start, e)| (key.to_vec(), start, e.value))
             .collect();
         assert_eq!(
             drained,
@@ -217,17 +267,55 @@ mod tests {
         assert_eq!(f.bytes(), 0);
     }
 
+    proptest::proptest! {
+        /// Random puts and updates over a few keys and windows, against a plain map of
+        /// (key, start) → (value, last update): every lookup, the byte count and the drain
+        /// order agree.
+        #[test]
+        fn behaves_like_a_map_ordered_by_latest_update(
+            ops in proptest::collection::vec((0u8..4, 0i64..3, 0i64..100, proptest::bool::ANY), 1..200)
+        ) {
+            let mut f = Front::<i64>::default();
+            let mut model: std::collections::HashMap<(Vec<u8>, i64), (i64, u64)> =
+                std::collections::HashMap::new();
+            let mut seq = 0u64;
+            for (k, start, v, is_put) in ops {
+                let key = vec![b'k'; usize::from(k) + 1];
+                let in_model = model.contains_key(&(key.clone(), start));
+                if is_put {
+                    f.put(&key, start, v, v, 8);
+                } else {
+                    let done = f.update(&key, start, |old, t| Ok::<_, ()>((old + v, t.max(v), 8)));
+                    proptest::prop_assert_eq!(done.is_some(), in_model);
+                    if !in_model {
+                        continue;
+                    }
+                }
+                seq += 1;
+                let e = model.entry((key.clone(), start)).or_insert((0, 0));
+                *e = (if is_put { v } else { e.0 + v }, seq);
+                proptest::prop_assert_eq!(f.get(&key, start).map(|e| e.value), Some(model[&(key, start)].0));
+            }
+            let bytes: usize = model.keys().map(|(k, _)| entry_bytes(k.len() + 8, 8)).sum();
+            proptest::prop_assert_eq!(f.bytes(), bytes);
+            let mut want: Vec<_> = model.into_iter().collect();
+            want.sort_by_key(|(_, (_, seq))| *seq);
+            let want: Vec<(Vec<u8>, i64, i64)> =
+                want.into_iter().map(|((k, s), (v, _))| (k, s, v)).collect();
+            let got: Vec<(Vec<u8>, i64, i64)> =
+                f.drain().iter().map(|(k, s, e)| (k.to_vec(), s, e.value)).collect();
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert!(f.is_empty());
+        }
+    }
+
     #[test]
     fn negative_and_large_window_starts_come_back_as_put() {
         let mut f = Front::<i64>::default();
         for start in [i64::MIN, -1, 0, i64::MAX] {
             f.put(b"k", start, start, 0, 8);
         }
-        let mut starts: Vec<i64> = f
-            .drain()
-            .into_iter()
-            .map(|(k, _)| key_and_start(&k).1)
-            .collect();
+        let mut starts: Vec<i64> = f.drain().iter().map(|(_, start, _)| start).collect();
         starts.sort_unstable();
         assert_eq!(starts, vec![i64::MIN, -1, 0, i64::MAX]);
     }

@@ -49,7 +49,7 @@ use crate::dsl::table::ValueGetter;
 use crate::dsl::windowed::EmitStrategy;
 use crate::error::{Error, Result};
 use crate::ops::aggregate::{decode, Aggregator, Pending};
-use crate::ops::front::{key_and_start, Front};
+use crate::ops::front::Front;
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
 use crate::serde::{compact_bytes, SerdeRef, Window, Windowed};
@@ -512,8 +512,8 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     /// Hands the front's windows to the store's cache, least recently updated first, and
     /// forwards what the cache releases on the way.
     fn write_back(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
-        for (k, e) in self.front.drain() {
-            let (key, start) = key_and_start(&k);
+        let drained = self.front.drain();
+        for (key, start, e) in drained.iter() {
             let bytes = self.encode_value(&e.value)?;
             self.put(ctx, key, start, bytes, e.timestamp)?;
         }
