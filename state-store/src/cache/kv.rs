@@ -90,6 +90,15 @@ impl<S: KeyValueStore> CachingKvStore<S> {
         self.reg.as_ref().is_some_and(Registration::caching)
     }
 
+    /// The budget of the thread cache this store caches in (its share of
+    /// `statestore.cache.max.bytes`; 0 when updates are not cached).
+    pub fn cache_budget(&self) -> usize {
+        self.reg
+            .as_ref()
+            .filter(|r| r.caching())
+            .map_or(0, Registration::max_bytes)
+    }
+
     /// The store underneath (reads only: writing to it directly would bypass the cache).
     pub fn inner(&self) -> &S {
         &self.inner

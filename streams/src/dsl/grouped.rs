@@ -11,6 +11,7 @@ use crate::dsl::kstream::{is_generated, KStream};
 use crate::dsl::ktable::{KTable, SendOldValues};
 use crate::dsl::options::Materialized;
 use crate::ops::aggregate::{AggregateNode, Aggregator, FlushQueue};
+use crate::ops::front::Front;
 use crate::serde::{BigEndian, SerdeRef};
 use crate::store::{StoreBuilder, StoreKind};
 use crate::task::node::Data;
@@ -298,6 +299,8 @@ impl<'b, K: Data, V: Data> KGroupedStream<'b, K, V> {
                 send_old: flag.clone(),
                 store: None,
                 queue: FlushQueue::default(),
+                front: Front::default(),
+                front_budget: 0,
             })
         });
         let node = self.add_stateful(names.processor, parent, store, factory);

@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use freshet_state_store::Timestamped;
+use freshet_state_store::{KeyValueStore, Timestamped};
 use parking_lot::Mutex;
 
 use crate::dsl::ktable::{Change, SendOldValues};
 use crate::error::{Error, Result};
+use crate::ops::front::Front;
 use crate::record::Record;
-use crate::serde::SerdeRef;
+use crate::serde::{compact_bytes, SerdeRef};
 use crate::store::StoreRef;
 use crate::task::node::{input_ref, Data, Node, NodeContext};
 
@@ -180,6 +181,13 @@ pub(crate) struct AggregateNode<K, V, VA> {
     /// The store and per-record scratch, from `init` on.
     pub(crate) store: Option<AggregateStore>,
     pub(crate) queue: FlushQueue,
+    /// Updates since the last flush, typed, in front of the store's cache (see
+    /// [`crate::ops::front`]; every key under window start 0); used only when
+    /// `front_budget` is not 0.
+    pub(crate) front: Front<VA>,
+    /// The thread cache's budget when the front is in use, else 0 (set at `init` and at
+    /// each flush).
+    pub(crate) front_budget: usize,
 }
 
 /// What an initialized aggregation works with: its store, the context of its serde errors
@@ -239,6 +247,24 @@ fn aggregate<K, V, VA>(
     Ok(r.timestamp.max(old_ts))
 }
 
+/// The length of `value` encoded (in `buf`): the check a cached update makes, that an
+/// aggregate which cannot be serialized fails its own record.
+pub(crate) fn encoded_len<VA>(
+    values: &SerdeRef<VA>,
+    value: &VA,
+    buf: &mut Vec<u8>,
+    what: &str,
+) -> Result<usize> {
+    buf.clear();
+    values
+        .serialize_into(value, buf)
+        .map_err(|reason| Error::Serde {
+            context: what.to_string(),
+            reason,
+        })?;
+    Ok(buf.len())
+}
+
 impl<K: Data, V: Data, VA: Data> AggregateNode<K, V, VA> {
     fn store(&self) -> Result<&StoreRef> {
         self.store
@@ -246,12 +272,86 @@ impl<K: Data, V: Data, VA: Data> AggregateNode<K, V, VA> {
             .map(|s| &s.store)
             .ok_or_else(|| Error::InvalidArgument("aggregate used before init".into()))
     }
+
+    /// The front's budget: the thread cache's, when the front may be used — the store
+    /// caches (with a budget of 0 every update goes through at once) and no other node
+    /// reads it (a join reading the table through its value getter, a processor connected
+    /// to the store would not see the front's updates); else 0.
+    fn budget_for_front(&self, ctx: &NodeContext<'_>, store: &StoreRef) -> Result<usize> {
+        if ctx.store_shared(&self.store_name) {
+            return Ok(0);
+        }
+        store.with_kv(|s| Ok(s.cache_budget()))
+    }
+
+    /// The update of [`process`](Node::process) through the front: the key's aggregate is
+    /// the front's, else the store's (read through its cache). The new aggregate is
+    /// encoded here as the cache's update would: one that cannot be serialized fails its
+    /// own record, and the key keeps its aggregate.
+    fn update_front(&mut self, ctx: &mut NodeContext<'_>, r: &Record<K, V>) -> Result<()> {
+        let Some(st) = self.store.as_mut() else {
+            return Err(Error::InvalidArgument("aggregate used before init".into()));
+        };
+        let (values, aggregator) = (&self.values, &self.aggregator);
+        let AggregateStore {
+            store,
+            what,
+            key_buf,
+            value_buf,
+        } = st;
+        let hit = self.front.update(key_buf, 0, |agg, t| {
+            let new = aggregator(&r.key, &r.value, Some(agg.clone()));
+            let len = encoded_len(values, &new, value_buf, what)?;
+            Ok::<_, Error>((new, r.timestamp.max(t), len))
+        });
+        match hit {
+            Some(done) => done?,
+            None => {
+                let found = store.with_kv(|s| s.get(key_buf))?;
+                let (old, new_ts) = match found {
+                    Some(t) => (
+                        Some(decode(values, &t.value, what)?),
+                        r.timestamp.max(t.timestamp),
+                    ),
+                    None => (None, r.timestamp),
+                };
+                let new = aggregator(&r.key, &r.value, old);
+                let len = encoded_len(values, &new, value_buf, what)?;
+                self.front.put(key_buf, 0, new, new_ts, len);
+            }
+        }
+        // A read above may have evicted from the cache.
+        forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)?;
+        if self.front.bytes() > self.front_budget {
+            self.write_back(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the front's aggregates to the store's cache, least recently updated first,
+    /// and forwards what the cache releases on the way.
+    fn write_back(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        let drained = self.front.drain();
+        let Some(st) = self.store.as_mut() else {
+            return Err(Error::InvalidArgument("aggregate used before init".into()));
+        };
+        for (key, _, e) in drained.iter() {
+            encoded_len(&self.values, &e.value, &mut st.value_buf, &st.what)?;
+            let value = compact_bytes(&st.value_buf);
+            let timestamp = e.timestamp;
+            st.store
+                .with_kv(|s| s.put_slice(key, Some(Timestamped { value, timestamp })))?;
+            forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)?;
+        }
+        Ok(())
+    }
 }
 
 impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
     fn init(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
         let store = ctx.store(&self.store_name)?;
         self.queue.listen_kv(&store, self.send_old.get())?;
+        self.front_budget = self.budget_for_front(ctx, &store)?;
         self.store = Some(AggregateStore {
             store,
             what: format!("store {}", self.store_name),
@@ -286,6 +386,9 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
                     reason,
                 })
             }
+        }
+        if self.front_budget > 0 {
+            return self.update_front(ctx, r);
         }
         // Read, aggregate and write under one lock: the aggregator is a pure function of
         // the record and the old aggregate, and nothing is forwarded before the put. Its
@@ -333,6 +436,13 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
     }
 
     fn flush(&mut self, ctx: &mut NodeContext<'_>) -> Result<()> {
+        if !self.front.is_empty() {
+            self.write_back(ctx)?;
+        }
+        if self.front_budget > 0 {
+            // The budget may have changed (threads added or removed).
+            self.front_budget = self.store()?.with_kv(|s| Ok(s.cache_budget()))?;
+        }
         self.store()?.with_kv(|s| s.flush())?;
         forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)
     }

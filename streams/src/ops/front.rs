@@ -1,5 +1,6 @@
-//! A time-window aggregation's typed front cache: the windows updated since the last
-//! commit, as typed aggregates, in front of the store's record cache.
+//! An aggregation's typed front cache: the windows (time-window aggregations) or keys
+//! (key-value `count` / `reduce` / `aggregate`, each key under window start 0) updated
+//! since the last commit, as typed aggregates, in front of the store's record cache.
 //!
 //! Kafka's record cache keeps bytes. An update through it deserializes the aggregate,
 //! calls the aggregator, serializes the result and copies it back, under the store's lock
@@ -17,9 +18,9 @@
 //! aggregates sit side by side.
 //!
 //! Only the aggregation's own updates may pass through the front: it is used only when no
-//! other node reads the store (no join reads the windowed table, no processor is connected
+//! other node reads the store (no join reads the table, no processor is connected
 //! to it), when the store caches (a budget of 0 writes every update through), and when
-//! windows emit on update (emit-final does not use the cache). Interactive queries read
+//! time windows emit on update (emit-final does not use the cache). Interactive queries read
 //! committed state, which the front reaches at the commit like the cache.
 //!
 //! # Memory

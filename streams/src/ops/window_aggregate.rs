@@ -48,7 +48,7 @@ use crate::dsl::ktable::{Change, SendOldValues};
 use crate::dsl::table::ValueGetter;
 use crate::dsl::windowed::EmitStrategy;
 use crate::error::{Error, Result};
-use crate::ops::aggregate::{decode, Aggregator, Pending};
+use crate::ops::aggregate::{decode, encoded_len, Aggregator, Pending};
 use crate::ops::front::Front;
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
@@ -825,24 +825,6 @@ impl<K: Data, VA: Data> ValueGetter<Windowed<K>, VA> for WindowValueGetter<K, VA
             .map(|t| Ok((decode(&self.values, &t.value, &what)?, t.timestamp)))
             .transpose()
     }
-}
-
-/// The length of `value` encoded (in `buf`): the check a cached update makes, that an
-/// aggregate which cannot be serialized fails its own record.
-fn encoded_len<VA>(
-    values: &SerdeRef<VA>,
-    value: &VA,
-    buf: &mut Vec<u8>,
-    what: &str,
-) -> Result<usize> {
-    buf.clear();
-    values
-        .serialize_into(value, buf)
-        .map_err(|reason| Error::Serde {
-            context: what.to_string(),
-            reason,
-        })?;
-    Ok(buf.len())
 }
 
 /// Where the record being processed came from, as Kafka logs it.

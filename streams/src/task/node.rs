@@ -300,8 +300,6 @@ impl<'a> NodeContext<'a> {
         self.core.partition
     }
 
-    /// The store `name`, which must be connected to this node, or a global store (which
-    /// every node may read without being connected to it, as in Kafka).
     /// Whether a node other than this one is connected to store `name` (may read it).
     pub(crate) fn store_shared(&self, name: &str) -> bool {
         self.topo
@@ -311,6 +309,8 @@ impl<'a> NodeContext<'a> {
             .any(|(i, n)| i != self.node && n.stores.iter().any(|s| s == name))
     }
 
+    /// The store `name`, which must be connected to this node, or a global store (which
+    /// every node may read without being connected to it, as in Kafka).
     pub(crate) fn store(&self, name: &str) -> Result<StoreRef> {
         if let Some(global) = self.core.global_stores.get(name) {
             return Ok(global);
