@@ -7,7 +7,7 @@
 //! record's offset, timestamp and field positions instead, and lends the fields as slices
 //! of the batch ([`RecordView`]).
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 
@@ -77,7 +77,7 @@ impl Default for RecordBatches {
         RecordBatches {
             backing: Backing::Batches {
                 batches: Vec::new(),
-                slots: SLOT_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default(),
+                slots: lock_pool().pop().unwrap_or_default(),
                 headers: Vec::new(),
             },
         }
@@ -85,15 +85,23 @@ impl Default for RecordBatches {
 }
 
 /// Slot vectors kept for reuse at most.
-const SLOT_POOL_LEN: usize = 4;
+const SLOT_POOL_LEN: usize = 8;
 /// The largest slot vector kept for reuse (records).
 const SLOT_POOL_MAX: usize = 1 << 17;
 
-thread_local! {
-    /// Slot vectors of dropped indexes, for the next fetches of the thread: an index of a
-    /// whole batch is a large allocation, which the allocator maps and unmaps each time
-    /// (page faults on every fetch) when it is not reused.
-    static SLOT_POOL: RefCell<Vec<Vec<Slot>>> = const { RefCell::new(Vec::new()) };
+/// Slot vectors of dropped indexes, for the next fetches: an index of a whole batch is a
+/// large allocation, which the allocator maps and unmaps each time (page faults on every
+/// fetch) when it is not reused, and a reused one is still in the CPU's caches. One pool
+/// for the process, not one per thread: indexes are built on the thread that fetches and
+/// dropped on the one that processed them.
+static SLOT_POOL: Mutex<Vec<Vec<Slot>>> = Mutex::new(Vec::new());
+
+/// The pool, locked (once per fetch and per dropped index). A panic while it was held
+/// cannot have left it inconsistent: it is only pushed to and popped from.
+fn lock_pool() -> std::sync::MutexGuard<'static, Vec<Vec<Slot>>> {
+    SLOT_POOL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for RecordBatches {
@@ -102,13 +110,10 @@ impl Drop for RecordBatches {
             if slots.capacity() > 0 && slots.capacity() <= SLOT_POOL_MAX {
                 let mut slots = std::mem::take(slots);
                 slots.clear();
-                // Ignored when the thread is exiting (its pool is gone).
-                let _ = SLOT_POOL.try_with(|p| {
-                    let mut pool = p.borrow_mut();
-                    if pool.len() < SLOT_POOL_LEN {
-                        pool.push(slots);
-                    }
-                });
+                let mut pool = lock_pool();
+                if pool.len() < SLOT_POOL_LEN {
+                    pool.push(slots);
+                }
             }
         }
     }
