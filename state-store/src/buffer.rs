@@ -431,33 +431,39 @@ impl StateStore for BufferStore {
     }
 
     fn send_changelog(&mut self, sink: &mut dyn ChangelogSink) -> Result<usize> {
-        let mut keys = std::mem::take(&mut self.unsent);
-        for key in &keys {
-            if let Some(slot) = self.slots.get_mut(key) {
-                slot.unsent = false;
-                if slot.spent() {
-                    self.slots.remove(key);
+        let keys = std::mem::take(&mut self.unsent);
+        let unsent_bytes = std::mem::take(&mut self.unsent_bytes);
+        let Some(cl) = self.changelog.clone() else {
+            for key in &keys {
+                if let Some(slot) = self.slots.get_mut(key) {
+                    slot.unsent = false;
+                    if slot.spent() {
+                        self.slots.remove(key);
+                    }
                 }
             }
-        }
-        keys.sort_unstable();
-        self.unsent_bytes = 0;
-        let Some(cl) = self.changelog.clone() else {
             return Ok(0);
         };
         if keys.is_empty() {
             return Ok(0);
         }
-        // The values (buffer time + entry) are slices of one buffer, not an allocation each.
-        let size = keys
-            .iter()
-            .filter_map(|k| self.entry(k))
-            .map(|(_, v)| 8 + v.value.len())
-            .sum();
-        let mut values = BytesMut::with_capacity(size);
-        let records: Vec<ChangelogRecord> = keys
-            .into_iter()
-            .map(|key| match self.entry(&key) {
+        // One lookup per key: its record is made where its slot is marked sent. The values
+        // (buffer time + entry) are slices of one buffer, not an allocation each
+        // (`unsent_bytes` bounds their size).
+        let mut values = BytesMut::with_capacity(unsent_bytes);
+        let mut records: Vec<ChangelogRecord> = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(slot) = self.slots.get_mut(&key) else {
+                // Not buffered (an unsent key keeps its slot; this is a guard).
+                records.push(ChangelogRecord {
+                    key,
+                    value: None,
+                    timestamp: 0,
+                });
+                continue;
+            };
+            slot.unsent = false;
+            let record = match &slot.entry {
                 Some((time, v)) => {
                     values.extend_from_slice(&time.to_be_bytes());
                     values.extend_from_slice(&v.value);
@@ -472,8 +478,13 @@ impl StateStore for BufferStore {
                     value: None,
                     timestamp: 0,
                 },
-            })
-            .collect();
+            };
+            if slot.spent() {
+                self.slots.remove(&record.key);
+            }
+            records.push(record);
+        }
+        records.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let n = records.len();
         sink.append(&cl, records)
             .map_err(|e| self.changelog_error(&cl, e.to_string()))?;
