@@ -1182,3 +1182,157 @@ fn a_join_reading_a_cached_count_sees_every_update() -> Result<()> {
     );
     Ok(())
 }
+
+/// What one task forwarded under a thread cache of `cache_bytes`, for 600 records over
+/// five keys between two commits: a hopping-window count's `(key, window start, count)`
+/// and a key-value count's `(key, count)`, in the order sent.
+#[allow(clippy::type_complexity)]
+fn counts_under_cache(cache_bytes: usize) -> Result<(Vec<(String, i64, i64)>, Vec<(String, i64)>)> {
+    let builder = StreamsBuilder::new();
+    let input = builder.stream::<String, String>("in");
+    let grouped = input.group_by_key();
+    grouped
+        .windowed_by(TimeWindows::of_size_and_grace(ms(10), ms(100))?.advance_by(ms(5))?)
+        .count_with(Materialized::named("windowed").with_caching_enabled())
+        .to_stream()
+        .to("windowed-out");
+    grouped
+        .count_with(Materialized::named("totals").with_caching_enabled())
+        .to_stream()
+        .to("totals-out");
+    let topology = builder.build()?;
+    let mut t = DirectTask {
+        task: Task::new(&topology, "0_0", &[0], 0, {
+            let mut e = env(Arc::new(MemoryBackend::new()), 0, 0);
+            e.cache = ThreadCache::new(cache_bytes);
+            e
+        })?,
+        topology,
+        backend: Arc::new(MemoryBackend::new()),
+        offset: 0,
+    };
+    for i in 0..600i64 {
+        let key = ["a", "b", "c", "d", "e"][(i * 7 % 5) as usize];
+        let record = InputRecord {
+            key: Some(key.as_bytes().to_vec().into()),
+            value: Some(b"x".to_vec().into()),
+            timestamp: i / 3,
+            headers: Vec::new(),
+            offset: t.offset,
+        };
+        t.offset += 1;
+        t.task.add_records("in", [record])?;
+        while t.task.process_one()? {}
+        if i == 299 {
+            t.commit()?;
+        }
+    }
+    t.commit()?;
+    let keys = TimeWindowedSerde::new(Arc::new(Utf8), 10);
+    let count = |r: &SinkRecord| -> Result<i64> {
+        let v: [u8; 8] = r
+            .value
+            .as_deref()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| freshet_streams::Error::InvalidArgument("not a count".into()))?;
+        Ok(i64::from_be_bytes(v))
+    };
+    let (mut windowed, mut totals) = (Vec::new(), Vec::new());
+    for r in t.task.take_outputs() {
+        let k = r.key.as_deref().unwrap_or(&[]);
+        if r.topic == "windowed-out" {
+            let w = freshet_streams::Serde::deserialize(&keys, k)
+                .map_err(freshet_streams::Error::InvalidArgument)?;
+            windowed.push((w.key, w.window.start, count(&r)?));
+        } else {
+            totals.push((String::from_utf8_lossy(k).into_owned(), count(&r)?));
+        }
+    }
+    Ok((windowed, totals))
+}
+
+/// A thread cache too small for the updates between two commits: the aggregations' typed
+/// front caches hand everything to the record cache whenever they pass its budget, and
+/// the record cache evicts. Every count still reaches downstream in order (never an older
+/// count of a window or key after a newer one), and the last of each is the one a large
+/// cache ends with.
+#[test]
+fn a_cache_too_small_for_a_commit_still_forwards_every_count_in_order() -> Result<()> {
+    let (big_windowed, big_totals) = counts_under_cache(10 * 1024 * 1024)?;
+    // With room for everything, each commit forwards what was updated since the one
+    // before, once, in the order of the latest updates (a record updates its windows in
+    // start order), as Kafka's record cache does.
+    let (mut want_windowed, mut want_totals) = (Vec::new(), Vec::new());
+    let mut counts: std::collections::BTreeMap<(String, i64), i64> = Default::default();
+    let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut touched: std::collections::BTreeMap<(String, i64), usize> = Default::default();
+    let mut touched_keys: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut n = 0;
+    for i in 0..600i64 {
+        let key = ["a", "b", "c", "d", "e"][(i * 7 % 5) as usize].to_string();
+        let ts = i / 3;
+        for start in (0..=ts).filter(|s| s % 5 == 0 && s + 10 > ts) {
+            *counts.entry((key.clone(), start)).or_default() += 1;
+            touched.insert((key.clone(), start), n);
+            n += 1;
+        }
+        *totals.entry(key.clone()).or_default() += 1;
+        touched_keys.insert(key, i as usize);
+        if i == 299 || i == 599 {
+            let mut w: Vec<_> = std::mem::take(&mut touched).into_iter().collect();
+            w.sort_by_key(|(_, at)| *at);
+            want_windowed.extend(
+                w.into_iter()
+                    .map(|((k, s), _)| (k.clone(), s, counts[&(k, s)])),
+            );
+            let mut t: Vec<_> = std::mem::take(&mut touched_keys).into_iter().collect();
+            t.sort_by_key(|(_, at)| *at);
+            want_totals.extend(t.into_iter().map(|(k, _)| (k.clone(), totals[&k])));
+        }
+    }
+    assert_eq!(big_windowed, want_windowed);
+    assert_eq!(big_totals, want_totals);
+    for cache_bytes in [1, 200, 500, 2_000] {
+        let (windowed, totals) = counts_under_cache(cache_bytes)?;
+        // The windows of a commit need ≈ 8 KB; the five keys' totals ≈ 400 bytes.
+        assert!(
+            windowed.len() > big_windowed.len(),
+            "{cache_bytes} bytes: evictions forward windows more often"
+        );
+        assert!(
+            cache_bytes > 400 || totals.len() > big_totals.len(),
+            "{cache_bytes} bytes: evictions forward totals more often"
+        );
+        let mut last = std::collections::BTreeMap::new();
+        for (k, start, n) in windowed {
+            let before = last.insert((k.clone(), start), n);
+            assert!(
+                before.is_none_or(|b| b < n),
+                "{cache_bytes} bytes: {k}@{start} went {before:?} -> {n}"
+            );
+        }
+        let want: std::collections::BTreeMap<_, _> = big_windowed
+            .iter()
+            .map(|(k, s, n)| ((k.clone(), *s), *n))
+            .collect();
+        assert_eq!(
+            last, want,
+            "{cache_bytes} bytes: the last count of each window"
+        );
+        let mut last = std::collections::BTreeMap::new();
+        for (k, n) in totals {
+            let before = last.insert(k.clone(), n);
+            assert!(
+                before.is_none_or(|b| b < n),
+                "{cache_bytes} bytes: {k} went {before:?} -> {n}"
+            );
+        }
+        let want: std::collections::BTreeMap<_, _> = big_totals.iter().cloned().collect();
+        assert_eq!(
+            last, want,
+            "{cache_bytes} bytes: the last count of each key"
+        );
+        assert_eq!(last.values().sum::<i64>(), 600);
+    }
+    Ok(())
+}
