@@ -265,6 +265,41 @@ pub(crate) fn encoded_len<VA>(
     Ok(buf.len())
 }
 
+/// An update through the front (see [`crate::ops::front`]): the key (in `st.key_buf`)'s
+/// aggregate is the front's, else the store's (read through its cache). The new aggregate
+/// is encoded here as the cache's update would: one that cannot be serialized fails its
+/// own record, and the key keeps its aggregate.
+fn update_front<K, V, VA: Clone>(
+    front: &mut Front<VA>,
+    st: &mut AggregateStore,
+    values: &SerdeRef<VA>,
+    aggregator: &Aggregator<K, V, VA>,
+    r: &Record<K, V>,
+) -> Result<()> {
+    let hit = front.update(&st.key_buf, 0, |agg, t| {
+        let new = aggregator(&r.key, &r.value, Some(agg.clone()));
+        let len = encoded_len(values, &new, &mut st.value_buf, &st.what)?;
+        Ok::<_, Error>((new, r.timestamp.max(t), len))
+    });
+    match hit {
+        Some(done) => done,
+        None => {
+            let found = st.store.with_kv(|s| s.get(&st.key_buf))?;
+            let (old, new_ts) = match found {
+                Some(t) => (
+                    Some(decode(values, &t.value, &st.what)?),
+                    r.timestamp.max(t.timestamp),
+                ),
+                None => (None, r.timestamp),
+            };
+            let new = aggregator(&r.key, &r.value, old);
+            let len = encoded_len(values, &new, &mut st.value_buf, &st.what)?;
+            front.put(&st.key_buf, 0, new, new_ts, len);
+            Ok(())
+        }
+    }
+}
+
 impl<K: Data, V: Data, VA: Data> AggregateNode<K, V, VA> {
     fn store(&self) -> Result<&StoreRef> {
         self.store
@@ -282,50 +317,6 @@ impl<K: Data, V: Data, VA: Data> AggregateNode<K, V, VA> {
             return Ok(0);
         }
         store.with_kv(|s| Ok(s.cache_budget()))
-    }
-
-    /// The update of [`process`](Node::process) through the front: the key's aggregate is
-    /// the front's, else the store's (read through its cache). The new aggregate is
-    /// encoded here as the cache's update would: one that cannot be serialized fails its
-    /// own record, and the key keeps its aggregate.
-    fn update_front(&mut self, ctx: &mut NodeContext<'_>, r: &Record<K, V>) -> Result<()> {
-        let Some(st) = self.store.as_mut() else {
-            return Err(Error::InvalidArgument("aggregate used before init".into()));
-        };
-        let (values, aggregator) = (&self.values, &self.aggregator);
-        let AggregateStore {
-            store,
-            what,
-            key_buf,
-            value_buf,
-        } = st;
-        let hit = self.front.update(key_buf, 0, |agg, t| {
-            let new = aggregator(&r.key, &r.value, Some(agg.clone()));
-            let len = encoded_len(values, &new, value_buf, what)?;
-            Ok::<_, Error>((new, r.timestamp.max(t), len))
-        });
-        match hit {
-            Some(done) => done?,
-            None => {
-                let found = store.with_kv(|s| s.get(key_buf))?;
-                let (old, new_ts) = match found {
-                    Some(t) => (
-                        Some(decode(values, &t.value, what)?),
-                        r.timestamp.max(t.timestamp),
-                    ),
-                    None => (None, r.timestamp),
-                };
-                let new = aggregator(&r.key, &r.value, old);
-                let len = encoded_len(values, &new, value_buf, what)?;
-                self.front.put(key_buf, 0, new, new_ts, len);
-            }
-        }
-        // A read above may have evicted from the cache.
-        forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)?;
-        if self.front.bytes() > self.front_budget {
-            self.write_back(ctx)?;
-        }
-        Ok(())
     }
 
     /// Hands the front's aggregates to the store's cache, least recently updated first,
@@ -388,7 +379,13 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
             }
         }
         if self.front_budget > 0 {
-            return self.update_front(ctx, r);
+            update_front(&mut self.front, st, &self.values, &self.aggregator, r)?;
+            // A read of the store may have evicted from the cache.
+            forward_kv_changes(ctx, &self.queue, &self.keys, &self.values, &self.store_name)?;
+            if self.front.bytes() > self.front_budget {
+                self.write_back(ctx)?;
+            }
+            return Ok(());
         }
         // Read, aggregate and write under one lock: the aggregator is a pure function of
         // the record and the old aggregate, and nothing is forwarded before the put. Its
