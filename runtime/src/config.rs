@@ -125,7 +125,7 @@ pub const STREAMS_CONFIG_KEYS: [&str; 21] = [
 /// | `production.exception.handler` | `fail` | as above, for an output the log refuses (too large for the topic, a topic or partition that does not exist); I/O errors still fail the commit |
 /// | `errors.dead.letter.queue.topic.name` | unset | when set, handlers not set explicitly send failed records there, inside the transaction |
 /// | `poll.ms` | 100 | how long an idle thread waits for records |
-/// | `buffered.records.per.partition` | 1000 | fetching a partition pauses past this (a fetch sent ahead: past this plus 1000) |
+/// | `buffered.records.per.partition` | 1000 | fetching a partition pauses past this (a fetch sent ahead: past this plus 4000) |
 /// | `repartition.purge.interval.ms` | 30000 | how often repartition topics are purged below committed offsets |
 ///
 /// ```
