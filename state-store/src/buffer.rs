@@ -57,6 +57,12 @@ impl Slot {
     }
 }
 
+/// Bytes an entry's changelog value takes: its buffer time and value (a removed entry's
+/// tombstone, none).
+fn logged_size(entry: &Option<Entry>) -> usize {
+    entry.as_ref().map_or(0, |(_, v)| 8 + v.value.len())
+}
+
 /// Bytes counted for an entry: buffer time and timestamp (8 each), key and value (Kafka
 /// counts the buffer time, the key and its estimate of the buffered value).
 fn record_size(key_len: usize, value_len: usize) -> u64 {
@@ -135,6 +141,9 @@ pub struct BufferStore {
     unsent: Vec<Bytes>,
     /// Bytes of the unsent changes (the runtime commits early past its write-buffer limit).
     unsent_bytes: usize,
+    /// Bytes the next changelog send's values take: buffer time and value of each unsent
+    /// key's entry as it is now (what `send_changelog` sizes its one buffer by).
+    unsent_values: usize,
     /// Keys changed since the last commit, each once (their slots hold what an abort puts
     /// back).
     changed: Vec<Bytes>,
@@ -163,6 +172,7 @@ impl BufferStore {
             bytes: 0,
             unsent: Vec::new(),
             unsent_bytes: 0,
+            unsent_values: 0,
             changed: Vec::new(),
         })
     }
@@ -251,6 +261,12 @@ impl BufferStore {
             }
         };
         self.unsent_bytes += key.len() + entry.as_ref().map_or(0, |(_, v)| v.value.len()) + 48;
+        let was_unsent = if slot.unsent {
+            logged_size(&slot.entry)
+        } else {
+            0
+        };
+        self.unsent_values = self.unsent_values.saturating_sub(was_unsent) + logged_size(&entry);
         let old = Self::replace(
             &mut self.order,
             (&mut self.len, &mut self.bytes),
@@ -432,7 +448,8 @@ impl StateStore for BufferStore {
 
     fn send_changelog(&mut self, sink: &mut dyn ChangelogSink) -> Result<usize> {
         let keys = std::mem::take(&mut self.unsent);
-        let unsent_bytes = std::mem::take(&mut self.unsent_bytes);
+        self.unsent_bytes = 0;
+        let size = std::mem::take(&mut self.unsent_values);
         let Some(cl) = self.changelog.clone() else {
             for key in &keys {
                 if let Some(slot) = self.slots.get_mut(key) {
@@ -448,9 +465,9 @@ impl StateStore for BufferStore {
             return Ok(0);
         }
         // One lookup per key: its record is made where its slot is marked sent. The values
-        // (buffer time + entry) are slices of one buffer, not an allocation each
-        // (`unsent_bytes` bounds their size).
-        let mut values = BytesMut::with_capacity(unsent_bytes);
+        // (buffer time + entry) are slices of one buffer of `size` bytes, not an allocation
+        // each.
+        let mut values = BytesMut::with_capacity(size);
         let mut records: Vec<ChangelogRecord> = Vec::with_capacity(keys.len());
         for key in keys {
             let Some(slot) = self.slots.get_mut(&key) else {
@@ -512,6 +529,7 @@ impl StateStore for BufferStore {
             std::mem::take(&mut self.changed),
         );
         self.unsent_bytes = 0;
+        self.unsent_values = 0;
         for key in &unsent {
             if let Some(slot) = self.slots.get_mut(key) {
                 slot.unsent = false;
@@ -546,6 +564,7 @@ impl StateStore for BufferStore {
         self.bytes = 0;
         self.unsent.clear();
         self.unsent_bytes = 0;
+        self.unsent_values = 0;
         self.changed.clear();
         let (start, stable) = reader
             .bounds(&cl)
@@ -597,6 +616,59 @@ mod tests {
         ) -> Result<i64, crate::changelog::ChangelogError> {
             Ok(records.len() as i64)
         }
+    }
+
+    /// A changelog that keeps the total length of the values it was sent.
+    struct Sizes(usize);
+
+    impl ChangelogSink for Sizes {
+        fn append(
+            &mut self,
+            _: &ChangelogPartition,
+            records: Vec<ChangelogRecord>,
+        ) -> Result<i64, crate::changelog::ChangelogError> {
+            self.0 += records
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, Bytes::len))
+                .sum::<usize>();
+            Ok(records.len() as i64)
+        }
+    }
+
+    /// The send sizes its one buffer of values exactly, whatever happened to the unsent
+    /// keys since the last send: updates that grow and shrink a value, deletions,
+    /// evictions, aborts.
+    #[test]
+    fn the_changelog_values_take_what_was_counted_for_them() -> Result<()> {
+        let changelog = ChangelogPartition {
+            topic: "app-suppress-changelog".into(),
+            partition: 0,
+        };
+        let mut b = BufferStore::open("s", Arc::new(MemoryBackend::new()), Some(changelog))?;
+        let send = |b: &mut BufferStore| -> Result<()> {
+            let counted = b.unsent_values;
+            let mut sink = Sizes(0);
+            b.send_changelog(&mut sink)?;
+            assert_eq!(sink.0, counted);
+            assert_eq!(b.unsent_values, 0);
+            Ok(())
+        };
+        b.put(1, Bytes::from("a"), value("1"))?;
+        b.put(1, Bytes::from("a"), value("1234567"))?;
+        b.put(2, Bytes::from("b"), value("12"))?;
+        b.put(2, Bytes::from("b"), value("1"))?;
+        b.put(3, Bytes::from("c"), value("123"))?;
+        b.delete(b"c")?;
+        send(&mut b)?;
+        b.committed();
+        b.put(4, Bytes::from("d"), value("12345"))?;
+        b.evict_while(|s| s.min_timestamp <= 1, |_| Ok::<(), Error>(()))?;
+        send(&mut b)?;
+        b.put(5, Bytes::from("e"), value("1"))?;
+        b.abort();
+        b.put(5, Bytes::from("b"), value("123456"))?;
+        send(&mut b)?;
+        Ok(())
     }
 
     fn value(v: &'static str) -> Timestamped {
