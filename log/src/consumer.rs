@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::fetched::{ReadOut, RecordBatches};
 use crate::log::Log;
-use crate::partition::Isolation;
+use crate::partition::{Isolation, ReadEnd};
 use crate::record::StoredRecord;
 
 /// Limits and isolation of a fetch.
@@ -51,6 +51,10 @@ pub struct FetchedRecords {
     /// Where the next fetch of this partition should start (past skipped markers and aborted
     /// batches too).
     pub next_offset: i64,
+    /// Where the partition's readable records ended when it was read (as Kafka's fetch
+    /// response carries the last stable offset): the last stable offset under
+    /// read_committed, the log end otherwise. Above `next_offset`, more records wait.
+    pub readable_end: i64,
 }
 
 /// Records fetched from one partition, kept in the log's batches ([`Log::fetch_batches`]).
@@ -65,6 +69,10 @@ pub struct FetchedBatches {
     /// Where the next fetch of this partition should start (past skipped markers and aborted
     /// batches too).
     pub next_offset: i64,
+    /// Where the partition's readable records ended when it was read (as Kafka's fetch
+    /// response carries the last stable offset): the last stable offset under
+    /// read_committed, the log end otherwise. Above `next_offset`, more records wait.
+    pub readable_end: i64,
 }
 
 impl From<FetchedRecords> for FetchedBatches {
@@ -74,6 +82,7 @@ impl From<FetchedRecords> for FetchedBatches {
             partition: f.partition,
             records: RecordBatches::from(f.records),
             next_offset: f.next_offset,
+            readable_end: f.readable_end,
         }
     }
 }
@@ -157,11 +166,12 @@ impl Log {
         self.try_fetch_into(
             positions,
             options,
-            |topic, partition, records: Vec<_>, next| FetchedRecords {
+            |topic, partition, records: Vec<_>, end: ReadEnd| FetchedRecords {
                 topic,
                 partition,
                 records,
-                next_offset: next,
+                next_offset: end.next_offset,
+                readable_end: end.readable_end,
             },
         )
     }
@@ -175,22 +185,23 @@ impl Log {
         self.try_fetch_into(
             positions,
             options,
-            |topic, partition, records: RecordBatches, next| FetchedBatches {
+            |topic, partition, records: RecordBatches, end: ReadEnd| FetchedBatches {
                 topic,
                 partition,
                 records,
-                next_offset: next,
+                next_offset: end.next_offset,
+                readable_end: end.readable_end,
             },
         )
     }
 
     /// One pass reading each partition into an `O`, made into a `T` with its topic,
-    /// partition and next offset.
+    /// partition and where the read ended.
     fn try_fetch_into<O: ReadOut + Default + Sized, T>(
         &self,
         positions: &[FetchPosition],
         options: &FetchOptions,
-        make: impl Fn(String, u32, O, i64) -> T,
+        make: impl Fn(String, u32, O, ReadEnd) -> T,
     ) -> Result<Vec<T>> {
         let which: Vec<(&str, u32)> = positions.iter().map(|(t, p, _)| (t.as_str(), *p)).collect();
         self.refresh_partitions(&which)?;
@@ -205,19 +216,19 @@ impl Log {
             let budget = options.max_partition_bytes.min(bytes_left);
             // Decodes no more than the poll can return.
             let mut records = O::default();
-            let next = p.read_into(
+            let end = p.read_into(
                 *offset,
                 budget,
                 records_left,
                 options.isolation,
                 &mut records,
             )?;
-            if records.count() == 0 && next <= *offset {
+            if records.count() == 0 && end.next_offset <= *offset {
                 continue;
             }
             bytes_left = bytes_left.saturating_sub(records.size().max(1));
             records_left = records_left.saturating_sub(records.count());
-            out.push(make(topic.clone(), *partition, records, next));
+            out.push(make(topic.clone(), *partition, records, end));
         }
         Ok(out)
     }

@@ -45,6 +45,17 @@ pub(crate) struct ReadResult {
     pub(crate) next_offset: i64,
 }
 
+/// Where a read of a partition ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadEnd {
+    /// The next offset to read.
+    pub(crate) next_offset: i64,
+    /// Where the readable records ended when it read: the last stable offset under
+    /// read_committed, the log end otherwise. Past `next_offset`, records wait that the
+    /// read's budget left.
+    pub(crate) readable_end: i64,
+}
+
 /// The most records of a batch a read that keeps whole batches takes past its limit.
 const WHOLE_BATCH_RECORDS: usize = 1 << 16;
 
@@ -506,16 +517,15 @@ impl Partition {
         isolation: Isolation,
     ) -> Result<ReadResult> {
         let mut records = Vec::new();
-        let next_offset =
-            self.read_into(offset, max_bytes, max_records, isolation, &mut records)?;
+        let end = self.read_into(offset, max_bytes, max_records, isolation, &mut records)?;
         Ok(ReadResult {
             records,
-            next_offset,
+            next_offset: end.next_offset,
         })
     }
 
     /// [`read_records`](Partition::read_records) into `out` (materialized records or an
-    /// index over the batches); returns the next offset to read.
+    /// index over the batches); returns where the read ended.
     pub(crate) fn read_into<O: ReadOut>(
         &self,
         offset: i64,
@@ -523,7 +533,7 @@ impl Partition {
         max_records: usize,
         isolation: Isolation,
         out: &mut O,
-    ) -> Result<i64> {
+    ) -> Result<ReadEnd> {
         let st = self.state.lock();
         let end = st.end();
         if offset < st.log_start || offset > end {
@@ -541,7 +551,10 @@ impl Partition {
         };
         let mut next_offset = offset;
         if offset >= limit || max_records == 0 {
-            return Ok(next_offset);
+            return Ok(ReadEnd {
+                next_offset,
+                readable_end: limit,
+            });
         }
         let first = st
             .segments
@@ -623,7 +636,10 @@ impl Partition {
                 break;
             }
         }
-        Ok(next_offset.min(limit))
+        Ok(ReadEnd {
+            next_offset: next_offset.min(limit),
+            readable_end: limit,
+        })
     }
 
     /// The first offset whose timestamp is ≥ `ts`, or `None` when every record is older.

@@ -484,3 +484,35 @@ async fn fetch_batches_lends_whole_batches_and_the_same_records_as_fetch() -> Te
     assert_eq!(all[0].value.as_deref(), Some(&b"b-0"[..]));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_fetch_reports_where_the_readable_records_end() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = Log::open(dir.path())?;
+    log.create_topic("t", TopicConfig::partitions(1))?;
+    for b in 0..10 {
+        log.append("t", 0, &values(10, &format!("b{b}-")), Acks::Written)?;
+    }
+    let mut tx = log.transactional_producer("p", Acks::Written)?;
+    tx.begin()?;
+    tx.append("t", 0, &values(5, "open-"))?;
+    let options = |isolation| FetchOptions {
+        max_records: 15,
+        isolation,
+        ..FetchOptions::default()
+    };
+    // Cut short by the record budget: read_committed ends at the open transaction, the
+    // uncommitted reader at the log end; both well past where the read stopped.
+    let rc = log.try_fetch_batches(&[pos("t", 0, 0)], &options(Isolation::ReadCommitted))?;
+    assert_eq!((rc[0].next_offset, rc[0].readable_end), (20, 100));
+    let ru = log.try_fetch(&[pos("t", 0, 0)], &options(Isolation::ReadUncommitted))?;
+    assert_eq!((ru[0].next_offset, ru[0].readable_end), (15, 105));
+    let rc = log.try_fetch(&[pos("t", 0, 90)], &options(Isolation::ReadCommitted))?;
+    assert_eq!((rc[0].next_offset, rc[0].readable_end), (100, 100));
+    // Committed: the stable offset moves past the marker.
+    tx.commit()?;
+    let rc = log.try_fetch_batches(&[pos("t", 0, 100)], &options(Isolation::ReadCommitted))?;
+    assert_eq!(rc[0].records.len(), 5);
+    assert_eq!((rc[0].next_offset, rc[0].readable_end), (106, 106));
+    Ok(())
+}

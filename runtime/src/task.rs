@@ -28,6 +28,19 @@ pub(crate) struct Input {
     pub(crate) bound: Option<i64>,
 }
 
+impl Input {
+    /// Whether the log is known to hold records past the input's position: below its
+    /// bound in bounded mode (`run_until_caught_up`), else below the last stable offset
+    /// last seen (a fetch reports it, so a fetch cut short by its budget leaves it above
+    /// the position).
+    pub(crate) fn has_more(&self, bounded: bool) -> bool {
+        match self.bound {
+            Some(b) if bounded => self.position < b,
+            _ => self.position < self.last_stable,
+        }
+    }
+}
+
 /// A running task and its inputs.
 #[derive(Debug)]
 pub(crate) struct RuntimeTask {
@@ -186,6 +199,29 @@ pub(crate) async fn committed_input<B: Broker>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_has_more_below_its_bound_or_the_last_stable_offset_seen() {
+        let input = |position, last_stable, bound| Input {
+            topic: "t".into(),
+            internal: false,
+            position,
+            committed: None,
+            last_stable,
+            bound,
+        };
+        // Caught up with what the log showed: nothing more known.
+        assert!(!input(10, 10, None).has_more(false));
+        assert!(!input(10, 10, None).has_more(true));
+        // A fetch stopped by its budget short of the stable offset.
+        assert!(input(10, 25, None).has_more(false));
+        // Bounded: the bound decides, whatever the log holds past it.
+        assert!(input(10, 10, Some(20)).has_more(true));
+        assert!(!input(20, 25, Some(20)).has_more(true));
+        // Unbounded runs ignore the bound.
+        assert!(input(20, 25, Some(20)).has_more(false));
+        assert!(!input(10, 10, Some(20)).has_more(false));
+    }
 
     #[test]
     fn stream_times_round_trip_through_offset_metadata() {

@@ -3,11 +3,11 @@
 //! Kafka's consumer pipelines its fetches: before `poll` hands records to the application it
 //! sends the next round of fetch requests, so the broker reads while the application
 //! processes. A stream thread does the same on the app's runtime: when a task's buffer falls
-//! below the prefetch mark (`buffered.records.per.partition` plus one task turn, 1000
+//! below the prefetch mark (`buffered.records.per.partition` plus [`PREFETCH_AHEAD`]
 //! records) during processing, the thread starts a [`Prefetch`] of every input below that
 //! mark, each input getting its share of a poll's records; its next fetch takes the
-//! prefetched records (waiting only if the read is not done yet, or if an input has
-//! nothing left to process) instead of reading then. This moves the log reads off the
+//! prefetched records (waiting for the read only if an input with more records in the log
+//! has nothing left to process) instead of reading then. This moves the log reads off the
 //! thread that processes, onto a core the stream threads leave free; without one
 //! (`Shared::pipelined` false: as many stream threads as cores) there is no prefetch.
 //!
@@ -74,14 +74,20 @@ impl<B: Broker> StreamThread<B> {
         self.shared.config.buffered_records_per_partition() + PREFETCH_AHEAD
     }
 
-    /// Whether an input that may have more records has none buffered.
+    /// Whether an input known to have records to fetch has none buffered: below its bound
+    /// (bounded mode) or below the last stable offset last seen.
+    ///
+    /// An input that read all there was when it was last fetched is not starving: waiting
+    /// for it gains nothing, and its new records come with the next prefetch. (A
+    /// repartition topic read under exactly-once is caught up between commits most of the
+    /// time: counting it starving made the thread wait for every prefetch, and read the
+    /// inputs below the pause mark itself.)
     fn starving(&self) -> bool {
         let bounded = self.shared.is_bounded();
         self.tasks.iter().any(|t| {
-            t.inputs.iter().any(|i| {
-                !(bounded && i.bound.is_some_and(|b| i.position >= b))
-                    && t.task.buffered_in(&i.topic) == 0
-            })
+            t.inputs
+                .iter()
+                .any(|i| i.has_more(bounded) && t.task.buffered_in(&i.topic) == 0)
         })
     }
 
@@ -157,7 +163,8 @@ impl<B: Broker> StreamThread<B> {
     /// have nothing buffered.
     ///
     /// A prefetch still reading is left to read while every input has records to process;
-    /// an input with none waits for it (and is fetched now if it brought none), so no task
+    /// an input with none that has more to fetch ([`starving`](Self::starving)) waits for
+    /// it (and is fetched now if it brought none), so no task
     /// falls behind the others in event time while they process (records re-keyed into a
     /// repartition topic from tasks far apart in event time can be later than the grace
     /// period downstream).
@@ -239,7 +246,7 @@ impl<B: Broker> StreamThread<B> {
             Some(b) => f.next_offset.min(b.max(input.position)),
             None => f.next_offset,
         };
-        input.last_stable = input.last_stable.max(input.position);
+        input.last_stable = input.last_stable.max(input.position).max(f.readable_end);
         let mut records = f.records;
         if let Some(b) = bound {
             records.truncate_at(b);
@@ -290,6 +297,7 @@ mod tests {
             partition,
             records: RecordBatches::from(Vec::new()),
             next_offset,
+            readable_end: next_offset,
         }
     }
 
