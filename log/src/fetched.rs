@@ -35,6 +35,14 @@ impl Span {
         })
     }
 
+    fn len(self) -> usize {
+        if self == Span::NULL {
+            0
+        } else {
+            self.end.saturating_sub(self.start) as usize
+        }
+    }
+
     #[inline]
     fn get(self, bytes: &[u8]) -> Option<&[u8]> {
         if self == Span::NULL {
@@ -62,6 +70,13 @@ struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
+impl Slot {
+    /// What a fetch's byte limits count for the record (as for a materialized one).
+    fn size(&self) -> usize {
+        16 + self.key.len() + self.value.len()
+    }
+}
+
 /// The bit of [`Slot::batch`] that says the record has headers (kept apart, in
 /// `headers`, by slot index: most records have none).
 const HAS_HEADERS: u32 = 1 << 31;
@@ -81,6 +96,8 @@ enum Backing {
         slots: Vec<Slot>,
         /// The headers of the records that have any, by slot index (ascending).
         headers: Vec<(usize, Vec<(String, Bytes)>)>,
+        /// The slots' [`Slot::size`], summed as they are added and dropped.
+        size: usize,
     },
     /// Records already materialized (what a broker without batches returns).
     Records(Vec<StoredRecord>),
@@ -99,6 +116,7 @@ impl Default for RecordBatches {
                 batches: Vec::new(),
                 slots: lock_pool().pop().unwrap_or_default(),
                 headers: Vec::new(),
+                size: 0,
             },
         }
     }
@@ -197,6 +215,7 @@ impl RecordBatches {
                 batches,
                 slots,
                 headers,
+                ..
             } => {
                 let s = slots.get(i)?;
                 let batch = batches.get((s.batch & !HAS_HEADERS) as usize)?;
@@ -259,7 +278,15 @@ impl RecordBatches {
                 Backing::Records(r) => r[first..].partition_point(|r| r.offset < limit),
             };
         match &mut self.backing {
-            Backing::Batches { slots, headers, .. } => {
+            Backing::Batches {
+                slots,
+                headers,
+                size,
+                ..
+            } => {
+                *size -= slots
+                    .get(kept..)
+                    .map_or(0, |dropped| dropped.iter().map(Slot::size).sum::<usize>());
                 slots.truncate(kept);
                 headers.truncate(headers.partition_point(|(at, _)| *at < kept));
             }
@@ -269,9 +296,10 @@ impl RecordBatches {
 
     /// About how many bytes the records take (what a fetch's byte limits count).
     pub(crate) fn size(&self) -> usize {
-        self.iter()
-            .map(|r| 16 + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len))
-            .sum()
+        match &self.backing {
+            Backing::Batches { size, .. } => *size,
+            Backing::Records(r) => ReadOut::size(r),
+        }
     }
 
     /// The records, materialized.
@@ -362,6 +390,7 @@ impl ReadOut for RecordBatches {
             batches,
             slots,
             headers,
+            size,
         } = &mut self.backing
         else {
             let mut records = Vec::new();
@@ -389,14 +418,16 @@ impl ReadOut for RecordBatches {
                 headers.push((slots.len(), *h));
                 tagged |= HAS_HEADERS;
             }
-            slots.push(Slot {
+            let slot = Slot {
                 timestamp: r.timestamp,
                 // The format's delta is an i32, so this is exact.
                 offset_delta: (r.offset - base_offset) as i32,
                 batch: tagged,
                 key: Span::of(r.key),
                 value: Span::of(r.value),
-            });
+            };
+            *size += slot.size();
+            slots.push(slot);
         });
         if slots.len() > before {
             batches.push(Batch {
