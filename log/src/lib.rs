@@ -15,6 +15,9 @@
 //!   sealed segment is reported as [`Error::Corrupt`], never returned as records.
 //! - `read_committed` readers see records up to the last stable offset, without aborted
 //!   transactions or markers.
+//! - The owning process reads segment files through a read-only memory mapping (fetched
+//!   batches are views of the page cache, not copies); a disk read failure there raises
+//!   `SIGBUS` rather than an error. Read-only openers use `pread`.
 //!
 //! # Examples
 //! ```
@@ -38,6 +41,7 @@ mod error;
 mod fetched;
 mod group;
 mod log;
+mod mapping;
 mod partition;
 mod partitioner;
 mod producer;

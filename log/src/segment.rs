@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, BatchHeader, Parsed};
 use crate::error::{Error, Result};
+use crate::mapping::FileMap;
 
 const INDEX_MAGIC: &[u8; 8] = b"FRIDX\0\0\x01";
 const READ_CHUNK: usize = 1 << 20;
@@ -55,11 +56,11 @@ pub(crate) struct ScanEnd {
 /// `peek(header)` sees each batch's header before its body is read: `Break` ends the scan
 /// there (cleanly, `problem` is `None`) without reading or checking that batch.
 ///
-/// The file is read in chunks of about [`READ_CHUNK`] into one shared buffer, and each
-/// batch handed to `each` is a view of that buffer, not a copy.
+/// From a [`Source::File`], the file is read in chunks of about [`READ_CHUNK`] into one
+/// shared buffer; each batch handed to `each` is a view of that buffer (or of the mapping),
+/// not a copy.
 pub(crate) fn scan(
-    file: &File,
-    path: &Path,
+    source: Source<'_>,
     from: u64,
     to: u64,
     offsets: OffsetRule,
@@ -69,33 +70,23 @@ pub(crate) fn scan(
     let mut pos = from;
     let mut floor = offsets.first;
     let contiguous = offsets.contiguous;
-    // The file's bytes from `pos` on, as far as they have been read.
-    let mut buf = BytesMut::new();
+    let mut reader = Reader {
+        source,
+        buf: BytesMut::new(),
+        to,
+    };
     let end = |pos: u64, problem: Option<String>| ScanEnd {
         valid_len: pos - from,
         problem,
-    };
-    // Buffers at least `need` bytes from `pos`; false when the file ends before that.
-    let fill = |buf: &mut BytesMut, pos: u64, need: usize| -> Result<bool> {
-        if buf.len() >= need {
-            return Ok(true);
-        }
-        if pos + need as u64 > to {
-            return Ok(false);
-        }
-        let want = need.max(READ_CHUNK).min((to - pos) as usize);
-        let old = buf.len();
-        read_appending(file, path, buf, want - old, pos + old as u64)?;
-        Ok(true)
     };
     let incomplete = |pos: u64, need: usize| {
         (pos < to).then(|| format!("incomplete batch: {} of {need} bytes", to - pos))
     };
     loop {
-        if !fill(&mut buf, pos, batch::HEADER_LEN)? {
+        let Some(head) = reader.have(pos, batch::HEADER_LEN)? else {
             return Ok(end(pos, incomplete(pos, batch::HEADER_LEN)));
-        }
-        let h = match batch::parse_header(&buf) {
+        };
+        let h = match batch::parse_header(head) {
             Parsed::Header(h) => h,
             Parsed::Incomplete => return Ok(end(pos, incomplete(pos, batch::HEADER_LEN))),
             Parsed::Invalid(why) => return Ok(end(pos, Some(why))),
@@ -116,10 +107,10 @@ pub(crate) fn scan(
         if peek(&h).is_break() {
             return Ok(end(pos, None));
         }
-        if !fill(&mut buf, pos, h.total_len)? {
+        if reader.have(pos, h.total_len)?.is_none() {
             return Ok(end(pos, incomplete(pos, h.total_len)));
         }
-        let bytes = buf.split_to(h.total_len).freeze();
+        let bytes = reader.take(pos, h.total_len);
         if !batch::crc_ok(&bytes, &h) {
             return Ok(end(
                 pos,
@@ -131,6 +122,53 @@ pub(crate) fn scan(
         }
         floor = h.last_offset() + 1;
         pos += h.total_len as u64;
+    }
+}
+
+/// Where a [`scan`] finds a segment file's bytes.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// The file, read with `pread`.
+    File { file: &'a File, path: &'a Path },
+    /// The file mapped (its bytes from position 0, at least as far as the scan goes).
+    Mapped(&'a Bytes),
+}
+
+/// A scan's position in its source.
+struct Reader<'a> {
+    source: Source<'a>,
+    /// Read from a file: its bytes from the scan's position on, as far as they were read.
+    buf: BytesMut,
+    /// Where the scan ends.
+    to: u64,
+}
+
+impl Reader<'_> {
+    /// The bytes from `pos` (the scan's position) on, at least `need` of them; `None` when
+    /// the scan's range ends before that.
+    fn have(&mut self, pos: u64, need: usize) -> Result<Option<&[u8]>> {
+        if pos + need as u64 > self.to {
+            return Ok(None);
+        }
+        match self.source {
+            Source::Mapped(bytes) => Ok(bytes.get(pos as usize..self.to as usize)),
+            Source::File { file, path } => {
+                if self.buf.len() < need {
+                    let want = need.max(READ_CHUNK).min((self.to - pos) as usize);
+                    let old = self.buf.len();
+                    read_appending(file, path, &mut self.buf, want - old, pos + old as u64)?;
+                }
+                Ok(Some(&self.buf))
+            }
+        }
+    }
+
+    /// The `len` bytes at `pos` (which [`Reader::have`] found there); the scan moves past them.
+    fn take(&mut self, pos: u64, len: usize) -> Bytes {
+        match self.source {
+            Source::Mapped(bytes) => bytes.slice(pos as usize..pos as usize + len),
+            Source::File { .. } => self.buf.split_to(len).freeze(),
+        }
     }
 }
 
@@ -192,6 +230,9 @@ pub(crate) struct Segment {
     bytes_since_index: u64,
     index_interval: u64,
     writable: bool,
+    /// Reads go through a mapping of the file (in the process that owns the log; see
+    /// `mapping`), else through `pread`.
+    map: Option<FileMap>,
 }
 
 impl Segment {
@@ -223,6 +264,7 @@ impl Segment {
             bytes_since_index: 0,
             index_interval,
             writable: true,
+            map: Some(FileMap::default()),
         })
     }
 
@@ -270,6 +312,7 @@ impl Segment {
             bytes_since_index: 0,
             index_interval,
             writable: writable && active,
+            map: writable.then(FileMap::default),
         };
         if !active && seg.load_index(len) {
             return Ok(seg);
@@ -329,8 +372,10 @@ impl Segment {
             self.next_offset
         };
         let end = scan(
-            &file,
-            &path,
+            Source::File {
+                file: &file,
+                path: &path,
+            },
             from,
             to,
             OffsetRule {
@@ -430,9 +475,19 @@ impl Segment {
         // Bytes of the batches taken; a batch is never empty, so 0 means none yet.
         let taken = Cell::new(0usize);
         let start = self.position_for(from);
+        let view;
+        let source = match &self.map {
+            Some(map) => {
+                view = map.view(&self.file, &self.path, self.size as usize, start as usize)?;
+                Source::Mapped(&view)
+            }
+            None => Source::File {
+                file: &self.file,
+                path: &self.path,
+            },
+        };
         let end = scan(
-            &self.file,
-            &self.path,
+            source,
             start,
             self.size,
             OffsetRule {
