@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 const MAP_STEP: usize = 64 << 20;
 
 /// Pages behind the reads are given back once this many bytes of them are resident.
-const RELEASE_EVERY: usize = 4 << 20;
+const RELEASE_EVERY: usize = 1 << 20;
 
 /// One mapping of a file's first `len` bytes.
 struct Mapping {
