@@ -16,7 +16,9 @@
 //! Mapped pages the process touched count in its resident memory although they are the
 //! page cache's: each mapping gives back its pages behind the reads every
 //! [`RELEASE_EVERY`] bytes (`MADV_DONTNEED`, which for a shared file mapping only drops
-//! the process's page table entries; a view still held faults them in again).
+//! the process's page table entries; a view still held faults them in again), and a sealed
+//! segment read to its end drops its mapping. A mapping that fails (the process's limit on
+//! mappings, say) is logged and the read goes through `pread`.
 
 use std::fs::File;
 use std::path::Path;
@@ -131,6 +133,13 @@ impl FileMap {
     }
 }
 
+impl FileMap {
+    /// Drops the mapping (it is unmapped once the views lent from it are dropped).
+    pub(crate) fn forget(&self) {
+        *self.state.lock() = MapState::default();
+    }
+}
+
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mapping").field("len", &self.len).finish()
@@ -176,6 +185,12 @@ mod tests {
         let ahead = map.view(&file, &path, len, len - 1).unwrap();
         assert_eq!(map.state.lock().released, (len - 1) & !(page_size() - 1));
         assert_eq!(&ahead[..5], b"hello");
+        assert_eq!(ahead[len - 1], 7);
+        // Forgotten: mapped again on the next read; views lent before stay valid.
+        map.forget();
+        assert!(map.state.lock().bytes.is_none());
+        assert_eq!(&map.view(&file, &path, 5, 0).unwrap()[..], b"hello");
+        assert_eq!(&first[..], b"hello");
         assert_eq!(ahead[len - 1], 7);
     }
 }

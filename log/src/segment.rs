@@ -475,12 +475,13 @@ impl Segment {
         // Bytes of the batches taken; a batch is never empty, so 0 means none yet.
         let taken = Cell::new(0usize);
         let start = self.position_for(from);
-        let view;
-        let source = match &self.map {
-            Some(map) => {
-                view = map.view(&self.file, &self.path, self.size as usize, start as usize)?;
-                Source::Mapped(&view)
-            }
+        let view = self.map.as_ref().and_then(|map| {
+            map.view(&self.file, &self.path, self.size as usize, start as usize)
+                .map_err(|e| tracing::debug!(error = %e, "mapping failed; reading with pread"))
+                .ok()
+        });
+        let source = match &view {
+            Some(view) => Source::Mapped(view),
             None => Source::File {
                 file: &self.file,
                 path: &self.path,
@@ -520,6 +521,14 @@ impl Segment {
                     position: start + end.valid_len,
                     reason: problem,
                 });
+            }
+        }
+        if let Some(map) = &self.map {
+            if !self.writable && start + end.valid_len >= self.size {
+                // Read to the end of a sealed segment: its reader moves on to the next, and
+                // the pages it touched here leave with the mapping (when the batches lent
+                // from it are dropped). A later read maps the file again.
+                map.forget();
             }
         }
         Ok(out)
