@@ -14,8 +14,8 @@
 //! A disk that fails to read a mapped page also faults rather than returning an error.
 //!
 //! Mapped pages the process touched count in its resident memory although they are the
-//! page cache's: each mapping gives back its pages behind the reads every
-//! [`RELEASE_EVERY`] bytes (`MADV_DONTNEED`, which for a shared file mapping only drops
+//! page cache's: each mapping gives back its pages more than [`KEEP_BEHIND`] behind the
+//! reads every [`RELEASE_EVERY`] bytes (`MADV_DONTNEED`, which for a shared file mapping only drops
 //! the process's page table entries; a view still held faults them in again), and a sealed
 //! segment read to its end drops its mapping. A mapping that fails (the process's limit on
 //! mappings, say) is logged and the read goes through `pread`.
@@ -34,6 +34,12 @@ const MAP_STEP: usize = 64 << 20;
 
 /// Pages behind the reads are given back once this many bytes of them are resident.
 const RELEASE_EVERY: usize = 1 << 20;
+
+/// How far behind a read's start pages stay: what was fetched before it is most likely
+/// still buffered, unprocessed (a stream thread keeps thousands of records per partition
+/// ahead of its processing), and a page given back under it is faulted in again by the
+/// thread that processes — the busier one.
+const KEEP_BEHIND: usize = 2 << 20;
 
 /// One mapping of a file's first `len` bytes.
 struct Mapping {
@@ -115,7 +121,7 @@ impl FileMap {
         let Some(bytes) = st.bytes.clone() else {
             unreachable!("mapped above");
         };
-        let behind = from & !(page_size() - 1);
+        let behind = from.saturating_sub(KEEP_BEHIND) & !(page_size() - 1);
         if behind >= st.released + RELEASE_EVERY {
             // SAFETY: advice on whole pages inside the mapping; for a shared file mapping
             // MADV_DONTNEED drops page table entries only (the data stays in the file and
@@ -183,7 +189,8 @@ mod tests {
         assert_eq!(&first[..], b"hello");
         // Reads far ahead give pages back; what is read behind them is still there.
         let ahead = map.view(&file, &path, len, len - 1).unwrap();
-        assert_eq!(map.state.lock().released, (len - 1) & !(page_size() - 1));
+        let kept = (len - 1 - KEEP_BEHIND) & !(page_size() - 1);
+        assert_eq!(map.state.lock().released, kept);
         assert_eq!(&ahead[..5], b"hello");
         assert_eq!(ahead[len - 1], 7);
         // Forgotten: mapped again on the next read; views lent before stay valid.
