@@ -772,3 +772,57 @@ proptest! {
         }
     }
 }
+
+/// The owning process lends fetched batches from a mapping of the segment files: they stay
+/// readable after the files are compacted (a cleaned copy renamed over them) and deleted
+/// (records below a new log start), and reads after that see the new files.
+#[tokio::test]
+async fn batches_lent_before_compaction_and_deletion_stay_readable() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = open(dir.path())?;
+    log.create_topic(T, compacted(&[])?)?;
+    let old = now() - HOUR;
+    for i in 0..30 {
+        put(&log, rec(&format!("k{}", i % 3), &format!("v{i}"), old + i))?;
+    }
+    put(&log, rec("last", "x", now()))?;
+    let options = freshet_log::FetchOptions {
+        max_records: 1000,
+        ..freshet_log::FetchOptions::default()
+    };
+    let position = [(T.to_string(), 0, 0)];
+    let mut lent = Vec::new();
+    let mut at = 0;
+    while at < 31 {
+        let fetched = log.try_fetch_batches(&[(T.to_string(), 0, at)], &options)?;
+        at = fetched[0].next_offset;
+        lent.push(fetched.into_iter().next().map(|f| f.records));
+    }
+    let before: Vec<StoredRecord> = lent
+        .iter()
+        .flatten()
+        .flat_map(|r| r.clone().into_records())
+        .collect();
+    assert_eq!(before.len(), 31);
+    let stats = log.run_cleaner()?;
+    assert!(stats.segments_cleaned > 0, "{stats:?}");
+    log.delete_records(T, 0, 27)?;
+    // What was lent still reads as it did.
+    let after: Vec<StoredRecord> = lent
+        .iter()
+        .flatten()
+        .flat_map(|r| r.clone().into_records())
+        .collect();
+    assert_eq!(after, before);
+    // New reads see the cleaned log: from the new start, the survivors.
+    let now_read = log.try_fetch(&position, &options);
+    assert!(now_read.is_err(), "offset 0 is below the log start now");
+    let fresh = log.try_fetch(&[(T.to_string(), 0, 27)], &options)?;
+    let values: Vec<_> = fresh[0]
+        .records
+        .iter()
+        .map(|r| r.value.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(values.first().map(|v| &v[..]), Some(&b"v27"[..]));
+    Ok(())
+}
