@@ -120,7 +120,7 @@ pub(crate) struct ProducerStamp {
 }
 
 /// Builds one batch in memory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct BatchEncoder {
     /// The batch so far is `buf[..len]`; the rest is room for more records (zeroed when it
     /// was made; a small record's wide stores may leave bytes past its end), so a record
@@ -208,6 +208,12 @@ impl BatchEncoder {
     /// [`BatchEncoder::push`] are relative to the base the encoder had then.
     pub(crate) fn set_base_offset(&mut self, base_offset: i64) {
         self.base_offset = base_offset;
+    }
+
+    /// Makes the batch a transactional producer's (the header is written at `finish`).
+    pub(crate) fn set_producer(&mut self, producer: ProducerStamp) {
+        self.attributes |= ATTR_TRANSACTIONAL;
+        self.producer = producer;
     }
 
     /// Records pushed so far.

@@ -33,6 +33,7 @@
 //! ```
 
 mod batch;
+mod builder;
 mod cleaner;
 mod compaction;
 mod config;
@@ -51,6 +52,7 @@ mod segment;
 mod topic;
 mod txn;
 
+pub use crate::builder::BatchBuilder;
 pub use crate::cleaner::CleanerStats;
 pub use crate::config::{Acks, CleanupPolicy, LogConfig, TopicConfig, TOPIC_CONFIG_KEYS};
 pub use crate::consumer::{

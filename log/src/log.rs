@@ -477,6 +477,18 @@ impl Log {
         })
     }
 
+    /// Appends the records of `batch`, encoded by the writer, to one partition outside any
+    /// transaction (see [`BatchBuilder`](crate::BatchBuilder)).
+    pub fn append_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: crate::BatchBuilder,
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        self.append_encoded(topic, partition, batch.enc, acks)
+    }
+
     /// Appends a batch the producer encoded as records were sent.
     pub(crate) fn append_encoded(
         &self,
@@ -487,7 +499,7 @@ impl Log {
     ) -> Result<AppendResult> {
         self.check_writable("append")?;
         let p = self.partition(topic, partition)?;
-        let (base_offset, last_offset) = p.append_encoded(batch, acks)?;
+        let (base_offset, last_offset) = p.append_encoded(batch, None, acks)?;
         self.inner.notify.notify_waiters();
         Ok(AppendResult {
             partition,

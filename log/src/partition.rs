@@ -251,19 +251,7 @@ impl Partition {
     ) -> Result<(i64, i64)> {
         let mut st = self.state.lock();
         self.check_writable(&st, "append")?;
-        if let Some(stamp) = producer {
-            // A transactional batch must belong to a transaction open here: after a fence or
-            // an abort marker it would land outside every known range and look committed.
-            if !st.ongoing.contains_key(&stamp.producer_id) {
-                return Err(Error::InvalidTxnState {
-                    transactional_id: format!("producer {}", stamp.producer_id),
-                    reason: format!(
-                        "no open transaction on {}-{} (ended or fenced)",
-                        self.topic, self.id
-                    ),
-                });
-            }
-        }
+        self.check_open_transaction(&st, producer)?;
         let now = now_ms();
         let base = st.end();
         let mut enc = BatchEncoder::new(base, producer, false);
@@ -278,12 +266,43 @@ impl Partition {
         self.write_batch(&mut st, bytes, acks, now)
     }
 
-    /// Appends a non-transactional batch encoded beforehand (the producer's, filled as
-    /// records were sent); it is moved to start at the end offset. Returns the first and
-    /// last offsets.
-    pub(crate) fn append_encoded(&self, mut enc: BatchEncoder, acks: Acks) -> Result<(i64, i64)> {
+    /// A transactional batch must belong to a transaction open here: after a fence or an
+    /// abort marker it would land outside every known range and look committed.
+    fn check_open_transaction(
+        &self,
+        st: &PartitionState,
+        producer: Option<ProducerStamp>,
+    ) -> Result<()> {
+        match producer {
+            Some(stamp) if !st.ongoing.contains_key(&stamp.producer_id) => {
+                Err(Error::InvalidTxnState {
+                    transactional_id: format!("producer {}", stamp.producer_id),
+                    reason: format!(
+                        "no open transaction on {}-{} (ended or fenced)",
+                        self.topic, self.id
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends a batch encoded beforehand (the producer's, filled as records were sent; a
+    /// [`BatchBuilder`](crate::BatchBuilder)'s); it is moved to start at the end offset,
+    /// and stamped `producer`'s when that is a transactional producer. Returns the first
+    /// and last offsets.
+    pub(crate) fn append_encoded(
+        &self,
+        mut enc: BatchEncoder,
+        producer: Option<ProducerStamp>,
+        acks: Acks,
+    ) -> Result<(i64, i64)> {
         let mut st = self.state.lock();
         self.check_writable(&st, "append")?;
+        self.check_open_transaction(&st, producer)?;
+        if let Some(stamp) = producer {
+            enc.set_producer(stamp);
+        }
         let base = st.end();
         if enc.is_empty() {
             return Ok((base, base - 1));

@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 
+use crate::builder::BatchBuilder;
 use crate::config::{Acks, TopicConfig};
 use crate::consumer::{FetchOptions, FetchPosition, FetchedBatches, FetchedRecords};
 use crate::error::Result;
@@ -68,6 +69,18 @@ pub trait Broker: Send + Sync + 'static {
         let owned: Vec<Record> = records.iter().map(|r| Record::from(*r)).collect();
         self.append(topic, partition, &owned, acks).await
     }
+    /// [`append`](Broker::append) of records the writer encoded into a batch. The default
+    /// decodes them into [`Record`]s; the embedded log appends the batch as it is.
+    async fn append_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BatchBuilder,
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        let owned = batch.to_records()?;
+        self.append(topic, partition, &owned, acks).await
+    }
     /// Starts a transactional session, fencing older ones with the same id.
     async fn transaction(&self, transactional_id: &str, acks: Acks) -> Result<Self::Transaction>;
     /// Advances a partition's start offset (purges repartition topics).
@@ -109,6 +122,18 @@ pub trait BrokerTransaction: Send {
         records: &[RecordRef<'_>],
     ) -> Result<AppendResult> {
         let owned: Vec<Record> = records.iter().map(|r| Record::from(*r)).collect();
+        self.append(topic, partition, &owned).await
+    }
+    /// [`append`](BrokerTransaction::append) of records the writer encoded into a batch.
+    /// The default decodes them into [`Record`]s; the embedded log appends the batch as it
+    /// is.
+    async fn append_batch(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        batch: BatchBuilder,
+    ) -> Result<AppendResult> {
+        let owned = batch.to_records()?;
         self.append(topic, partition, &owned).await
     }
     /// Adds offset commits (with the member's generation) to the transaction.
@@ -183,6 +208,15 @@ impl Broker for Log {
     ) -> Result<AppendResult> {
         Log::append_refs(self, topic, partition, records, acks)
     }
+    async fn append_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: BatchBuilder,
+        acks: Acks,
+    ) -> Result<AppendResult> {
+        Log::append_batch(self, topic, partition, batch, acks)
+    }
     async fn transaction(
         &self,
         transactional_id: &str,
@@ -231,6 +265,14 @@ impl BrokerTransaction for TransactionalProducer {
         records: &[RecordRef<'_>],
     ) -> Result<AppendResult> {
         TransactionalProducer::append_refs(self, topic, partition, records)
+    }
+    async fn append_batch(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        batch: BatchBuilder,
+    ) -> Result<AppendResult> {
+        TransactionalProducer::append_batch(self, topic, partition, batch)
     }
     async fn send_offsets(
         &mut self,

@@ -476,12 +476,28 @@ impl TransactionalProducer {
         self.append_any(topic, partition, records)
     }
 
-    fn append_any<R: AsRecordRef>(
+    /// [`append`](Self::append) of a batch the writer encoded
+    /// ([`BatchBuilder`](crate::BatchBuilder)).
+    pub fn append_batch(
         &mut self,
         topic: &str,
         partition: u32,
-        records: &[R],
+        batch: crate::BatchBuilder,
     ) -> Result<AppendResult> {
+        let p = self.join_partition(topic, partition)?;
+        let (base_offset, last_offset) = p
+            .append_encoded(batch.enc, Some(self.stamp), self.acks)
+            .map_err(|e| self.fenced_or(e))?;
+        self.log.inner.notify.notify_waiters();
+        Ok(AppendResult {
+            partition,
+            base_offset,
+            last_offset,
+        })
+    }
+
+    /// The partition, added to the open transaction (refused outside one).
+    fn join_partition(&mut self, topic: &str, partition: u32) -> Result<Arc<Partition>> {
         if !self.in_txn {
             return Err(self.state_error("append outside a transaction; call begin first"));
         }
@@ -497,6 +513,16 @@ impl TransactionalProducer {
             &p,
             self.acks,
         )?;
+        Ok(p)
+    }
+
+    fn append_any<R: AsRecordRef>(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        records: &[R],
+    ) -> Result<AppendResult> {
+        let p = self.join_partition(topic, partition)?;
         let (base_offset, last_offset) = p
             .append(records, Some(self.stamp), self.acks)
             .map_err(|e| self.fenced_or(e))?;

@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use freshet_log::{
-    Acks, Error, Isolation, Log, ProducerConfig, Record, RecordRef, StoredRecord, TopicConfig,
+    Acks, BatchBuilder, Error, Isolation, Log, ProducerConfig, Record, RecordRef, StoredRecord,
+    TopicConfig,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -123,17 +124,67 @@ fn borrowed_and_owned_appends_write_the_same_bytes() -> TestResult {
     let log = Log::open(dir.path())?;
     log.create_topic("owned", TopicConfig::partitions(1))?;
     log.create_topic("borrowed", TopicConfig::partitions(1))?;
+    log.create_topic("built", TopicConfig::partitions(1))?;
     let records = varied_records();
     let refs: Vec<RecordRef<'_>> = records.iter().map(RecordRef::from).collect();
     for chunk in [0..1, 1..20, 20..records.len()] {
         log.append("owned", 0, &records[chunk.clone()], Acks::Written)?;
-        log.append_refs("borrowed", 0, &refs[chunk], Acks::Written)?;
+        log.append_refs("borrowed", 0, &refs[chunk.clone()], Acks::Written)?;
+        let mut batch = BatchBuilder::new();
+        for r in &refs[chunk.clone()] {
+            batch.push(r);
+        }
+        assert_eq!(batch.len(), chunk.len());
+        assert_eq!(batch.to_records()?, records[chunk]);
+        log.append_batch("built", 0, batch, Acks::Written)?;
     }
     log.close()?;
     let owned = segment_bytes(dir.path(), "owned", 0)?;
     let borrowed = segment_bytes(dir.path(), "borrowed", 0)?;
+    let built = segment_bytes(dir.path(), "built", 0)?;
     assert!(!owned.is_empty());
     assert!(owned == borrowed, "the two appends wrote different bytes");
+    assert!(owned == built, "a batch built ahead wrote different bytes");
+    Ok(())
+}
+
+#[test]
+fn a_built_batch_joins_the_transaction_it_is_appended_in() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = Log::open(dir.path())?;
+    log.create_topic("t", TopicConfig::partitions(1))?;
+    let built = |values: &[&'static str]| {
+        let mut b = BatchBuilder::new();
+        for v in values {
+            b.push(&RecordRef::new(b"k", v.as_bytes()));
+        }
+        b
+    };
+    let mut tx = log.transactional_producer("p", Acks::Written)?;
+    // Outside a transaction: refused.
+    assert!(tx.append_batch("t", 0, built(&["early"])).is_err());
+    tx.begin()?;
+    tx.append_batch("t", 0, built(&["a1", "a2"]))?;
+    tx.abort()?;
+    tx.begin()?;
+    let at = tx.append_batch("t", 0, built(&["c1"]))?;
+    // Open: nothing stable past the aborted records' marker.
+    assert!(read_all(&log, "t", 0)?.is_empty());
+    tx.commit()?;
+    let values: Vec<_> = read_all(&log, "t", 0)?
+        .into_iter()
+        .map(|r| r.value.unwrap_or_default())
+        .collect();
+    assert_eq!(values, vec![Bytes::from_static(b"c1")]);
+    assert_eq!(
+        at.base_offset, 3,
+        "after the two aborted records and their marker"
+    );
+    // A session fenced by a newer one with its id cannot append a batch.
+    tx.begin()?;
+    let _newer = log.transactional_producer("p", Acks::Written)?;
+    assert!(tx.append_batch("t", 0, built(&["zombie"])).is_err());
+    assert_eq!(read_all(&log, "t", 0)?.len(), 1);
     Ok(())
 }
 

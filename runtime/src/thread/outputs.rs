@@ -13,21 +13,27 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use freshet_log::{Record, RecordRef};
+use freshet_log::{BatchBuilder, Record, RecordRef};
 use freshet_streams::{Output, TaskId};
 
 use super::sender::Outgoing;
 
 /// The records waiting for one partition, in the order taken: where each lies, as (index
-/// of the taken outputs in the job, index of the record in them).
+/// of the taken outputs in the job, index of the record in them), and encoded into the
+/// batch to append.
 #[derive(Debug, Default)]
 pub(super) struct PartitionBatch {
     records: Vec<(usize, usize)>,
+    /// The records encoded as they were placed, while their fields were at hand (listing
+    /// them and reading them all again to encode at the append took a quarter of the
+    /// sender's time).
+    batch: Option<BatchBuilder>,
 }
 
 impl PartitionBatch {
-    pub(super) fn is_empty(&self) -> bool {
-        self.records.is_empty()
+    /// The encoded batch, taken to append (`None` once taken).
+    pub(super) fn take_batch(&mut self) -> Option<BatchBuilder> {
+        self.batch.take()
     }
 
     /// The records, read where they lie in `taken`.
@@ -88,6 +94,10 @@ impl OutputBatches {
         &self.topics[id]
     }
 
+    pub(super) fn topic_mut(&mut self, id: usize) -> &mut TopicBatches {
+        &mut self.topics[id]
+    }
+
     /// Adds output `o`, record `at.1` of the taken outputs `at.0`, to topic `topic`'s
     /// batches. Its partition: the sink's choice, else murmur2 of the key bytes, else round
     /// robin for a null key. A choice out of range refuses the record (`Err`: the caller
@@ -114,21 +124,17 @@ impl OutputBatches {
         if parts.len() <= p {
             parts.resize_with(p + 1, PartitionBatch::default);
         }
-        parts[p].records.push(at);
-        Ok(())
-    }
-
-    /// The records of `batch`, borrowed from `taken`, to append.
-    pub(super) fn refs<'a>(batch: &PartitionBatch, taken: &'a [Outgoing]) -> Vec<RecordRef<'a>> {
-        batch
-            .outputs(taken)
-            .map(|(_, o)| RecordRef {
+        let part = &mut parts[p];
+        part.records.push(at);
+        part.batch
+            .get_or_insert_with(BatchBuilder::new)
+            .push(&RecordRef {
                 key: o.key,
                 value: o.value,
                 timestamp: Some(o.timestamp),
                 headers: o.headers,
-            })
-            .collect()
+            });
+        Ok(())
     }
 
     /// The records of `batch`, owned, with the task of each (for a batch the log refused).
@@ -170,6 +176,7 @@ impl OutputBatches {
         for t in &mut self.topics {
             for p in &mut t.partitions {
                 p.records.clear();
+                p.batch = None;
             }
         }
     }
@@ -225,24 +232,33 @@ mod tests {
             })
             .collect();
         assert_eq!(placed, vec![true, true, true, true, false]);
-        let parts = &b.topic(t).partitions;
         let count = |b: &OutputBatches| {
             b.topic(t)
                 .partitions
                 .iter()
-                .map(|p| OutputBatches::refs(p, &taken).len())
+                .map(|p| OutputBatches::records(p, &taken).1.len())
                 .sum::<usize>()
         };
         assert_eq!(count(&b), 4);
-        assert_eq!(OutputBatches::refs(&parts[keyed], &taken)[0].key, Some(key));
+        let parts = &b.topic(t).partitions;
+        let records = |p: usize| OutputBatches::records(&parts[p], &taken).1;
+        assert_eq!(records(keyed)[0].key.as_deref(), Some(key));
         // Round robin from partition 0.
-        let last_key = |p: usize| OutputBatches::refs(&parts[p], &taken).last().map(|r| r.key);
-        assert_eq!(last_key(0), Some(None));
-        assert_eq!(last_key(1), Some(None));
-        let (tasks, records) = OutputBatches::records(&parts[2], &taken);
+        assert_eq!(records(0).last().map(|r| r.key.clone()), Some(None));
+        assert_eq!(records(1).last().map(|r| r.key.clone()), Some(None));
+        let (tasks, owned) = OutputBatches::records(&parts[2], &taken);
         assert_eq!(tasks, vec![task]);
-        assert_eq!(records[0].value.as_deref(), Some(&b"v"[..]));
-        assert_eq!(records[0].timestamp, Some(5));
+        assert_eq!(owned[0].value.as_deref(), Some(&b"v"[..]));
+        assert_eq!(owned[0].timestamp, Some(5));
+        // Each partition's batch holds its records, encoded as they were placed.
+        let listed: Vec<Vec<Record>> = (0..parts.len()).map(records).collect();
+        for (p, listed) in listed.into_iter().enumerate() {
+            let encoded = b.topic_mut(t).partitions[p]
+                .take_batch()
+                .map(|batch| batch.to_records().expect("decodes"))
+                .unwrap_or_default();
+            assert_eq!(encoded, listed, "partition {p}");
+        }
         b.clear();
         assert_eq!(count(&b), 0);
     }

@@ -88,17 +88,16 @@ async fn send<B: Broker>(
     let mut failed = None;
     let mut wrote_internal = false;
     'topics: for id in batches.by_name() {
-        let topic = batches.topic(id);
-        for (p, batch) in topic.partitions.iter().enumerate() {
-            if batch.is_empty() {
+        let topic = batches.topic_mut(id);
+        for (p, batch) in topic.partitions.iter_mut().enumerate() {
+            let Some(encoded) = batch.take_batch() else {
                 continue;
-            }
+            };
             wrote_internal |= topic.internal;
             let p = p as u32;
-            let refs = OutputBatches::refs(batch, &outgoing);
             let appended = match txn.as_mut() {
-                Some(txn) => txn.append_refs(&topic.name, p, &refs).await,
-                None => broker.append_refs(&topic.name, p, &refs, acks).await,
+                Some(txn) => txn.append_batch(&topic.name, p, encoded).await,
+                None => broker.append_batch(&topic.name, p, encoded, acks).await,
             };
             match appended.map_err(Error::from) {
                 Ok(_) => {}
