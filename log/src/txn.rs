@@ -484,20 +484,19 @@ impl TransactionalProducer {
         partition: u32,
         batch: crate::BatchBuilder,
     ) -> Result<AppendResult> {
-        let p = self.join_partition(topic, partition)?;
-        let (base_offset, last_offset) = p
-            .append_encoded(batch.enc, Some(self.stamp), self.acks)
-            .map_err(|e| self.fenced_or(e))?;
-        self.log.inner.notify.notify_waiters();
-        Ok(AppendResult {
-            partition,
-            base_offset,
-            last_offset,
+        self.append_with(topic, partition, |p, stamp, acks| {
+            p.append_encoded(batch.enc, Some(stamp), acks)
         })
     }
 
-    /// The partition, added to the open transaction (refused outside one).
-    fn join_partition(&mut self, topic: &str, partition: u32) -> Result<Arc<Partition>> {
+    /// Adds the partition to the open transaction (refused outside one) and appends to it
+    /// with `append`.
+    fn append_with(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        append: impl FnOnce(&Partition, ProducerStamp, Acks) -> Result<(i64, i64)>,
+    ) -> Result<AppendResult> {
         if !self.in_txn {
             return Err(self.state_error("append outside a transaction; call begin first"));
         }
@@ -513,7 +512,14 @@ impl TransactionalProducer {
             &p,
             self.acks,
         )?;
-        Ok(p)
+        let (base_offset, last_offset) =
+            append(&p, self.stamp, self.acks).map_err(|e| self.fenced_or(e))?;
+        self.log.inner.notify.notify_waiters();
+        Ok(AppendResult {
+            partition,
+            base_offset,
+            last_offset,
+        })
     }
 
     fn append_any<R: AsRecordRef>(
@@ -522,15 +528,8 @@ impl TransactionalProducer {
         partition: u32,
         records: &[R],
     ) -> Result<AppendResult> {
-        let p = self.join_partition(topic, partition)?;
-        let (base_offset, last_offset) = p
-            .append(records, Some(self.stamp), self.acks)
-            .map_err(|e| self.fenced_or(e))?;
-        self.log.inner.notify.notify_waiters();
-        Ok(AppendResult {
-            partition,
-            base_offset,
-            last_offset,
+        self.append_with(topic, partition, |p, stamp, acks| {
+            p.append(records, Some(stamp), acks)
         })
     }
 
