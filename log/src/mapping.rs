@@ -91,12 +91,23 @@ impl Mapping {
 
 /// A segment file's mapping, made on the first read and made again, larger, when the
 /// file has grown past it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct FileMap {
     state: Mutex<MapState>,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for FileMap {
+    // The mapping's length, not its bytes (a segment's Debug would print the whole file).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("FileMap")
+            .field("mapped", &st.bytes.as_ref().map_or(0, Bytes::len))
+            .field("released", &st.released)
+            .finish()
+    }
+}
+
+#[derive(Default)]
 struct MapState {
     /// The whole mapping (`None` before the first read).
     bytes: Option<Bytes>,
@@ -143,12 +154,6 @@ impl FileMap {
     /// Drops the mapping (it is unmapped once the views lent from it are dropped).
     pub(crate) fn forget(&self) {
         *self.state.lock() = MapState::default();
-    }
-}
-
-impl std::fmt::Debug for Mapping {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mapping").field("len", &self.len).finish()
     }
 }
 
