@@ -1,12 +1,14 @@
 //! The sender's batches: one per (topic, partition), filled from the tasks' outputs.
 //!
 //! A task's records stay where its sinks wrote them, in the output buffers ([`Outputs`])
-//! the sender took over; a batch is the list of its records' places there (which taken
-//! buffer, which record), chosen on the sender, off the stream thread (see `sender`). The
-//! append reads each batch's records in place, so a record is neither copied nor
-//! allocated for here: no topic name, no key or value handle, no regrouping by name at the
-//! append. The taken buffers go back to the thread once the batches are appended and the
-//! refused ones handled.
+//! the sender took over. Placing a record (its partition chosen on the sender, off the
+//! stream thread; see `sender`) encodes it into its partition's batch
+//! ([`BatchBuilder`]) while its fields are at hand, and notes its place in the buffers
+//! (which taken buffer, which record): no topic name, no key or value handle, no
+//! regrouping by name at the append, which takes the encoded batch as it is. The places
+//! serve only a batch the log refuses, whose records go back to the thread one by one.
+//! The taken buffers go back to the thread once the batches are appended and the refused
+//! ones handled.
 //!
 //! [`Outputs`]: freshet_streams::Outputs
 
