@@ -32,7 +32,6 @@
 //! # Ok::<(), freshet_streams::Error>(())
 //! ```
 
-use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::record::{Record, RecordMetadata};
 use crate::serde::SerdeRef;
 use crate::store::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 pub use crate::task::punctuation::{Cancellable, PunctuationType};
 
 /// A hand-written operator (Kafka's `Processor<KIn, VIn, KOut, VOut>`).
@@ -495,7 +494,7 @@ where
             .map_err(|e| with_node(e, &name))
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r = take_record::<KIn, VIn>(ctx.name(), record)?;
         let name = ctx.name().to_string();
         self.processor

@@ -307,7 +307,7 @@ impl crate::topology::SourceDecoder for ResetDecoder {
         &self,
         raw: &crate::record::InputRecord,
         partition_time: i64,
-    ) -> std::result::Result<(Box<dyn std::any::Any + Send>, i64), String> {
+    ) -> std::result::Result<(crate::task::node::BoxedRecord, i64), String> {
         self.inner.decode(raw, partition_time)
     }
 
@@ -315,7 +315,7 @@ impl crate::topology::SourceDecoder for ResetDecoder {
         &self,
         raw: &crate::task::input::RawRecord<'_>,
         partition_time: i64,
-        slot: &mut Option<Box<dyn std::any::Any + Send>>,
+        slot: &mut Option<crate::task::node::BoxedRecord>,
     ) -> std::result::Result<i64, String> {
         self.inner.decode_into(raw, partition_time, slot)
     }

@@ -6,7 +6,6 @@
 //! Records whose key is null are dropped and counted. The aggregate's timestamp is the
 //! largest timestamp of the records aggregated into it.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use crate::ops::front::Front;
 use crate::record::Record;
 use crate::serde::{compact_bytes, SerdeRef};
 use crate::store::StoreRef;
-use crate::task::node::{input_ref, Data, Node, NodeContext};
+use crate::task::node::{input_ref, Data, InFlight, Node, NodeContext};
 
 /// Folds a value into the key's aggregate (`None`: the key's first value).
 pub(crate) type Aggregator<K, V, VA> = Arc<dyn Fn(&K, &V, Option<VA>) -> VA + Send + Sync>;
@@ -352,7 +351,7 @@ impl<K: Data, V: Data, VA: Data> Node for AggregateNode<K, V, VA> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         // Borrowed where it lies: moving it out of its slot was a copy per record.
         let r: &Record<K, V> = input_ref(ctx, record)?;
         let Some(st) = self.store.as_mut() else {

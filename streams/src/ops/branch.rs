@@ -2,11 +2,10 @@
 //! record goes to the child of the first predicate it matches, else to the default branch if
 //! there is one, else nowhere.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// A branch's predicate.
 pub(crate) type BranchPredicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
@@ -30,7 +29,7 @@ impl<K, V> Clone for BranchNode<K, V> {
 }
 
 impl<K: Data, V: Data> Node for BranchNode<K, V> {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r = take_record::<K, V>(ctx.name(), record)?;
         let matched = self
             .predicates

@@ -1,13 +1,12 @@
 //! `process_values`: a user processor whose forwarded records keep the input's key (Kafka's
 //! `FixedKeyProcessor`), so the stream needs no repartition.
 
-use std::any::Any;
 use std::marker::PhantomData;
 
 use crate::error::Result;
 use crate::processor::{with_node, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// Runs `P` and restores the input key on everything it forwards while processing a record.
 pub(crate) struct FixedKeyNode<P, K, V, V2> {
@@ -29,7 +28,7 @@ where
             .map_err(|e| with_node(e, &name))
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, V> = take_record(ctx.name(), record)?;
         let key = r.key.clone();
         let result = self

@@ -25,7 +25,6 @@
 //! The records on both internal topics use Kafka's layouts (`SubscriptionWrapper` version 1,
 //! `SubscriptionResponseWrapper` version 0), and the hash is Kafka's `Murmur3.hash128`.
 
-use std::any::Any;
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -47,7 +46,7 @@ use crate::partitioner::StreamPartitioner;
 use crate::record::Record;
 use crate::serde::{Nullable, RawBytes, Serde, SerdeRef};
 use crate::store::{StoreBuilder, StoreKind, StoreRef};
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 use crate::topology::{InternalTopic, NodeKind, PartitionCount, SinkTopic, TopicName};
 
 // ---------------------------------------------------------------------------------------
@@ -899,7 +898,7 @@ impl<K: Data, V: Data, KO: Data> SubscriptionSendNode<K, V, KO> {
 }
 
 impl<K: Data, V: Data, KO: Data> Node for SubscriptionSendNode<K, V, KO> {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         use Instruction::*;
         let r: Record<K, Change<V>> = take_record(ctx.name(), record)?;
         let hash = match &r.value.new {
@@ -1001,7 +1000,7 @@ impl<K: Data, KO: Data> Node for SubscriptionReceiveNode<K, KO> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<Option<KO>, SubscriptionWrapper<K>> = take_record(ctx.name(), record)?;
         let what = format!("store {}", self.store_name);
         let fk_bytes = match &r.key {
@@ -1068,7 +1067,7 @@ impl<K: Data, KO: Data, VO: Data> Node for SubscriptionJoinNode<K, KO, VO> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<(Option<KO>, K), SubscriptionWrapper<K>> = take_record(ctx.name(), record)?;
         let ((foreign_key, primary_key), wrapper) = (r.key, r.value);
         if wrapper.version > SUBSCRIPTION_VERSION {
@@ -1143,7 +1142,7 @@ impl<K: Data, KO: Data, VO: Data> Node for ForeignTableJoinNode<K, KO, VO> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<KO, Change<VO>> = take_record(ctx.name(), record)?;
         if (self.key_is_null)(&r.key) {
             drop_null_key(ctx, "null key");
@@ -1201,7 +1200,7 @@ impl<K: Data, V: Data, VO: Data, VR: Data> Node for ResponseJoinNode<K, V, VO, V
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, ResponseWrapper<VO>> = take_record(ctx.name(), record)?;
         if r.value.version != RESPONSE_VERSION {
             return Err(Error::Processing {

@@ -2,7 +2,6 @@
 //! as the global task runs it) and the stream–global-table join (Kafka's
 //! `KStreamGlobalKTableJoin`, a `KStreamKTableJoinProcessor` over the global store).
 
-use std::any::Any;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use crate::ops::table_source::IsNull;
 use crate::record::Record;
 use crate::serde::SerdeRef;
 use crate::store::StoreRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// Keeps a global table's store: puts each record (a null value deletes), drops records
 /// with a null key. The records come decoded as `Option`s so that a tombstone or a null key
@@ -32,7 +31,7 @@ impl<K: Data, V: Data> Node for GlobalTableSourceNode<K, V> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<Option<K>, Option<V>> = take_record(ctx.name(), record)?;
         let what = format!("store {}", self.store_name);
         let key = match &r.key {
@@ -132,7 +131,7 @@ where
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, V> = take_record(ctx.name(), record)?;
         let mapped = (self.key_selector)(&r.key, &r.value).filter(|k| !(self.null_global_keys)(k));
         let value_null = (self.null_values)(&r.value);

@@ -16,7 +16,6 @@
 //! interval: the runtime) it also emits, whatever the throttle says, before a put that would
 //! move the store's stream time past a closed session not emitted yet.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,7 +30,7 @@ use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
 use crate::serde::SerdeRef;
 use crate::store::StoreRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// Kafka's `ConsumerRecord.NO_TIMESTAMP`.
 const NO_TIMESTAMP: i64 = -1;
@@ -473,7 +472,7 @@ impl<K: Data, V: Data, VA: Data> Node for SessionAggregateNode<K, V, VA> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, V> = take_record(ctx.name(), record)?;
         let what = self.what();
         let key = match self.spec.keys.serialize_nullable(&r.key) {

@@ -1,13 +1,12 @@
 //! Sink nodes: serialize, choose topic and partition, write.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::partitioner::{partition_for_key, StreamPartitioner};
 use crate::record::Record;
 use crate::serde::SerdeRef;
-use crate::task::node::{input_ref, Data, Node, NodeContext};
+use crate::task::node::{input_ref, Data, InFlight, Node, NodeContext};
 use crate::task::outputs::OutputTopic;
 use crate::topology::TopicName;
 
@@ -95,7 +94,7 @@ impl<K: Data, V: Data> SinkNode<K, V> {
 }
 
 impl<K: Data, V: Data> Node for SinkNode<K, V> {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         // Read where it is: only the headers are taken, into the output.
         let r = input_ref::<K, V>(ctx, record)?;
         // Kafka's `SinkNode`: a record with a negative timestamp cannot be written.

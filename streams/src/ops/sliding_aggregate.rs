@@ -15,7 +15,6 @@
 //! no lateness check, as in Kafka. Emit-final (not after an early record, as in Kafka)
 //! emits the windows with start in `[max(0, last close - d), close - d - 1]`.
 
-use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
 
 use freshet_state_store::Timestamped;
@@ -23,7 +22,7 @@ use freshet_state_store::Timestamped;
 use crate::error::{Error, Result};
 use crate::ops::window_aggregate::{Current, WindowedCore};
 use crate::serde::{SerdeRef, Window};
-use crate::task::node::{Data, Node, NodeContext};
+use crate::task::node::{Data, InFlight, Node, NodeContext};
 use crate::window::SlidingWindows;
 
 /// The sliding-window aggregation node.
@@ -269,7 +268,7 @@ impl<K: Data, V: Data, VA: Data> Node for SlidingAggregateNode<K, V, VA> {
         self.core.init(ctx)
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let nulls = self.input_values.clone();
         let mut slot = None;
         self.core

@@ -1,6 +1,5 @@
 //! Source nodes: decode a topic's records (serdes, timestamp extractor) and pass them on.
 
-use std::any::Any;
 use std::marker::PhantomData;
 
 use crate::dsl::options::TimestampExtractor;
@@ -8,7 +7,7 @@ use crate::error::Result;
 use crate::record::{InputRecord, Record};
 use crate::serde::SerdeRef;
 use crate::task::input::RawRecord;
-use crate::task::node::{input_slot, Data, Node, NodeContext};
+use crate::task::node::{input_slot, BoxedRecord, Data, InFlight, Node, NodeContext};
 use crate::topology::SourceDecoder;
 
 /// Decodes raw records into `Record<K, V>` with the source's serdes and extractor.
@@ -57,17 +56,17 @@ impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
         &self,
         raw: &InputRecord,
         partition_time: i64,
-    ) -> std::result::Result<(Box<dyn Any + Send>, i64), String> {
+    ) -> std::result::Result<(BoxedRecord, i64), String> {
         let record = self.record(&raw.as_raw(), partition_time)?;
         let ts = record.timestamp;
-        Ok((Box::new(Some(record)), ts))
+        Ok((BoxedRecord::new(Some(record)), ts))
     }
 
     fn decode_into(
         &self,
         raw: &RawRecord<'_>,
         partition_time: i64,
-        slot: &mut Option<Box<dyn Any + Send>>,
+        slot: &mut Option<BoxedRecord>,
     ) -> std::result::Result<i64, String> {
         let key = self
             .keys
@@ -84,12 +83,9 @@ impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
         };
         // Only this decoder fills its queue's slot, so a slot it made has its type: one type
         // check per record, below.
-        if slot.is_none() {
-            *slot = Some(Box::new(None::<Record<K, V>>));
-        }
         let Some(typed) = slot
-            .as_mut()
-            .and_then(|b| b.downcast_mut::<Option<Record<K, V>>>())
+            .get_or_insert_with(|| BoxedRecord::new(None::<Record<K, V>>))
+            .downcast::<K, V>()
         else {
             return Err("the decoded record has another type".into());
         };
@@ -112,7 +108,7 @@ impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
 pub(crate) struct SourceNode<K, V>(pub(crate) PhantomData<fn() -> (K, V)>);
 
 impl<K: Data, V: Data> Node for SourceNode<K, V> {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let slot = input_slot::<K, V>(ctx, record)?;
         ctx.forward_slot(slot)
     }

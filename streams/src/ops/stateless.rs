@@ -1,13 +1,12 @@
 //! Stateless operators (filter, map, flat_map, peek, branch, …): one closure per operator
 //! that gets the record and the context and forwards what it produces.
 
-use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::Result;
 use crate::record::Record;
-use crate::task::node::{input_slot, take_input, Data, Node, NodeContext};
+use crate::task::node::{input_slot, take_input, Data, InFlight, Node, NodeContext};
 use crate::topology::NodeFactory;
 
 /// A stateless operator running `f`. Generic over the closure (shared by the task
@@ -24,7 +23,7 @@ where
     V: Data,
     F: Fn(&mut NodeContext<'_>, Record<K, V>) -> Result<()> + Send + Sync + 'static,
 {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r = take_input::<K, V>(ctx, record)?;
         (self.f)(ctx, r)
     }
@@ -57,7 +56,7 @@ where
     V: Data,
     F: Fn(&K, &V) -> bool + Send + Sync + 'static,
 {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let slot = input_slot::<K, V>(ctx, record)?;
         let keep = slot.as_ref().is_some_and(|r| (self.keep)(&r.key, &r.value));
         if keep {
@@ -104,7 +103,7 @@ where
     V2: Data,
     F: Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
 {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let slot = input_slot::<K, V>(ctx, record)?;
         let Some(Record {
             key,

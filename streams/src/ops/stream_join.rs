@@ -32,7 +32,6 @@
 //! Records with a null key or a null value are dropped (and counted), except that an outer
 //! side forwards a null-key record with a value at once, joined with nothing.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -46,7 +45,7 @@ use crate::ops::aggregate::decode;
 use crate::record::{Headers, Record};
 use crate::serde::SerdeRef;
 use crate::store::StoreRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// The joiner every join node calls: `(key, left value, right value)`; `None` for the missing
 /// side. Returns `None` when the join kind emits nothing for that combination (an inner join
@@ -150,7 +149,7 @@ impl<K: Data, V: Data> Node for JoinWindowNode<K, V> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, V> = take_record(ctx.name(), record)?;
         let what = || format!("store {}", self.store_name);
         let key = self
@@ -446,7 +445,7 @@ where
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, S::This> = take_record(ctx.name(), record)?;
         let timestamp = r.timestamp;
         let tracker = self.tracker()?;

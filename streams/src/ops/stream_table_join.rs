@@ -8,14 +8,13 @@
 //! is the identity for `KTable`s; global-table joins map the stream record to the table's
 //! key.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use crate::dsl::table::{ValueGetter, ValueGetterSupplier};
 use crate::error::{Error, Result};
 use crate::ops::table_source::{drop_null_key, IsNull};
 use crate::record::Record;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// Maps a stream record to the table key it joins with.
 pub(crate) type JoinKeyMapper<K, V, KT> = Arc<dyn Fn(&K, &V) -> KT + Send + Sync>;
@@ -45,7 +44,7 @@ impl<K: Data, V: Data, KT: Data, VT: Data, VR: Data> Node
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, V> = take_record(ctx.name(), record)?;
         let mapped = (self.key_mapper)(&r.key, &r.value);
         let mapped_null = (self.mapped_key_is_null)(&mapped);

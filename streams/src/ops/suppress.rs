@@ -31,8 +31,6 @@
 //! keys and values): the buffer's own count minus the 20 bytes of lengths and counts above
 //! per entry. Header framing (8 bytes per header) is counted too, a small excess over Kafka.
 
-use std::any::Any;
-
 use bytes::{BufMut, Bytes};
 use freshet_state_store::{BufferState, BufferedRecord, Timestamped};
 
@@ -43,7 +41,7 @@ use crate::ops::aggregate::decode;
 use crate::record::{Headers, Record};
 use crate::serde::{compact_bytes, SerdeRef};
 use crate::store::StoreRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 const NO_TIMESTAMP: i64 = -1;
 /// Bytes of lengths and counts per entry that Kafka's estimate does not count.
@@ -592,7 +590,7 @@ impl<K: Data, V: Data> Node for SuppressNode<K, V> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, Change<V>> = take_record(ctx.name(), record)?;
         self.observed = self.observed.max(r.timestamp);
         self.buffer(ctx, r)?;

@@ -3,7 +3,6 @@
 //! `ChangedSerializer` / `ChangedDeserializer`) and the aggregating node (Kafka's
 //! `KTableAggregate` / `KTableReduce`), which subtracts old values and adds new ones.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use crate::dsl::ktable::Change;
@@ -11,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::ops::table_source::{IsNull, TableStore};
 use crate::record::Record;
 use crate::serde::{Serde, SerdeRef};
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// Zigzag varint, as Kafka's `ByteUtils.writeVarint`.
 fn write_varint(value: i32, out: &mut Vec<u8>) {
@@ -157,7 +156,7 @@ impl<K: Data, V: Data, K1: Data, V1: Data> TableSelectNode<K, V, K1, V1> {
 }
 
 impl<K: Data, V: Data, K1: Data, V1: Data> Node for TableSelectNode<K, V, K1, V1> {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, Change<V>> = take_record(ctx.name(), record)?;
         if (self.key_is_null)(&r.key) {
             return Err(Error::Processing {
@@ -225,7 +224,7 @@ impl<K: Data, V: Data, VA: Data> Node for TableAggregateNode<K, V, VA> {
         self.store.init(ctx, self.send_old)
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, Change<V>> = take_record(ctx.name(), record)?;
         let Some(key) = self.store.key_bytes(&r.key)? else {
             return Err(Error::Processing {

@@ -6,7 +6,6 @@
 //! merge node, which may materialize the result. The joiner takes both sides as options
 //! and returns `None` for "no value"; the other side's node runs it reversed.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use crate::dsl::ktable::Change;
@@ -14,7 +13,7 @@ use crate::dsl::table::{ValueGetter, ValueGetterSupplier};
 use crate::error::{Error, Result};
 use crate::ops::table_source::{drop_null_key, IsNull, TableStore};
 use crate::record::Record;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// A table join's joiner over both sides' values (`None`: absent); `None` out: no value.
 pub(crate) type TableJoiner<V1, V2, VR> =
@@ -49,7 +48,7 @@ impl<K: Data, V1: Data, V2: Data, VR: Data> Node for TableJoinNode<K, V1, V2, VR
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, Change<V1>> = take_record(ctx.name(), record)?;
         if (self.key_is_null)(&r.key) {
             drop_null_key(ctx, "null key");
@@ -146,7 +145,7 @@ impl<K: Data, VR: Data> Node for TableMergeNode<K, VR> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let mut r: Record<K, Change<VR>> = take_record(ctx.name(), record)?;
         let Some(store) = &mut self.store else {
             if !self.send_old {

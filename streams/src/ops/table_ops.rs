@@ -2,7 +2,6 @@
 //! `map_values` (Kafka's `KTableMapValues`), each optionally materialized in a store, and
 //! their value getters for joins when they are not.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use crate::dsl::ktable::Change;
@@ -10,7 +9,7 @@ use crate::dsl::table::ValueGetter;
 use crate::error::Result;
 use crate::ops::table_source::{drop_null_key, TableStore};
 use crate::record::Record;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// A table filter's predicate.
 pub(crate) type TablePredicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
@@ -46,7 +45,7 @@ impl<K: Data, V: Data> Node for TableFilterNode<K, V> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, Change<V>> = take_record(ctx.name(), record)?;
         let new = keep(&self.predicate, self.filter_not, &r.key, r.value.new);
         let key_bytes = match &self.store {
@@ -103,7 +102,7 @@ impl<K: Data, V: Data, V2: Data> Node for TableMapValuesNode<K, V, V2> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, Change<V>> = take_record(ctx.name(), record)?;
         let new = r.value.new.map(|v| (self.mapper)(&r.key, &v));
         let Some(store) = &mut self.store else {

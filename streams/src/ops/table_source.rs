@@ -9,7 +9,6 @@
 //! when old values are wanted), at the update's timestamp and with its headers. With the
 //! cache off it goes downstream at once, with the old value the operator computed.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ use crate::ops::aggregate::{decode, encode, FlushQueue};
 use crate::record::{Headers, Record};
 use crate::serde::SerdeRef;
 use crate::store::StoreRef;
-use crate::task::node::{take_record, Data, Node, NodeContext};
+use crate::task::node::{take_record, Data, InFlight, Node, NodeContext};
 
 /// Whether a key or value is null (only `Option`s and `()` can be; see `dsl::table::null_check`).
 pub(crate) type IsNull<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
@@ -202,7 +201,7 @@ impl<K: Data, VIn: Data, V: Data> Node for TableSourceNode<K, VIn, V> {
         Ok(())
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let r: Record<K, VIn> = take_record(ctx.name(), record)?;
         if (self.key_is_null)(&r.key) {
             drop_null_key(ctx, "null key");

@@ -37,7 +37,6 @@
 //! is also written there once, with its key, value, timestamp and headers plus the header
 //! [`LATE_REASON_HEADER`] naming the closed windows.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -54,7 +53,7 @@ use crate::partitioner::partition_for_key;
 use crate::record::{Headers, Record, SinkRecord};
 use crate::serde::{compact_bytes, SerdeRef, Window, Windowed};
 use crate::store::StoreRef;
-use crate::task::node::{input_ref, Data, Node, NodeContext};
+use crate::task::node::{input_ref, Data, InFlight, Node, NodeContext};
 use crate::topology::TopicName;
 use crate::window::TimeWindows;
 
@@ -298,7 +297,7 @@ impl<K: Data, V: Data, VA: Data> WindowedCore<K, V, VA> {
     pub(crate) fn take<'r>(
         &mut self,
         ctx: &mut NodeContext<'_>,
-        record: &'r mut dyn Any,
+        record: &'r mut InFlight<'_>,
         null_values: bool,
         values: Option<&SerdeRef<V>>,
         cur: &mut Option<Current<'r, K, V>>,
@@ -922,7 +921,7 @@ impl<K: Data, V: Data, VA: Data> Node for WindowAggregateNode<K, V, VA> {
         self.core.init(ctx)
     }
 
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut dyn Any) -> Result<()> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         let mut slot = None;
         self.core.take(ctx, record, false, None, &mut slot)?;
         let Some(cur) = &slot else {

@@ -386,14 +386,14 @@ impl GlobalTask {
             offset: record.offset,
         };
         self.core.in_record = true;
-        let record: &mut dyn std::any::Any = &mut *decoded;
+        let mut record = decoded.in_flight();
         let result = run_node(
             &mut self.core,
             &self.topology,
             &mut self.nodes,
             0,
             node,
-            |op, ctx| op.process(ctx, record),
+            |op, ctx| op.process(ctx, &mut record),
         );
         self.core.in_record = false;
         result?;

@@ -12,7 +12,6 @@
 //! their updates), the stores' changelogs ([`Task::stores`]), the consumed offsets
 //! ([`Task::consumed_offsets`]) and the stream times ([`Task::stream_times`]).
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -37,7 +36,7 @@ pub(crate) mod outputs;
 pub(crate) mod punctuation;
 
 use input::{RawQueue, RawRecords};
-use node::{run_node, Node, NodeContext, NodeSlot, TaskNode};
+use node::{run_node, BoxedRecord, Node, NodeContext, NodeSlot, TaskNode};
 use outputs::Outputs;
 use punctuation::{PunctuationType, Punctuations};
 
@@ -242,7 +241,7 @@ struct PartitionQueue {
     head: Option<Head>,
     /// The typed head record (`Option<Record<K, V>>`, which the source node empties): boxed
     /// once and refilled for every record, not allocated per record.
-    slot: Option<Box<dyn Any + Send>>,
+    slot: Option<BoxedRecord>,
     partition_time: i64,
     /// The offset after the last record taken (what to commit).
     next_offset: Option<i64>,
@@ -517,14 +516,14 @@ impl Task {
         self.core.meta.partition = self.core.partition;
         self.core.meta.offset = head.offset;
         self.core.in_record = true;
-        let record: &mut dyn Any = &mut **record;
+        let mut record = record.in_flight();
         let result = run_node(
             &mut self.core,
             &self.topology,
             &mut self.nodes,
             0,
             entry,
-            |op, ctx| op.process(ctx, record),
+            |op, ctx| op.process(ctx, &mut record),
         );
         self.core.in_record = false;
         let q = &mut self.queues[i];

@@ -641,13 +641,12 @@ impl TreeSet {
 
 #[cfg(test)]
 mod tests {
-    use std::any::Any;
     use std::sync::Arc;
 
     use super::*;
     use crate::error::Result;
     use crate::record::InputRecord;
-    use crate::task::node::{Node, NodeContext};
+    use crate::task::node::{InFlight, Node, NodeContext};
     use crate::topology::{split, SourceDecoder, TopicName};
 
     #[test]
@@ -693,7 +692,11 @@ mod tests {
 
     struct NoNode;
     impl Node for NoNode {
-        fn process(&mut self, _ctx: &mut NodeContext<'_>, _record: &mut dyn Any) -> Result<()> {
+        fn process(
+            &mut self,
+            _ctx: &mut NodeContext<'_>,
+            _record: &mut InFlight<'_>,
+        ) -> Result<()> {
             Ok(())
         }
     }
@@ -703,7 +706,7 @@ mod tests {
             &self,
             _raw: &InputRecord,
             _partition_time: i64,
-        ) -> std::result::Result<(Box<dyn Any + Send>, i64), String> {
+        ) -> std::result::Result<(crate::task::node::BoxedRecord, i64), String> {
             Err("unused".into())
         }
     }

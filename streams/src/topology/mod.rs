@@ -6,14 +6,13 @@
 //! A topology is immutable and cheap to clone; each task instantiates its own operators from
 //! the node factories.
 
-use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::record::InputRecord;
 use crate::store::StoreBuilder;
 use crate::task::input::RawRecord;
-use crate::task::node::Node;
+use crate::task::node::{BoxedRecord, Node};
 
 mod describe;
 
@@ -49,13 +48,10 @@ impl TopicName {
     }
 }
 
-/// Turns a topic's raw record into a typed `Option<Record<K, V>>` (boxed) and its timestamp.
+/// Turns a topic's raw record into a typed `Option<Record<K, V>>` (boxed, as a
+/// [`BoxedRecord`]) and its timestamp.
 pub(crate) trait SourceDecoder: Send + Sync {
-    fn decode(
-        &self,
-        raw: &InputRecord,
-        partition_time: i64,
-    ) -> Result<(Box<dyn Any + Send>, i64), String>;
+    fn decode(&self, raw: &InputRecord, partition_time: i64) -> Result<(BoxedRecord, i64), String>;
 
     /// [`decode`](SourceDecoder::decode) into `slot`, reusing the box it holds when it
     /// is of this decoder's type: a task decodes every record into its queue's slot, so
@@ -64,7 +60,7 @@ pub(crate) trait SourceDecoder: Send + Sync {
         &self,
         raw: &RawRecord<'_>,
         partition_time: i64,
-        slot: &mut Option<Box<dyn Any + Send>>,
+        slot: &mut Option<BoxedRecord>,
     ) -> Result<i64, String> {
         let (record, timestamp) = self.decode(&raw.to_input(), partition_time)?;
         *slot = Some(record);
