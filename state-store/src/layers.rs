@@ -199,6 +199,11 @@ pub(crate) struct Layers {
     failed: Option<Result<()>>,
     /// The changelog offset the `applying` layers reach.
     applying_offset: Option<i64>,
+    /// Trees dropped from the store and still in the backend: the next apply deletes them
+    /// there, on the apply worker (see [`Layers::drop_tree`]).
+    dropping: Vec<String>,
+    /// Trees the background apply in flight deletes after its batches.
+    dropping_in_job: Vec<String>,
 }
 
 impl Layers {
@@ -223,11 +228,22 @@ impl Layers {
             job: None,
             failed: None,
             applying_offset: None,
+            dropping: Vec::new(),
+            dropping_in_job: Vec::new(),
         })
     }
 
     fn layers(&mut self, tree: &str) -> Result<&mut TreeLayers> {
         if !self.trees.contains_key(tree) {
+            // A tree opened again after it was dropped starts empty: its deletion happens
+            // first.
+            if let Some(i) = self.dropping.iter().position(|t| t == tree) {
+                self.dropping.swap_remove(i);
+                self.join()?;
+                self.backend.drop_tree(tree)?;
+            } else if self.dropping_in_job.iter().any(|t| t == tree) {
+                self.join()?;
+            }
             let t = self.backend.open_tree(tree)?;
             self.trees.insert(tree.to_string(), TreeLayers::new(t));
         }
@@ -329,17 +345,27 @@ impl Layers {
             .filter(|n| n.starts_with(prefix))
             .collect();
         names.extend(self.trees.keys().filter(|n| n.starts_with(prefix)).cloned());
+        names.retain(|n| !self.dropping.contains(n) && !self.dropping_in_job.contains(n));
         names.sort();
         names.dedup();
         Ok(names)
     }
 
     /// Deletes a tree with everything in it, in every layer (window retention).
+    ///
+    /// It is gone for the store at once; with background applies, the backend deletes it
+    /// with the next apply, on the apply worker after that apply's batches. sled's
+    /// `drop_tree` frees every page of the tree through its log, waiting for its writers
+    /// (≈ 45 ms of W2's stream thread, each time a segment expired). A restart before that
+    /// finds the tree again, which is why the window and session stores drop their expired
+    /// segments when they open (as Kafka's `openExisting`).
     pub(crate) fn drop_tree(&mut self, tree: &str) -> Result<()> {
-        // A background apply may still be writing to it.
-        self.join()?;
         self.trees.remove(tree);
-        self.backend.drop_tree(tree)?;
+        if self.applies.is_none() {
+            self.backend.drop_tree(tree)?;
+        } else if !self.dropping.iter().any(|t| t == tree) {
+            self.dropping.push(tree.to_string());
+        }
         Ok(())
     }
 
@@ -439,23 +465,28 @@ impl Layers {
         }
         self.applying_offset = self.overlay_offset.take();
         let applied = self.applying_offset.map(|o| (self.meta_key("applied"), o));
-        if batches.is_empty() && applied.is_none() {
+        let drops = std::mem::take(&mut self.dropping);
+        if batches.is_empty() && applied.is_none() && drops.is_empty() {
             return Ok(());
         }
         if let Some(applies) = &self.applies {
-            let (store, meta) = (self.store.clone(), self.meta.clone());
-            let (batches, applied) = (batches.clone(), applied.clone());
+            let (store, meta, backend) =
+                (self.store.clone(), self.meta.clone(), self.backend.clone());
+            let (batches, applied, to_drop) = (batches.clone(), applied.clone(), drops.clone());
             let job = applies.submit(&self.store, move || {
-                apply_batches(&store, &batches, &*meta, applied)
+                apply_batches(&store, &batches, &*meta, applied)?;
+                drop_trees(&*backend, &to_drop)
             });
             if let Some(job) = job {
                 self.job = Some(job);
+                self.dropping_in_job = drops;
                 return Ok(());
             }
             // Nothing ran: the batches are applied here instead.
             tracing::warn!(store = %self.store, "no background apply; applying inline");
         }
-        let result = apply_batches(&self.store, &batches, &*self.meta, applied);
+        let result = apply_batches(&self.store, &batches, &*self.meta, applied)
+            .and_then(|()| drop_trees(&*self.backend, &drops));
         drop(batches);
         self.finish(result)
     }
@@ -480,6 +511,9 @@ impl Layers {
     /// changelog) and the store is poisoned.
     fn finish(&mut self, result: Result<()>) -> Result<()> {
         let offset = self.applying_offset.take();
+        // Dropped or not, those trees are not the store's: a failed drop leaves one in the
+        // backend until the store opens again (see `drop_tree`).
+        self.dropping_in_job.clear();
         for t in self.trees.values_mut() {
             let applying = std::mem::take(&mut t.applying);
             if result.is_err() && !applying.is_empty() {
@@ -748,6 +782,14 @@ fn named(store: &str, e: Error) -> Error {
 
 /// Writes an apply's batches, one per tree with the changelog offset, then the store's
 /// applied offset (`applied`: its meta key and the offset).
+/// Deletes `trees` from the backend (trees the store dropped, see [`Layers::drop_tree`]).
+fn drop_trees(backend: &dyn Backend, trees: &[String]) -> Result<()> {
+    for tree in trees {
+        backend.drop_tree(tree)?;
+    }
+    Ok(())
+}
+
 fn apply_batches(
     store: &str,
     batches: &[Batch],
@@ -895,5 +937,84 @@ mod tests {
                 assert_eq!(decode("s", wv).ok().as_ref(), v.as_ref());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod drop_tests {
+    use super::*;
+    use crate::backend::MemoryBackend;
+
+    /// In-memory trees with background applies.
+    #[derive(Debug, Default)]
+    struct Background {
+        inner: MemoryBackend,
+        applies: Arc<Applies>,
+    }
+
+    impl Backend for Background {
+        fn open_tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+            self.inner.open_tree(name)
+        }
+        fn drop_tree(&self, name: &str) -> Result<bool> {
+            self.inner.drop_tree(name)
+        }
+        fn tree_names(&self) -> Result<Vec<String>> {
+            self.inner.tree_names()
+        }
+        fn is_persistent(&self) -> bool {
+            false
+        }
+        fn applies(&self) -> Option<Arc<Applies>> {
+            Some(self.applies.clone())
+        }
+    }
+
+    /// `tree` as if an earlier apply had written `key` into it.
+    fn stored(backend: &Background, tree: &str, key: &[u8]) -> Result<()> {
+        let value = Timestamped {
+            value: Bytes::from_static(b"v"),
+            timestamp: 1,
+        };
+        backend
+            .open_tree(tree)?
+            .apply(&[(Bytes::copy_from_slice(key), Some(encode(&value)))], None)
+    }
+
+    #[test]
+    fn a_dropped_tree_is_gone_at_once_and_from_the_backend_with_the_next_apply() -> Result<()> {
+        let backend = Arc::new(Background::default());
+        stored(&backend, "old", b"k")?;
+        stored(&backend, "kept", b"k")?;
+        let mut layers = Layers::open("s", backend.clone(), None)?;
+        assert!(layers.get("old", b"k")?.is_some());
+        layers.drop_tree("old")?;
+        assert_eq!(layers.get_open("old", b"k")?, None);
+        assert_eq!(layers.tree_names("")?, vec![META_TREE, "kept"]);
+        assert!(
+            backend.tree_names()?.contains(&"old".to_string()),
+            "the backend still has it until the next apply"
+        );
+        layers.apply()?;
+        backend.applies.settle()?;
+        assert_eq!(backend.tree_names()?, vec![META_TREE, "kept"]);
+        assert!(layers.get("kept", b"k")?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn a_tree_opened_again_before_its_drop_ran_starts_empty() -> Result<()> {
+        let backend = Arc::new(Background::default());
+        stored(&backend, "t", b"k")?;
+        let mut layers = Layers::open("s", backend.clone(), None)?;
+        assert!(layers.get("t", b"k")?.is_some());
+        layers.drop_tree("t")?;
+        // Opened again while the deletion waits for the next apply: the old tree goes first.
+        assert_eq!(layers.get("t", b"k")?, None);
+        layers.put("t", Bytes::from_static(b"new"), None)?;
+        layers.apply()?;
+        backend.applies.settle()?;
+        assert_eq!(backend.open_tree("t")?.get(b"k")?, None);
+        Ok(())
     }
 }
