@@ -96,6 +96,9 @@ impl Tree for TaskTree {
     fn approximate_len(&self) -> u64 {
         self.inner.approximate_len()
     }
+    fn is_empty(&self) -> freshet_state_store::Result<bool> {
+        self.inner.is_empty()
+    }
     fn clear(&self) -> Result<()> {
         self.inner.clear()
     }

@@ -62,6 +62,14 @@ pub trait Tree: Send + Sync + Debug {
     fn applied_offset(&self) -> Result<Option<i64>>;
     /// About how many keys the tree holds.
     fn approximate_len(&self) -> u64;
+    /// Whether the tree holds no key (its applied offset aside).
+    fn is_empty(&self) -> Result<bool> {
+        match self.range(Bound::Unbounded, Bound::Unbounded, false).next() {
+            None => Ok(true),
+            Some(Ok(_)) => Ok(false),
+            Some(Err(e)) => Err(e),
+        }
+    }
     /// Deletes every key and the applied offset.
     fn clear(&self) -> Result<()>;
 }
@@ -131,6 +139,9 @@ impl Tree for MemoryTree {
     }
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         Ok(self.data.read().0.get(key).cloned())
+    }
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.data.read().0.is_empty())
     }
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool) -> TreeIter<'_> {
         let (from, to) = (owned(from), owned(to));

@@ -20,6 +20,7 @@ use crate::applies::{Applies, Applying};
 use crate::backend::{Backend, Tree, TreeIter, Write};
 use crate::changelog::{ChangelogPartition, ChangelogReader, ChangelogRecord, ChangelogSink};
 use crate::error::{Error, Result};
+use crate::filter::KeyFilter;
 
 /// Name of the tree holding each store's applied offset and changelog topic id.
 pub(crate) const META_TREE: &str = "__freshet_meta";
@@ -153,17 +154,33 @@ struct TreeLayers {
     /// The overlay of the last apply while a background thread writes it to the backend
     /// (reads cannot know how far it got).
     applying: Arc<Layer>,
+    /// For a tree that was empty when the store opened it: every key written to it since,
+    /// so a lookup of another key does not reach the backend (see `filter`).
+    written: Option<KeyFilter>,
 }
 
 impl TreeLayers {
-    fn new(tree: Arc<dyn Tree>) -> TreeLayers {
+    fn new(tree: Arc<dyn Tree>, empty: bool) -> TreeLayers {
         TreeLayers {
             tree,
             buffer: Layer::new(),
             pending: Layer::new(),
             overlay: Layer::new(),
             applying: Arc::default(),
+            written: empty.then(KeyFilter::default),
         }
+    }
+
+    /// Notes that `key` is written to the tree (before it can reach the backend).
+    fn note_written(&mut self, key: &[u8]) {
+        if let Some(f) = &mut self.written {
+            f.insert(key);
+        }
+    }
+
+    /// Whether the backend tree may hold `key`.
+    fn may_hold(&self, key: &[u8]) -> bool {
+        self.written.as_ref().is_none_or(|f| f.may_contain(key))
     }
 
     fn lookup(&self, key: &[u8]) -> Option<&Option<Timestamped>> {
@@ -245,7 +262,9 @@ impl Layers {
                 self.join()?;
             }
             let t = self.backend.open_tree(tree)?;
-            self.trees.insert(tree.to_string(), TreeLayers::new(t));
+            let empty = t.is_empty()?;
+            self.trees
+                .insert(tree.to_string(), TreeLayers::new(t, empty));
         }
         self.trees.get_mut(tree).ok_or_else(|| Error::Corrupt {
             store: self.store.clone(),
@@ -268,6 +287,9 @@ impl Layers {
         if let Some(v) = t.lookup(key) {
             return Ok(v.clone());
         }
+        if !t.may_hold(key) {
+            return Ok(None);
+        }
         match t.tree.get(key)? {
             Some(b) => decode(&self.store, &b).map(Some),
             None => Ok(None),
@@ -283,6 +305,7 @@ impl Layers {
         }
         let size = key.len() + value.as_ref().map_or(0, |v| v.value.len()) + 48;
         let t = self.layers(tree)?;
+        t.note_written(&key);
         t.buffer.insert(key, value);
         self.buffer_bytes += size;
         Ok(())
@@ -736,9 +759,11 @@ impl Layers {
             }
             let upto = batch.next_offset.min(stable) - 1;
             for g in groups {
-                self.layers(&g.tree)?
-                    .tree
-                    .apply(&g.writes, Some(upto.max(last)))?;
+                let t = self.layers(&g.tree)?;
+                for (key, _) in &g.writes {
+                    t.note_written(key);
+                }
+                t.tree.apply(&g.writes, Some(upto.max(last)))?;
             }
             let mut meta = vec![(
                 self.meta_key("applied"),
@@ -1015,6 +1040,140 @@ mod drop_tests {
         layers.apply()?;
         backend.applies.settle()?;
         assert_eq!(backend.open_tree("t")?.get(b"k")?, None);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::backend::{MemoryBackend, TreeIter};
+
+    /// In-memory trees that count the lookups reaching them.
+    #[derive(Debug, Default)]
+    struct Counting {
+        inner: MemoryBackend,
+        gets: Arc<AtomicUsize>,
+    }
+
+    #[derive(Debug)]
+    struct CountingTree {
+        inner: Arc<dyn Tree>,
+        gets: Arc<AtomicUsize>,
+    }
+
+    impl Tree for CountingTree {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            self.inner.get(key)
+        }
+        fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool) -> TreeIter<'_> {
+            self.inner.range(from, to, reverse)
+        }
+        fn apply(&self, writes: &[Write], applied_offset: Option<i64>) -> Result<()> {
+            self.inner.apply(writes, applied_offset)
+        }
+        fn applied_offset(&self) -> Result<Option<i64>> {
+            self.inner.applied_offset()
+        }
+        fn approximate_len(&self) -> u64 {
+            self.inner.approximate_len()
+        }
+        fn clear(&self) -> Result<()> {
+            self.inner.clear()
+        }
+    }
+
+    impl Backend for Counting {
+        fn open_tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+            Ok(Arc::new(CountingTree {
+                inner: self.inner.open_tree(name)?,
+                gets: self.gets.clone(),
+            }))
+        }
+        fn drop_tree(&self, name: &str) -> Result<bool> {
+            self.inner.drop_tree(name)
+        }
+        fn tree_names(&self) -> Result<Vec<String>> {
+            self.inner.tree_names()
+        }
+        fn is_persistent(&self) -> bool {
+            false
+        }
+    }
+
+    fn value(ts: i64) -> Option<Timestamped> {
+        Some(Timestamped {
+            value: Bytes::from_static(b"v"),
+            timestamp: ts,
+        })
+    }
+
+    /// Commits and applies what was put (no changelog).
+    fn commit(layers: &mut Layers) -> Result<()> {
+        struct NoSink;
+        impl ChangelogSink for NoSink {
+            fn append(
+                &mut self,
+                _: &ChangelogPartition,
+                _: Vec<ChangelogRecord>,
+            ) -> std::result::Result<i64, crate::changelog::ChangelogError> {
+                Ok(0)
+            }
+        }
+        layers.send_changelog(&mut NoSink)?;
+        layers.committed();
+        layers.apply()
+    }
+
+    #[test]
+    fn lookups_in_a_tree_found_empty_reach_the_backend_only_for_keys_written() -> Result<()> {
+        let backend = Arc::new(Counting::default());
+        let mut layers = Layers::open("s", backend.clone(), None)?;
+        for k in 0u32..100 {
+            layers.put("t", Bytes::copy_from_slice(&k.to_be_bytes()), value(1))?;
+        }
+        commit(&mut layers)?;
+        backend.gets.store(0, Ordering::SeqCst);
+        for k in 0u32..100 {
+            assert_eq!(layers.get("t", &k.to_be_bytes())?, value(1), "key {k}");
+        }
+        assert_eq!(
+            backend.gets.load(Ordering::SeqCst),
+            100,
+            "written keys are looked up"
+        );
+        backend.gets.store(0, Ordering::SeqCst);
+        for k in 100u32..1100 {
+            assert_eq!(layers.get("t", &k.to_be_bytes())?, None);
+        }
+        let reached = backend.gets.load(Ordering::SeqCst);
+        assert!(
+            reached < 50,
+            "{reached} of 1000 lookups of unwritten keys reached the backend"
+        );
+
+        // A tree that held keys when the store opened it is always asked.
+        backend.open_tree("old")?.apply(
+            &[(
+                Bytes::from_static(b"a"),
+                Some(encode(&Timestamped {
+                    value: Bytes::new(),
+                    timestamp: 0,
+                })),
+            )],
+            None,
+        )?;
+        let mut layers = Layers::open("s", backend.clone(), None)?;
+        backend.gets.store(0, Ordering::SeqCst);
+        assert_eq!(layers.get("old", b"b")?, None);
+        assert!(layers.get("old", b"a")?.is_some());
+        assert_eq!(backend.gets.load(Ordering::SeqCst), 2);
         Ok(())
     }
 }

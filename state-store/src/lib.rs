@@ -20,6 +20,7 @@ mod buffer;
 mod cache;
 mod changelog;
 mod error;
+mod filter;
 mod kv;
 mod layers;
 mod segment;
