@@ -37,6 +37,9 @@ pub(crate) struct SinkNode<K, V> {
     pub(crate) fixed: Option<(OutputTopic, Option<u32>)>,
     /// The key's partition bytes, reused from record to record.
     pub(crate) scratch: Vec<u8>,
+    /// Records with a null key are dropped, not written (a repartition topic's sink: Kafka
+    /// filters them out just before it; see `KStream::repartition_through`).
+    pub(crate) drop_null_keys: bool,
 }
 
 impl<K, V> SinkNode<K, V> {
@@ -54,18 +57,27 @@ impl<K, V> SinkNode<K, V> {
             partitioner,
             fixed: None,
             scratch: Vec::new(),
+            drop_null_keys: false,
         }
+    }
+
+    /// This sink, dropping records with a null key instead of writing them.
+    pub(crate) fn dropping_null_keys(mut self) -> Self {
+        self.drop_null_keys = true;
+        self
     }
 }
 
 impl<K, V> Clone for SinkNode<K, V> {
     fn clone(&self) -> Self {
-        SinkNode::new(
+        let mut sink = SinkNode::new(
             self.target.clone(),
             self.keys.clone(),
             self.values.clone(),
             self.partitioner.clone(),
-        )
+        );
+        sink.drop_null_keys = self.drop_null_keys;
+        sink
     }
 }
 
@@ -97,6 +109,9 @@ impl<K: Data, V: Data> Node for SinkNode<K, V> {
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
         // Read where it is: only the headers are taken, into the output.
         let r = input_ref::<K, V>(ctx, record)?;
+        if self.drop_null_keys && self.keys.is_null(&r.key) {
+            return Ok(());
+        }
         // Kafka's `SinkNode`: a record with a negative timestamp cannot be written.
         if r.timestamp < 0 {
             return Err(Error::Processing {

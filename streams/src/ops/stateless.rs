@@ -42,6 +42,27 @@ pub(crate) fn stateless<K: Data, V: Data>(
     })
 }
 
+/// An operator that passes every record on unchanged (a repartition's null-key filter whose
+/// sink drops null keys itself): the task skips it, handing its parent's records straight
+/// to its child ([`Node::forwards_unchanged`]).
+struct ForwardNode<K, V>(PhantomData<fn() -> (K, V)>);
+
+impl<K: Data, V: Data> Node for ForwardNode<K, V> {
+    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
+        let slot = input_slot::<K, V>(ctx, record)?;
+        ctx.forward_slot(slot)
+    }
+
+    fn forwards_unchanged(&self) -> bool {
+        true
+    }
+}
+
+/// A factory for an operator that forwards every record unchanged.
+pub(crate) fn forward_unchanged<K: Data, V: Data>() -> NodeFactory {
+    Arc::new(|| Box::new(ForwardNode::<K, V>(PhantomData)))
+}
+
 /// An operator that passes records on unchanged or drops them (filter, peek, merge): it
 /// reads the record where its parent left it and hands its children the same slot, so
 /// the record is not moved on the way.

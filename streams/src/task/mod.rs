@@ -221,6 +221,19 @@ pub(crate) fn for_each_node(
     Ok(())
 }
 
+/// Where a record sent to node `n` first meets an operator that does something with it:
+/// past the nodes that forward every record unchanged to their only child (a source, a
+/// repartition's null-key filter whose sink drops null keys).
+fn past_unchanged(nodes: &[NodeSlot], mut n: usize) -> usize {
+    while let Some(Some(TaskNode { op, children })) = nodes.get(n) {
+        match **children {
+            [only] if op.forwards_unchanged() && only > n => n = only,
+            _ => break,
+        }
+    }
+    n
+}
+
 /// The decoded head record of a queue: the first raw record (kept there until processed,
 /// as a processing error's dead letter is the source record), decoded into the queue's slot.
 struct Head {
@@ -298,18 +311,11 @@ impl Task {
                 .find(|s| s.id == sub_id)
                 .ok_or_else(|| Error::InvalidArgument(format!("no sub-topology {sub_id}")))?;
             for &n in &sub.nodes {
-                let spec = &inner.nodes[n];
                 nodes[n] = Some(TaskNode::new(&inner, n));
-                if let NodeKind::Source { topics, decoder } = &spec.kind {
-                    let entry = match &nodes[n] {
-                        Some(TaskNode { op, children }) if op.forwards_unchanged() => {
-                            match **children {
-                                [only] => only,
-                                _ => n,
-                            }
-                        }
-                        _ => n,
-                    };
+            }
+            for &n in &sub.nodes {
+                if let NodeKind::Source { topics, decoder } = &inner.nodes[n].kind {
+                    let entry = past_unchanged(&nodes, n);
                     for t in topics {
                         queues.push(PartitionQueue {
                             topic: t.resolve(&env.config.application_id),
@@ -330,6 +336,23 @@ impl Task {
                 })?;
                 let store = open_store(builder, &env, &id, partition)?;
                 stores.insert(name.clone(), store);
+            }
+        }
+        // Records go past the operators that only pass them on (each forward is a call).
+        let resolved: Vec<Option<Box<[usize]>>> = nodes
+            .iter()
+            .map(|slot| {
+                slot.as_ref().map(|t| {
+                    t.children
+                        .iter()
+                        .map(|&c| past_unchanged(&nodes, c))
+                        .collect()
+                })
+            })
+            .collect();
+        for (slot, children) in nodes.iter_mut().zip(resolved) {
+            if let (Some(t), Some(children)) = (slot, children) {
+                t.children = children;
             }
         }
         let punctuations = Punctuations {

@@ -274,7 +274,8 @@ pub(crate) struct NodeContext<'a> {
     pub(crate) topo: &'a TopologyInner,
     /// The task's nodes after this one (index `node + 1` on): all the nodes it can reach.
     pub(crate) later: &'a mut [NodeSlot],
-    /// This node's children, in the order they were added.
+    /// Where this node's records go, in the order its children were added: its children,
+    /// or past those that only pass records on (see `Task::new`).
     pub(crate) children: &'a [usize],
     pub(crate) node: usize,
 }
@@ -336,8 +337,9 @@ impl<'a> NodeContext<'a> {
         child: &str,
         record: Record<K, V>,
     ) -> Result<()> {
+        // By the children the topology gives it: `children` may skip some (see `Task::new`).
         let nodes = &self.topo.nodes;
-        let found = self
+        let found = nodes[self.node]
             .children
             .iter()
             .copied()
