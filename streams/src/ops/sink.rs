@@ -7,7 +7,7 @@ use crate::partitioner::{partition_for_key, StreamPartitioner};
 use crate::record::Record;
 use crate::serde::SerdeRef;
 use crate::task::node::{input_ref, Data, InFlight, Node, NodeContext};
-use crate::task::outputs::OutputTopic;
+use crate::task::outputs::{OutputTopic, Outputs};
 use crate::topology::TopicName;
 
 /// Chooses a topic per record (Kafka's `TopicNameExtractor`).
@@ -139,7 +139,7 @@ impl<K: Data, V: Data> Node for SinkNode<K, V> {
                         .map_err(|e| SinkError::Serde("value", e))
                 })
             })
-            .and_then(|()| self.partition(outputs.topic(topic), r, count));
+            .and_then(|()| self.partition(outputs, topic, r, count));
         let partition = match written {
             Ok(p) => p,
             Err(e) => {
@@ -189,12 +189,14 @@ impl<K: Data, V: Data> SinkNode<K, V> {
     /// result falls back to the producer's partitioner).
     fn partition(
         &mut self,
-        topic: &str,
+        outputs: &Outputs,
+        topic: OutputTopic,
         r: &Record<K, V>,
         count: Option<u32>,
     ) -> std::result::Result<Option<u32>, SinkError> {
+        // The topic's name is looked up only for a partitioner, which is given it.
         let chosen = match (&self.partitioner, count) {
-            (Some(p), Some(n)) => p.partition(topic, &r.key, &r.value, n),
+            (Some(p), Some(n)) => p.partition(outputs.topic(topic), &r.key, &r.value, n),
             _ => None,
         };
         match (chosen, count) {
