@@ -106,8 +106,8 @@ pub(crate) trait Node: Send {
     /// Processes one record (an `Option<Record<K, V>>` of the node's input types).
     fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()>;
     /// Whether [`process`](Node::process) only forwards the record, unchanged and in its
-    /// slot, to every child (a source): the task then hands records to the children
-    /// itself.
+    /// slot, to every child (a source, a repartition's null-key filter): a task sends a
+    /// record meant for such a node with one child straight to that child.
     fn forwards_unchanged(&self) -> bool {
         false
     }
