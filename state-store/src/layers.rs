@@ -966,96 +966,32 @@ mod tests {
 }
 
 #[cfg(test)]
-mod drop_tests {
-    use super::*;
-    use crate::backend::MemoryBackend;
-
-    /// In-memory trees with background applies.
-    #[derive(Debug, Default)]
-    struct Background {
-        inner: MemoryBackend,
-        applies: Arc<Applies>,
-    }
-
-    impl Backend for Background {
-        fn open_tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
-            self.inner.open_tree(name)
-        }
-        fn drop_tree(&self, name: &str) -> Result<bool> {
-            self.inner.drop_tree(name)
-        }
-        fn tree_names(&self) -> Result<Vec<String>> {
-            self.inner.tree_names()
-        }
-        fn is_persistent(&self) -> bool {
-            false
-        }
-        fn applies(&self) -> Option<Arc<Applies>> {
-            Some(self.applies.clone())
-        }
-    }
-
-    /// `tree` as if an earlier apply had written `key` into it.
-    fn stored(backend: &Background, tree: &str, key: &[u8]) -> Result<()> {
-        let value = Timestamped {
-            value: Bytes::from_static(b"v"),
-            timestamp: 1,
-        };
-        backend
-            .open_tree(tree)?
-            .apply(&[(Bytes::copy_from_slice(key), Some(encode(&value)))], None)
-    }
-
-    #[test]
-    fn a_dropped_tree_is_gone_at_once_and_from_the_backend_with_the_next_apply() -> Result<()> {
-        let backend = Arc::new(Background::default());
-        stored(&backend, "old", b"k")?;
-        stored(&backend, "kept", b"k")?;
-        let mut layers = Layers::open("s", backend.clone(), None)?;
-        assert!(layers.get("old", b"k")?.is_some());
-        layers.drop_tree("old")?;
-        assert_eq!(layers.get_open("old", b"k")?, None);
-        assert_eq!(layers.tree_names("")?, vec![META_TREE, "kept"]);
-        assert!(
-            backend.tree_names()?.contains(&"old".to_string()),
-            "the backend still has it until the next apply"
-        );
-        layers.apply()?;
-        backend.applies.settle()?;
-        assert_eq!(backend.tree_names()?, vec![META_TREE, "kept"]);
-        assert!(layers.get("kept", b"k")?.is_some());
-        Ok(())
-    }
-
-    #[test]
-    fn a_tree_opened_again_before_its_drop_ran_starts_empty() -> Result<()> {
-        let backend = Arc::new(Background::default());
-        stored(&backend, "t", b"k")?;
-        let mut layers = Layers::open("s", backend.clone(), None)?;
-        assert!(layers.get("t", b"k")?.is_some());
-        layers.drop_tree("t")?;
-        // Opened again while the deletion waits for the next apply: the old tree goes first.
-        assert_eq!(layers.get("t", b"k")?, None);
-        layers.put("t", Bytes::from_static(b"new"), None)?;
-        layers.apply()?;
-        backend.applies.settle()?;
-        assert_eq!(backend.open_tree("t")?.get(b"k")?, None);
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod filter_tests {
+mod background_tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
     use crate::backend::{MemoryBackend, TreeIter};
 
-    /// In-memory trees that count the lookups reaching them.
+    /// In-memory trees, with background applies when `applies` is set, counting the lookups
+    /// that reach them.
     #[derive(Debug, Default)]
-    struct Counting {
+    struct TestBackend {
         inner: MemoryBackend,
+        applies: Option<Arc<Applies>>,
         gets: Arc<AtomicUsize>,
+    }
+
+    impl TestBackend {
+        fn background() -> Arc<TestBackend> {
+            Arc::new(TestBackend {
+                applies: Some(Applies::new()),
+                ..TestBackend::default()
+            })
+        }
+
+        fn settle(&self) -> Result<()> {
+            self.applies.as_ref().map_or(Ok(()), |a| a.settle())
+        }
     }
 
     #[derive(Debug)]
@@ -1089,7 +1025,7 @@ mod filter_tests {
         }
     }
 
-    impl Backend for Counting {
+    impl Backend for TestBackend {
         fn open_tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
             Ok(Arc::new(CountingTree {
                 inner: self.inner.open_tree(name)?,
@@ -1105,6 +1041,57 @@ mod filter_tests {
         fn is_persistent(&self) -> bool {
             false
         }
+        fn applies(&self) -> Option<Arc<Applies>> {
+            self.applies.clone()
+        }
+    }
+
+    /// `tree` as if an earlier apply had written `key` into it.
+    fn stored(backend: &TestBackend, tree: &str, key: &[u8]) -> Result<()> {
+        let value = Timestamped {
+            value: Bytes::from_static(b"v"),
+            timestamp: 1,
+        };
+        backend
+            .open_tree(tree)?
+            .apply(&[(Bytes::copy_from_slice(key), Some(encode(&value)))], None)
+    }
+
+    #[test]
+    fn a_dropped_tree_is_gone_at_once_and_from_the_backend_with_the_next_apply() -> Result<()> {
+        let backend = TestBackend::background();
+        stored(&backend, "old", b"k")?;
+        stored(&backend, "kept", b"k")?;
+        let mut layers = Layers::open("s", backend.clone(), None)?;
+        assert!(layers.get("old", b"k")?.is_some());
+        layers.drop_tree("old")?;
+        assert_eq!(layers.get_open("old", b"k")?, None);
+        assert_eq!(layers.tree_names("")?, vec![META_TREE, "kept"]);
+        assert!(
+            backend.tree_names()?.contains(&"old".to_string()),
+            "the backend still has it until the next apply"
+        );
+        layers.apply()?;
+        backend.settle()?;
+        assert_eq!(backend.tree_names()?, vec![META_TREE, "kept"]);
+        assert!(layers.get("kept", b"k")?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn a_tree_opened_again_before_its_drop_ran_starts_empty() -> Result<()> {
+        let backend = TestBackend::background();
+        stored(&backend, "t", b"k")?;
+        let mut layers = Layers::open("s", backend.clone(), None)?;
+        assert!(layers.get("t", b"k")?.is_some());
+        layers.drop_tree("t")?;
+        // Opened again while the deletion waits for the next apply: the old tree goes first.
+        assert_eq!(layers.get("t", b"k")?, None);
+        layers.put("t", Bytes::from_static(b"new"), None)?;
+        layers.apply()?;
+        backend.settle()?;
+        assert_eq!(backend.open_tree("t")?.get(b"k")?, None);
+        Ok(())
     }
 
     fn value(ts: i64) -> Option<Timestamped> {
@@ -1133,7 +1120,7 @@ mod filter_tests {
 
     #[test]
     fn lookups_in_a_tree_found_empty_reach_the_backend_only_for_keys_written() -> Result<()> {
-        let backend = Arc::new(Counting::default());
+        let backend = Arc::new(TestBackend::default());
         let mut layers = Layers::open("s", backend.clone(), None)?;
         for k in 0u32..100 {
             layers.put("t", Bytes::copy_from_slice(&k.to_be_bytes()), value(1))?;

@@ -1,14 +1,14 @@
 //! `StreamsBuilder`: where a topology starts (sources, tables, stores) and `build()`.
 
 use std::cell::RefCell;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::dsl::graph::Graph;
 use crate::dsl::kstream::KStream;
 use crate::dsl::options::Consumed;
 use crate::error::Result;
-use crate::ops::source::{SourceNode, TypedDecoder};
+use crate::ops::source::TypedDecoder;
+use crate::ops::stateless::forward_unchanged;
 use crate::serde::{Serde, SerdeRef};
 use crate::store::StoreBuilder;
 use crate::task::node::Data;
@@ -225,7 +225,7 @@ impl StreamsBuilder {
             name,
             NodeKind::Source { topics, decoder },
             &[],
-            Arc::new(|| Box::new(SourceNode::<K, V>(PhantomData))),
+            forward_unchanged::<K, V>(),
         )
     }
 

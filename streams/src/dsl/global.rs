@@ -22,7 +22,8 @@ use crate::dsl::kstream::KStream;
 use crate::dsl::options::{Consumed, Materialized};
 use crate::dsl::table::null_check;
 use crate::ops::global::{GlobalJoinNode, GlobalJoiner, GlobalTableSourceNode, KeySelector};
-use crate::ops::source::{SourceNode, TypedDecoder};
+use crate::ops::source::TypedDecoder;
+use crate::ops::stateless::forward_unchanged;
 use crate::ops::table_source::IsNull;
 use crate::processor::{Processor, ProcessorNode};
 use crate::serde::{Nullable, SerdeRef};
@@ -180,7 +181,7 @@ impl StreamsBuilder {
             topic,
             consumed.name,
             decoder,
-            Arc::new(|| Box::new(SourceNode::<Option<K>, Option<V>>(PhantomData))),
+            forward_unchanged::<Option<K>, Option<V>>(),
             factory,
             builder,
         );
@@ -246,7 +247,7 @@ impl StreamsBuilder {
             topic,
             consumed.name,
             decoder,
-            Arc::new(|| Box::new(SourceNode::<K, V>(PhantomData))),
+            forward_unchanged::<K, V>(),
             factory,
             store.with_logging_disabled(),
         );

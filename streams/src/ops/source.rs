@@ -1,13 +1,12 @@
-//! Source nodes: decode a topic's records (serdes, timestamp extractor) and pass them on.
-
-use std::marker::PhantomData;
+//! Sources: decode a topic's records (serdes, timestamp extractor) into the slot a task
+//! lends its operators. The source node itself only passes them on
+//! (`ops::stateless::forward_unchanged`).
 
 use crate::dsl::options::TimestampExtractor;
-use crate::error::Result;
 use crate::record::{InputRecord, Record};
 use crate::serde::SerdeRef;
 use crate::task::input::RawRecord;
-use crate::task::node::{input_slot, BoxedRecord, Data, InFlight, Node, NodeContext};
+use crate::task::node::{BoxedRecord, Data};
 use crate::topology::SourceDecoder;
 
 /// Decodes raw records into `Record<K, V>` with the source's serdes and extractor.
@@ -101,19 +100,5 @@ impl<K: Data, V: Data> SourceDecoder for TypedDecoder<K, V> {
             record.timestamp = extract(record, partition_time);
         }
         Ok(record.timestamp)
-    }
-}
-
-/// The source node: forwards what the decoder produced, in the slot it was decoded into.
-pub(crate) struct SourceNode<K, V>(pub(crate) PhantomData<fn() -> (K, V)>);
-
-impl<K: Data, V: Data> Node for SourceNode<K, V> {
-    fn process(&mut self, ctx: &mut NodeContext<'_>, record: &mut InFlight<'_>) -> Result<()> {
-        let slot = input_slot::<K, V>(ctx, record)?;
-        ctx.forward_slot(slot)
-    }
-
-    fn forwards_unchanged(&self) -> bool {
-        true
     }
 }

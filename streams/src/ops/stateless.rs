@@ -42,9 +42,10 @@ pub(crate) fn stateless<K: Data, V: Data>(
     })
 }
 
-/// An operator that passes every record on unchanged (a repartition's null-key filter whose
-/// sink drops null keys itself): the task skips it, handing its parent's records straight
-/// to its child ([`Node::forwards_unchanged`]).
+/// An operator that passes every record on unchanged: a source (its records come decoded
+/// into their slot), a repartition's null-key filter whose sink drops null keys itself.
+/// A task skips it when it has one child, handing it its records straight
+/// ([`Node::forwards_unchanged`]).
 struct ForwardNode<K, V>(PhantomData<fn() -> (K, V)>);
 
 impl<K: Data, V: Data> Node for ForwardNode<K, V> {
