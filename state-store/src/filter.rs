@@ -8,9 +8,11 @@
 //!
 //! It is a Bloom filter that grows in stages: each stage holds four times the keys of the
 //! one before at 16 bits per key, a key's bits all in one cache line of the stage (0.1–0.2 %
-//! false positives each; a false positive is a lookup that waits on sled's lock while
-//! an apply writes), and a key is added to the newest. Past [`MAX_BITS`] it stops growing and answers "maybe" for every key, so
-//! its memory stays bounded; a false "maybe" only costs the lookup it would have made.
+//! false positives each; a false positive is a lookup that waits on sled's lock while an
+//! apply writes), and a key is added to the newest unless the filter already answers
+//! "maybe" for it (a key written at every commit counts once). Past [`MAX_BITS`] it stops
+//! growing and answers "maybe" for every key, so its memory stays bounded; a false "maybe"
+//! only costs the lookup it would have made.
 
 use std::hash::BuildHasher;
 
@@ -103,6 +105,10 @@ impl KeyFilter {
             return;
         }
         let h = self.hasher.hash_one(key);
+        // Bits are only ever set: a key the filter may hold now, it may hold for good.
+        if self.stages.iter().any(|s| s.may_contain(h)) {
+            return;
+        }
         let Some(last) = self.stages.last() else {
             return;
         };
@@ -152,6 +158,19 @@ mod tests {
             false_positives < n as usize / 100,
             "{false_positives} false positives of {n}"
         );
+    }
+
+    #[test]
+    fn a_key_written_again_and_again_counts_once() {
+        let mut f = KeyFilter::default();
+        for _ in 0..10 {
+            for k in 0u32..1000 {
+                f.insert(&k.to_be_bytes());
+            }
+        }
+        let counted: usize = f.stages.iter().map(|s| s.len).sum();
+        assert!(counted <= 1000, "{counted} keys counted for 1,000");
+        assert_eq!(f.stages.len(), 1);
     }
 
     #[test]
