@@ -805,8 +805,6 @@ fn named(store: &str, e: Error) -> Error {
     }
 }
 
-/// Writes an apply's batches, one per tree with the changelog offset, then the store's
-/// applied offset (`applied`: its meta key and the offset).
 /// Deletes `trees` from the backend (trees the store dropped, see [`Layers::drop_tree`]).
 fn drop_trees(backend: &dyn Backend, trees: &[String]) -> Result<()> {
     for tree in trees {
@@ -815,6 +813,8 @@ fn drop_trees(backend: &dyn Backend, trees: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Writes an apply's batches, one per tree with the changelog offset, then the store's
+/// applied offset (`applied`: its meta key and the offset).
 fn apply_batches(
     store: &str,
     batches: &[Batch],
