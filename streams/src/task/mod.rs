@@ -854,3 +854,35 @@ fn open_store(
         builder: builder.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::stateless::{forward_unchanged, pass};
+
+    fn node(factory: crate::topology::NodeFactory, children: &[usize]) -> NodeSlot {
+        Some(TaskNode {
+            op: factory(),
+            children: children.into(),
+        })
+    }
+
+    #[test]
+    fn records_go_past_nodes_that_only_pass_them_to_one_child() {
+        let forward = forward_unchanged::<u64, u64>;
+        let filter = || pass::<u64, u64>(|_, _| true);
+        let nodes = vec![
+            node(forward(), &[1]),    // 0: a source
+            node(forward(), &[2]),    // 1: a repartition's null-key filter
+            node(filter(), &[3]),     // 2: does something
+            node(forward(), &[4, 5]), // 3: two children: kept
+            node(filter(), &[]),
+            None,                 // 5: another sub-topology's
+            node(forward(), &[]), // 6: no child: kept
+        ];
+        let past: Vec<usize> = (0..nodes.len())
+            .map(|n| past_unchanged(&nodes, n))
+            .collect();
+        assert_eq!(past, vec![2, 2, 2, 3, 4, 5, 6]);
+    }
+}
